@@ -1,0 +1,137 @@
+/* Hugging Face causal LMs (gpt2, gpt_neox, llama, mistral): config, weights
+ * (safetensors, single or sharded), and the frozen forward pass.
+ * Architectures are data (a family table) plus small per-family functions.
+ *
+ * Weights are fp32 in memory whatever the storage dtype (F32/F16/BF16 on disk).
+ * Layouts are normalised on load so the forward pass has one shape for every
+ * family: projections are [out, in] (GPT-2's Conv1D [in, out] is transposed),
+ * attention uses one fused QKV projection whose output rows are
+ * [q heads | k heads | v heads] (GPT-NeoX's per-head interleaving is undone;
+ * Llama's separate q/k/v are concatenated), and a gated MLP stores [gate; up].
+ *
+ * Per-layer weights and sharding. Each block's weights live in ONE contiguous
+ * fp32 array of tl_model_layer_numel() floats (the layer "blob"; offsets are the
+ * same for every layer). The forward pass reads a block's weights only through
+ * tl_model_layer_weights(m, layer, ...), which asks the layer hook (if one is set)
+ * for the blob first. A sharded (FSDP-style) runner therefore keeps 1/N of each blob
+ * per rank, and sets a hook whose fetch all-gathers the full blob into a buffer
+ * right before the block runs and whose release frees/reuses it afterwards; the
+ * forward code does not change. Embeddings, the final norm and the unembedding
+ * are global (not part of any blob).
+ *
+ * Activation memory is bounded: scratch buffers are allocated once per model for
+ * the largest B*T seen and reused; the MLP runs in row chunks so its d_ff-wide
+ * intermediate never exceeds TL_MODEL_MLP_CHUNK rows; attention needs only
+ * O(head_dim * T) scratch per thread. Hidden states can be streamed to a
+ * callback one at a time (tl_model_forward_cb) instead of stored all at once. */
+#ifndef TLENS_MODEL_H
+#define TLENS_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tlens/backend.h"
+#include "tlens/tensor.h"
+#include "tlens/unembed.h"
+
+#define TL_MODEL_MLP_CHUNK 1024
+
+typedef struct {
+  char model_type[32]; /* "gpt2", "gpt_neox", "llama", "mistral" */
+  int n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff, vocab, max_pos;
+  float norm_eps;
+  tl_dtype dtype; /* storage dtype of the weights on disk */
+  int64_t n_params;
+  char config_hash[65]; /* sha256 of config.json bytes */
+  /* architecture details read from config.json (with HF's defaults) */
+  tl_norm_kind norm;     /* LayerNorm (gpt2, gpt_neox) or RMSNorm (llama, mistral) */
+  tl_act act;            /* MLP activation */
+  int gated_mlp;         /* SwiGLU: down(act(gate(x)) * up(x)) */
+  int learned_pos;       /* gpt2: learned absolute positions (then T <= max_pos) */
+  int rot_dim;           /* rotary dims per head (0 = no RoPE) */
+  float rope_theta;      /* rotary base */
+  int parallel_residual; /* gpt_neox use_parallel_residual */
+  int tied;              /* output embedding = input embedding */
+  int attn_bias, mlp_bias;
+  int window;              /* sliding-window attention (mistral); 0 = none */
+  int scale_attn_by_layer; /* gpt2 scale_attn_by_inverse_layer_idx */
+} tl_model_config;
+
+typedef struct tl_model tl_model;
+
+/* Pointers to one block's weights (fp32, layouts as described above). Absent
+ * tensors (a bias the config does not have, LayerNorm bias under RMSNorm) are NULL. */
+typedef struct {
+  const float *ln1_w, *ln1_b;   /* [d] norm before attention */
+  const float *ln2_w, *ln2_b;   /* [d] norm before the MLP */
+  const float *qkv_w, *qkv_b;   /* [(H + 2*KV)*hd, d], [(H + 2*KV)*hd] */
+  const float *o_w, *o_b;       /* [d, H*hd], [d] */
+  const float *up_w, *up_b;     /* [d_ff, d] or gated [2*d_ff, d] (gate rows first) */
+  const float *down_w, *down_b; /* [d, d_ff], [d] */
+} tl_layer_weights;
+
+/* Layer hook: fetch returns the full blob of `layer` (tl_model_layer_numel floats)
+ * to use for this forward step; release is called once the block has run. */
+typedef struct {
+  const float *(*fetch)(void *ctx, tl_model *m, int layer);
+  void (*release)(void *ctx, tl_model *m, int layer, const float *blob);
+  void *ctx;
+} tl_layer_hook;
+
+/* Loads config.json + model.safetensors (or model.safetensors.index.json + shards)
+ * from dir. Every validation failure is one line naming the file and tensor. */
+int tl_model_load(tl_model **out, const char *dir);
+void tl_model_free(tl_model *m);
+const tl_model_config *tl_model_cfg(const tl_model *m);
+/* Reads and validates only config.json (no weights); fills everything but dtype/n_params. */
+int tl_model_read_config(const char *dir, tl_model_config *cfg);
+/* "gpt2, gpt_neox, llama, mistral" */
+const char *tl_model_supported_types(void);
+
+/* The final norm + output embedding, for the lens (pointers stay owned by m). */
+int tl_model_unembed(tl_model *m, tl_unembed *out);
+
+/* Forward pass over ids [B,T] (row-major). hidden (may be NULL) receives
+ * L+1 states laid out [L+1][B][T][d] exactly like HF output_hidden_states
+ * (index 0 = embeddings, index L = after the final norm); logits (may be NULL)
+ * receives [B][T][V]. Ids out of [0, vocab) and T beyond learned positions are errors. */
+int tl_model_forward(tl_model *m, const int32_t *ids, int B, int T, float *hidden, float *logits);
+
+/* Same, streaming: fn (may be NULL) is called for index = 0..L with that hidden
+ * state [B][T][d] (host memory, valid only during the call); a non-zero return
+ * aborts the forward and is returned. */
+typedef int (*tl_hidden_fn)(void *ctx, int index, const float *h, int B, int T, int d);
+int tl_model_forward_cb(tl_model *m, const int32_t *ids, int B, int T, tl_hidden_fn fn, void *ctx, float *logits);
+
+/* Greedy decoding: appends n_new argmax tokens to prompt[0..n_prompt) in out
+ * (n_prompt + n_new ids). Recomputes the full prefix each step (no KV cache). */
+int tl_model_greedy(tl_model *m, const int32_t *prompt, int n_prompt, int n_new, int32_t *out);
+
+/* ---- per-layer weights (see the top of this file) ---- */
+size_t tl_model_layer_numel(const tl_model *m);
+float *tl_model_layer_blob(tl_model *m, int layer); /* this process's full copy, or NULL if dropped */
+/* Replaces the blob of a layer (takes ownership of a tl_aligned_alloc'd array, or NULL to
+ * drop it: then a hook must supply it). The previous blob is freed. */
+void tl_model_set_layer_blob(tl_model *m, int layer, float *blob);
+void tl_model_set_layer_hook(tl_model *m, const tl_layer_hook *hook); /* NULL = none */
+/* Resolves the weights of `layer` (through the hook when set) into *w. Returns the blob
+ * used, to be given back with tl_model_layer_release. */
+const float *tl_model_layer_weights(tl_model *m, int layer, tl_layer_weights *w);
+void tl_model_layer_release(tl_model *m, int layer, const float *blob);
+
+/* Uses a different backend for compute (default: CPU). */
+void tl_model_set_backend(tl_model *m, const tl_backend *be);
+
+/* ---- synthetic models ---- */
+typedef struct {
+  const char *arch; /* gpt2 | gpt_neox | llama */
+  int layers, hidden, heads, kv_heads, intermediate, vocab, seq;
+  uint64_t seed;
+  tl_dtype dtype; /* F32, F16 or BF16 */
+  int tie;        /* tie_word_embeddings (gpt2 is always tied) */
+} tl_synth_opts;
+/* Writes dir/config.json + dir/model.safetensors with random weights of that shape
+ * (kv_heads/intermediate 0 = the family default). */
+int tl_model_synth(const tl_synth_opts *o, const char *dir);
+
+#endif

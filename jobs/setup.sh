@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what tlens needs (Debian 12 packages, only the missing ones) and builds it.
+#   bash jobs/setup.sh [BUILD_DIR] [extra cmake args...]
+# Env: TLENS_APT=0 skips the package step (for machines without root/apt).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${1:-$here/build}
+shift || true
+
+pkgs=(build-essential cmake pkg-config git
+      openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
+      libcjson-dev libzstd-dev zstd libopenblas-dev
+      python3 python3-numpy python3-torch)
+if [ "${TLENS_APT:-1}" != 0 ]; then
+  missing=()
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}" >&2
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+cmake --build "$build" -j"$(nproc)"
+echo "setup: built $build/tlens" >&2

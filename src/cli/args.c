@@ -1,0 +1,244 @@
+/* The option parser shared by every subcommand (see args.h). */
+#include "cli/args.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "tlens/core.h"
+
+const char *tl_opt_name(const tl_opt *o, char *buf, int cap) {
+  const char *bar = strchr(o->names, '|');
+  int n = bar ? (int)(bar - o->names) : (int)strlen(o->names);
+  snprintf(buf, (size_t)cap, "--%.*s", n, o->names);
+  return buf;
+}
+
+/* Does `name` (without dashes, up to len chars) match one of o->names? */
+static int matches(const tl_opt *o, const char *name, size_t len) {
+  const char *s = o->names;
+  while (*s) {
+    const char *bar = strchr(s, '|');
+    size_t n = bar ? (size_t)(bar - s) : strlen(s);
+    if (n == len && !strncmp(s, name, len)) return 1;
+    if (!bar) break;
+    s = bar + 1;
+  }
+  return 0;
+}
+
+static tl_opt *find(tl_opt *opts, int n, const char *name, size_t len) {
+  for (int i = 0; i < n; i++)
+    if (matches(&opts[i], name, len)) return &opts[i];
+  return NULL;
+}
+
+static int parse_bool(const char *v, bool *out) {
+  if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes")) *out = true;
+  else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no")) *out = false;
+  else return -1;
+  return 0;
+}
+
+/* Stores a textual value into the option; `where` names the source for errors. */
+static int store(tl_opt *o, const char *v, const char *where) {
+  char nm[96];
+  tl_opt_name(o, nm, sizeof nm);
+  switch (o->type) {
+  case TL_OPT_STR:
+    free(*(char **)o->dst);
+    *(char **)o->dst = tl_strdup(v);
+    break;
+  case TL_OPT_INT: {
+    long x;
+    if (tl_parse_long(v, &x) != 0) return tl_fail("%s%s: expected an integer, got '%s'", where, nm, v);
+    if (o->lo < o->hi && (x < o->lo || x > o->hi))
+      return tl_fail("%s%s: %ld is out of range [%.0f, %.0f]", where, nm, x, o->lo, o->hi);
+    *(long *)o->dst = x;
+    break;
+  }
+  case TL_OPT_FLOAT: {
+    double x;
+    if (tl_parse_double(v, &x) != 0) return tl_fail("%s%s: expected a number, got '%s'", where, nm, v);
+    if (o->lo < o->hi && (x < o->lo || x > o->hi))
+      return tl_fail("%s%s: %g is out of range [%g, %g]", where, nm, x, o->lo, o->hi);
+    *(double *)o->dst = x;
+    break;
+  }
+  case TL_OPT_BOOL:
+    if (parse_bool(v, (bool *)o->dst) != 0) return tl_fail("%s%s: expected true or false, got '%s'", where, nm, v);
+    break;
+  }
+  o->set = true;
+  return 0;
+}
+
+static int load_config(tl_opt *opts, int n, const char *path) {
+  char *text = NULL;
+  size_t len = 0;
+  TL_TRY(tl_read_file(path, &text, &len));
+  cJSON *root = cJSON_ParseWithLength(text, len);
+  free(text);
+  if (!cJSON_IsObject(root)) {
+    cJSON_Delete(root);
+    return tl_fail("%s: not a JSON object", path);
+  }
+  char where[600];
+  for (cJSON *e = root->child; e; e = e->next) {
+    const char *key = e->string;
+    if (key[0] == '_' || !strncmp(key, "//", 2)) continue; /* "_comment" keys document the file */
+    tl_opt *o = find(opts, n, key, strlen(key));
+    snprintf(where, sizeof where, "%s: key '%s': ", path, key);
+    if (!o) {
+      tl_fail("%s: unknown key '%s'", path, key);
+      cJSON_Delete(root);
+      return -1;
+    }
+    char buf[64];
+    const char *v = NULL;
+    if (cJSON_IsString(e)) v = e->valuestring;
+    else if (cJSON_IsBool(e)) v = cJSON_IsTrue(e) ? "true" : "false";
+    else if (cJSON_IsNumber(e)) {
+      if (o->type == TL_OPT_INT) snprintf(buf, sizeof buf, "%.0f", e->valuedouble);
+      else snprintf(buf, sizeof buf, "%.17g", e->valuedouble);
+      if (o->type == TL_OPT_INT && e->valuedouble != (double)(long)e->valuedouble) {
+        tl_fail("%s: key '%s': expected an integer", path, key);
+        cJSON_Delete(root);
+        return -1;
+      }
+      v = buf;
+    } else if (cJSON_IsNull(e)) continue;
+    if (!v) {
+      tl_fail("%s: key '%s': expected a string, number or boolean", path, key);
+      cJSON_Delete(root);
+      return -1;
+    }
+    int rc = store(o, v, where);
+    if (rc != 0) {
+      cJSON_Delete(root);
+      return rc;
+    }
+  }
+  cJSON_Delete(root);
+  return 0;
+}
+
+void tl_args_print_usage(const tl_opt *opts, int nopts, const char *usage) {
+  printf("%s\n\noptions:\n", usage);
+  for (int i = 0; i < nopts; i++) {
+    const tl_opt *o = &opts[i];
+    char names[256] = "";
+    size_t pos = 0;
+    if (o->short_name) pos += (size_t)snprintf(names + pos, sizeof names - pos, "-%c, ", o->short_name);
+    const char *s = o->names;
+    while (*s && pos < sizeof names) {
+      const char *bar = strchr(s, '|');
+      int n = bar ? (int)(bar - s) : (int)strlen(s);
+      pos += (size_t)snprintf(names + pos, sizeof names - pos, "%s--%.*s", s == o->names ? "" : ", ", n, s);
+      if (!bar) break;
+      s = bar + 1;
+    }
+    const char *arg = o->type == TL_OPT_STR ? " S" : o->type == TL_OPT_INT ? " N" : o->type == TL_OPT_FLOAT ? " X" : "";
+    char def[64] = "";
+    switch (o->type) {
+    case TL_OPT_STR:
+      if (*(char **)o->dst) snprintf(def, sizeof def, " [%s]", *(char **)o->dst);
+      break;
+    case TL_OPT_INT: snprintf(def, sizeof def, " [%ld]", *(long *)o->dst); break;
+    case TL_OPT_FLOAT: snprintf(def, sizeof def, " [%g]", *(double *)o->dst); break;
+    case TL_OPT_BOOL: snprintf(def, sizeof def, " [%s]", *(bool *)o->dst ? "on" : "off"); break;
+    }
+    printf("  %s%s\n      %s%s\n", names, arg, o->help, def);
+  }
+  printf("  -h, --help\n      show this help\n");
+}
+
+int tl_args_parse(tl_opt *opts, int nopts, int argc, char **argv, const char *usage, bool allow_config,
+                  char ***positional, int *npositional) {
+  if (positional) {
+    *positional = tl_calloc((size_t)argc + 1, sizeof(char *));
+    *npositional = 0;
+  }
+  /* --help wins over everything, and the config file loads before the flags that override it */
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--")) break;
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      tl_args_print_usage(opts, nopts, usage);
+      return TL_ARGS_HELP;
+    }
+  }
+  if (allow_config) {
+    for (int i = 1; i < argc; i++) {
+      const char *path = NULL;
+      if (!strcmp(argv[i], "--config")) {
+        if (i + 1 >= argc) return tl_fail("--config: expected a file name");
+        path = argv[i + 1];
+      } else if (!strncmp(argv[i], "--config=", 9)) {
+        path = argv[i] + 9;
+      }
+      if (path) TL_TRY(load_config(opts, nopts, path));
+    }
+  }
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (allow_config && !strcmp(a, "--config")) {
+      i++;
+      continue;
+    }
+    if (allow_config && !strncmp(a, "--config=", 9)) continue;
+    tl_opt *o = NULL;
+    const char *value = NULL;
+    int negated = 0;
+    if (a[0] == '-' && a[1] == '-' && a[2]) {
+      const char *name = a + 2;
+      const char *eq = strchr(name, '=');
+      size_t len = eq ? (size_t)(eq - name) : strlen(name);
+      o = find(opts, nopts, name, len);
+      if (!o && len > 2 && !strncmp(name, "no", 2)) { /* --noflag, as the reference CLI spells it */
+        o = find(opts, nopts, name + 2, len - 2);
+        if (o && o->type != TL_OPT_BOOL) o = NULL;
+        negated = o != NULL;
+      }
+      if (!o) return tl_fail("unknown option '%.*s' (see --help)", (int)(len + 2), a);
+      if (eq) value = eq + 1;
+      if (negated && eq) return tl_fail("option '%s' takes no value", a);
+    } else if (a[0] == '-' && a[1] && !a[2]) {
+      for (int k = 0; k < nopts; k++)
+        if (opts[k].short_name == a[1]) o = &opts[k];
+      if (!o) return tl_fail("unknown option '%s' (see --help)", a);
+    } else {
+      if (!positional) return tl_fail("unexpected argument '%s' (see --help)", a);
+      (*positional)[(*npositional)++] = argv[i];
+      continue;
+    }
+    if (o->type == TL_OPT_BOOL && !value) {
+      *(bool *)o->dst = !negated;
+      o->set = true;
+      continue;
+    }
+    if (!value) {
+      if (i + 1 >= argc) {
+        char nm[96];
+        return tl_fail("%s: expected a value", tl_opt_name(o, nm, sizeof nm));
+      }
+      value = argv[++i];
+    }
+    TL_TRY(store(o, value, ""));
+  }
+  return TL_ARGS_OK;
+}
+
+void tl_args_free(tl_opt *opts, int nopts) {
+  for (int i = 0; i < nopts; i++)
+    if (opts[i].type == TL_OPT_STR) {
+      free(*(char **)opts[i].dst);
+      *(char **)opts[i].dst = NULL;
+    }
+}
+
+int tl_cli_error(const char *cmd) {
+  fprintf(stderr, "tlens %s: error: %s\n", cmd, tl_errmsg());
+  return 1;
+}

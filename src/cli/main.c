@@ -1,0 +1,50 @@
+/* tlens: the command-line entry point. It only dispatches to a subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "tlens/core.h"
+
+typedef struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *summary;
+} command;
+
+static const command commands[] = {
+    {"train", tl_cmd_train, "train a tuned lens (1..N MPI ranks; checkpoints; resumes)"},
+    {"eval", tl_cmd_eval, "evaluate logit and tuned lenses, per layer, in bits per byte"},
+    {"export", tl_cmd_export, "write a checkpoint's lens in the hub layout (config.json + params.pt)"},
+    {"info", tl_cmd_info, "describe a Hugging Face model folder"},
+    {"hidden", tl_cmd_hidden, "run the model on input_ids and write hidden states + logits"},
+    {"tokenize", tl_cmd_tokenize, "encode text to token ids, or decode ids to text"},
+    {"synth", tl_cmd_synth, "write a random-weight model folder of any shape"},
+};
+#define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f) {
+  fprintf(f, "tlens %s: tuned lenses for transformer language models\n\n", TLENS_VERSION);
+  fprintf(f, "usage: tlens <command> [options]   (tlens <command> --help for its options)\n\ncommands:\n");
+  for (int i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("tlens %s\n", TLENS_VERSION);
+    return 0;
+  }
+  for (int i = 0; i < NCOMMANDS; i++)
+    if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "tlens: error: unknown command '%s' (expected one of:", argv[1]);
+  for (int i = 0; i < NCOMMANDS; i++) fprintf(stderr, " %s", commands[i].name);
+  fprintf(stderr, ")\n");
+  return 2;
+}

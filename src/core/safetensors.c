@@ -1,0 +1,282 @@
+/* safetensors reader and writer.
+ *
+ * The reader maps the file and trusts nothing: the 8-byte header length must fit in the
+ * file, the header must be a JSON object, every tensor entry must have a known dtype, a
+ * non-negative shape, and data_offsets [begin, end] inside the data region whose length is
+ * exactly numel * dtype size; entries may not overlap. */
+#include "tlens/safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ST_MAX_HEADER (100u << 20) /* the format's own limit is 100 MB */
+
+static int cmp_offset(const void *a, const void *b) {
+  const tl_st_tensor *x = a, *y = b;
+  uintptr_t px = (uintptr_t)x->data, py = (uintptr_t)y->data;
+  return px < py ? -1 : px > py;
+}
+
+static int parse_entry(tl_safetensors *st, const cJSON *e, const unsigned char *base, size_t data_len,
+                       tl_st_tensor *t) {
+  const char *path = st->path;
+  const char *name = e->string;
+  if (!cJSON_IsObject(e)) return tl_fail("%s: tensor '%s': header entry is not an object", path, name);
+  const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+  const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+  const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+  if (!cJSON_IsString(dt) || tl_dtype_from_name(dt->valuestring, &t->dtype) != 0)
+    return tl_fail("%s: tensor '%s': unknown or missing dtype", path, name);
+  if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) > TL_MAX_DIMS)
+    return tl_fail("%s: tensor '%s': shape must be an array of at most %d integers", path, name, TL_MAX_DIMS);
+  t->ndim = cJSON_GetArraySize(sh);
+  int64_t numel = 1;
+  for (int i = 0; i < t->ndim; i++) {
+    const cJSON *d = cJSON_GetArrayItem(sh, i);
+    if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 9.0e15 ||
+        d->valuedouble != (double)(int64_t)d->valuedouble)
+      return tl_fail("%s: tensor '%s': shape entry %d is not a non-negative integer", path, name, i);
+    t->shape[i] = (int64_t)d->valuedouble;
+    if (t->shape[i] != 0 && numel > INT64_MAX / 16 / t->shape[i])
+      return tl_fail("%s: tensor '%s': shape too large", path, name);
+    numel *= t->shape[i];
+  }
+  if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
+    return tl_fail("%s: tensor '%s': data_offsets must be [begin, end]", path, name);
+  double b = cJSON_GetArrayItem(off, 0)->valuedouble, en = cJSON_GetArrayItem(off, 1)->valuedouble;
+  if (!cJSON_IsNumber(cJSON_GetArrayItem(off, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(off, 1)) || b < 0 ||
+      en < b || en > (double)data_len || b != (double)(uint64_t)b || en != (double)(uint64_t)en)
+    return tl_fail("%s: tensor '%s': data_offsets [%.0f, %.0f] out of range (data is %zu bytes)", path, name, b,
+                   en, data_len);
+  size_t begin = (size_t)b, end = (size_t)en;
+  t->nbytes = end - begin;
+  if ((uint64_t)numel * tl_dtype_size(t->dtype) != t->nbytes)
+    return tl_fail("%s: tensor '%s': %zu data bytes but shape and dtype %s need %llu", path, name, t->nbytes,
+                   tl_dtype_name(t->dtype), (unsigned long long)numel * tl_dtype_size(t->dtype));
+  t->data = base + begin;
+  t->name = tl_strdup(name);
+  return 0;
+}
+
+int tl_st_open(tl_safetensors *st, const char *path) {
+  memset(st, 0, sizeof *st);
+  st->path = tl_strdup(path);
+  if (tl_mmap_open(&st->map, path) != 0) goto fail;
+  const unsigned char *p = st->map.data;
+  if (st->map.size < 8) {
+    tl_fail("%s: truncated safetensors file (%zu bytes, need at least 8)", path, st->map.size);
+    goto fail;
+  }
+  uint64_t hlen = 0;
+  for (int i = 7; i >= 0; i--) hlen = hlen << 8 | p[i];
+  if (hlen > st->map.size - 8 || hlen > ST_MAX_HEADER) {
+    tl_fail("%s: header length %llu runs past the end of the file (%zu bytes)", path, (unsigned long long)hlen,
+            st->map.size);
+    goto fail;
+  }
+  cJSON *root = cJSON_ParseWithLength((const char *)p + 8, (size_t)hlen);
+  if (!cJSON_IsObject(root)) {
+    cJSON_Delete(root);
+    tl_fail("%s: header is not a JSON object", path);
+    goto fail;
+  }
+  const unsigned char *base = p + 8 + hlen;
+  size_t data_len = st->map.size - 8 - (size_t)hlen;
+  int n = cJSON_GetArraySize(root);
+  st->tensors = tl_calloc((size_t)n + 1, sizeof *st->tensors);
+  for (const cJSON *e = root->child; e; e = e->next) {
+    if (!e->string) continue;
+    if (!strcmp(e->string, "__metadata__")) {
+      if (!cJSON_IsObject(e)) {
+        cJSON_Delete(root);
+        tl_fail("%s: __metadata__ is not an object", path);
+        goto fail;
+      }
+      int m = cJSON_GetArraySize(e);
+      st->meta_keys = tl_calloc((size_t)m + 1, sizeof(char *));
+      st->meta_vals = tl_calloc((size_t)m + 1, sizeof(char *));
+      for (const cJSON *kv = e->child; kv; kv = kv->next) {
+        if (!cJSON_IsString(kv)) continue; /* the format says str -> str; ignore others */
+        st->meta_keys[st->nmeta] = tl_strdup(kv->string);
+        st->meta_vals[st->nmeta] = tl_strdup(kv->valuestring);
+        st->nmeta++;
+      }
+      continue;
+    }
+    if (parse_entry(st, e, base, data_len, &st->tensors[st->n]) != 0) {
+      cJSON_Delete(root);
+      goto fail;
+    }
+    st->n++;
+  }
+  cJSON_Delete(root);
+  qsort(st->tensors, (size_t)st->n, sizeof *st->tensors, cmp_offset);
+  for (int i = 1; i < st->n; i++) {
+    const tl_st_tensor *a = &st->tensors[i - 1], *b = &st->tensors[i];
+    if ((const unsigned char *)a->data + a->nbytes > (const unsigned char *)b->data) {
+      tl_fail("%s: tensors '%s' and '%s' overlap", path, a->name, b->name);
+      goto fail;
+    }
+  }
+  return 0;
+fail:
+  tl_st_close(st);
+  return -1;
+}
+
+void tl_st_close(tl_safetensors *st) {
+  for (int i = 0; i < st->n; i++) free(st->tensors[i].name);
+  /* entries parsed before a failure also own their names */
+  if (st->tensors)
+    for (int i = st->n; st->tensors[i].name; i++) free(st->tensors[i].name);
+  free(st->tensors);
+  for (int i = 0; i < st->nmeta; i++) {
+    free(st->meta_keys[i]);
+    free(st->meta_vals[i]);
+  }
+  free(st->meta_keys);
+  free(st->meta_vals);
+  tl_mmap_close(&st->map);
+  free(st->path);
+  memset(st, 0, sizeof *st);
+}
+
+const tl_st_tensor *tl_st_find(const tl_safetensors *st, const char *name) {
+  for (int i = 0; i < st->n; i++)
+    if (!strcmp(st->tensors[i].name, name)) return &st->tensors[i];
+  return NULL;
+}
+
+const char *tl_st_meta(const tl_safetensors *st, const char *key) {
+  for (int i = 0; i < st->nmeta; i++)
+    if (!strcmp(st->meta_keys[i], key)) return st->meta_vals[i];
+  return NULL;
+}
+
+static int check_shape(const tl_safetensors *st, const tl_st_tensor *t, int ndim, const int64_t *shape) {
+  if (ndim < 0) return 0;
+  int ok = t->ndim == ndim;
+  for (int i = 0; ok && i < ndim; i++)
+    if (shape[i] >= 0 && shape[i] != t->shape[i]) ok = 0;
+  if (ok) return 0;
+  char got[128], want[128];
+  int64_t w[TL_MAX_DIMS];
+  for (int i = 0; i < ndim && i < TL_MAX_DIMS; i++) w[i] = shape[i];
+  return tl_fail("%s: tensor '%s' has shape %s, expected %s", st->path, t->name,
+                 tl_shape_str(t->ndim, t->shape, got, sizeof got), tl_shape_str(ndim, w, want, sizeof want));
+}
+
+int tl_st_get_f32(const tl_safetensors *st, const char *name, int ndim, const int64_t *shape, float **out) {
+  *out = NULL;
+  const tl_st_tensor *t = tl_st_find(st, name);
+  if (!t) return tl_fail("%s: tensor '%s' is missing", st->path, name);
+  if (!tl_dtype_is_float(t->dtype))
+    return tl_fail("%s: tensor '%s' has dtype %s, expected a float dtype", st->path, name, tl_dtype_name(t->dtype));
+  TL_TRY(check_shape(st, t, ndim, shape));
+  size_t n = (size_t)tl_numel(t->ndim, t->shape);
+  *out = tl_malloc(n * sizeof(float));
+  tl_to_f32(*out, t->data, t->dtype, n);
+  return 0;
+}
+
+int tl_st_get_i64(const tl_safetensors *st, const char *name, int ndim, const int64_t *shape, int64_t **out) {
+  *out = NULL;
+  const tl_st_tensor *t = tl_st_find(st, name);
+  if (!t) return tl_fail("%s: tensor '%s' is missing", st->path, name);
+  if (!tl_dtype_is_int(t->dtype))
+    return tl_fail("%s: tensor '%s' has dtype %s, expected an integer dtype", st->path, name,
+                   tl_dtype_name(t->dtype));
+  TL_TRY(check_shape(st, t, ndim, shape));
+  size_t n = (size_t)tl_numel(t->ndim, t->shape);
+  *out = tl_malloc(n * sizeof(int64_t));
+  tl_to_i64(*out, t->data, t->dtype, n);
+  return 0;
+}
+
+/* ---- writer ---- */
+typedef struct {
+  char *name;
+  tl_dtype dtype;
+  int ndim;
+  int64_t shape[TL_MAX_DIMS];
+  size_t nbytes;
+  void *data;
+} w_entry;
+
+struct tl_st_writer {
+  int n, cap;
+  w_entry *e;
+  cJSON *meta;
+};
+
+tl_st_writer *tl_st_writer_new(void) {
+  tl_st_writer *w = tl_calloc(1, sizeof *w);
+  w->meta = cJSON_CreateObject();
+  return w;
+}
+
+void tl_st_writer_add(tl_st_writer *w, const char *name, tl_dtype dtype, int ndim, const int64_t *shape,
+                      const void *data) {
+  if (w->n == w->cap) {
+    w->cap = w->cap ? 2 * w->cap : 16;
+    w->e = tl_realloc(w->e, (size_t)w->cap * sizeof *w->e);
+  }
+  w_entry *e = &w->e[w->n++];
+  e->name = tl_strdup(name);
+  e->dtype = dtype;
+  e->ndim = ndim;
+  for (int i = 0; i < ndim; i++) e->shape[i] = shape[i];
+  e->nbytes = (size_t)tl_numel(ndim, shape) * tl_dtype_size(dtype);
+  e->data = tl_malloc(e->nbytes);
+  if (e->nbytes) memcpy(e->data, data, e->nbytes);
+}
+
+void tl_st_writer_meta(tl_st_writer *w, const char *key, const char *value) {
+  cJSON_DeleteItemFromObjectCaseSensitive(w->meta, key);
+  cJSON_AddStringToObject(w->meta, key, value);
+}
+
+int tl_st_writer_save(tl_st_writer *w, const char *path) {
+  cJSON *root = cJSON_CreateObject();
+  if (cJSON_GetArraySize(w->meta) > 0) cJSON_AddItemToObject(root, "__metadata__", cJSON_Duplicate(w->meta, 1));
+  size_t off = 0;
+  for (int i = 0; i < w->n; i++) {
+    w_entry *e = &w->e[i];
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "dtype", tl_dtype_name(e->dtype));
+    cJSON *sh = cJSON_AddArrayToObject(t, "shape");
+    for (int d = 0; d < e->ndim; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)e->shape[d]));
+    cJSON *o = cJSON_AddArrayToObject(t, "data_offsets");
+    cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
+    cJSON_AddItemToArray(o, cJSON_CreateNumber((double)(off + e->nbytes)));
+    off += e->nbytes;
+    cJSON_AddItemToObject(root, e->name, t);
+  }
+  char *json = cJSON_PrintUnformatted(root);
+  cJSON_Delete(root);
+  size_t hlen = strlen(json);
+  size_t padded = (hlen + 7) & ~(size_t)7; /* keep the data 8-byte aligned, padding with spaces */
+  tl_buf b = {0};
+  unsigned char len8[8];
+  for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+  tl_buf_append(&b, len8, 8);
+  tl_buf_append(&b, json, hlen);
+  for (size_t i = hlen; i < padded; i++) tl_buf_append(&b, " ", 1);
+  free(json);
+  for (int i = 0; i < w->n; i++) tl_buf_append(&b, w->e[i].data, w->e[i].nbytes);
+  int rc = tl_write_file_atomic(path, b.data, b.len);
+  tl_buf_free(&b);
+  return rc;
+}
+
+void tl_st_writer_free(tl_st_writer *w) {
+  if (!w) return;
+  for (int i = 0; i < w->n; i++) {
+    free(w->e[i].name);
+    free(w->e[i].data);
+  }
+  free(w->e);
+  cJSON_Delete(w->meta);
+  free(w);
+}

@@ -1,0 +1,187 @@
+/* Core checks against independent references: FIPS 180-4 / zip CRC test vectors,
+ * IEEE half / bfloat16 encodings worked by hand, a safetensors fixture written by
+ * HF transformers, and the option parser's documented behaviour. */
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "tl_test.h"
+#include "tlens/core.h"
+#include "tlens/safetensors.h"
+
+static void test_hashes(void) {
+  char hex[65];
+  tl_sha256_hex("abc", 3, hex);
+  CHECK(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+  tl_sha256_hex("", 0, hex);
+  CHECK(!strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+  const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  tl_sha256_hex(m, strlen(m), hex);
+  CHECK(!strcmp(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"));
+  /* streaming in odd pieces gives the same digest */
+  tl_sha256 s;
+  unsigned char d[32];
+  tl_sha256_init(&s);
+  for (size_t i = 0; i < strlen(m); i += 5) tl_sha256_update(&s, m + i, strlen(m) - i < 5 ? strlen(m) - i : 5);
+  tl_sha256_final(&s, d);
+  tl_hex(d, 32, hex);
+  CHECK(!strcmp(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"));
+  CHECK(tl_crc32(0, "123456789", 9) == 0xCBF43926u);
+}
+
+static void test_dtypes(void) {
+  /* half: 1.0 = 0x3c00, -2 = 0xc000, 65504 = 0x7bff, smallest subnormal 2^-24 = 0x0001 */
+  CHECK(tl_f16_to_f32(0x3c00) == 1.0f);
+  CHECK(tl_f16_to_f32(0xc000) == -2.0f);
+  CHECK(tl_f16_to_f32(0x7bff) == 65504.0f);
+  CHECK(tl_f16_to_f32(0x0001) == 5.9604644775390625e-8f);
+  CHECK(tl_f32_to_f16(1.0f) == 0x3c00);
+  CHECK(tl_f32_to_f16(65504.0f) == 0x7bff);
+  CHECK(tl_f32_to_f16(65520.0f) == 0x7c00);    /* halfway to 65536 rounds to even: inf */
+  CHECK(tl_f32_to_f16(1.0f + 1.0f / 2048) == 0x3c00); /* tie, rounds to even mantissa 0 */
+  CHECK(tl_f32_to_f16(1.0f + 3.0f / 2048) == 0x3c02); /* tie, rounds up to even mantissa 2 */
+  CHECK(tl_f32_to_f16(5.9604644775390625e-8f) == 0x0001);
+  /* every half value round-trips through float */
+  int bad = 0;
+  for (uint32_t h = 0; h < 65536; h++) {
+    if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) continue; /* NaNs */
+    if (tl_f32_to_f16(tl_f16_to_f32((uint16_t)h)) != h) bad++;
+  }
+  CHECK(bad == 0);
+  CHECK(tl_bf16_to_f32(0x3f80) == 1.0f);
+  CHECK(tl_f32_to_bf16(1.0f) == 0x3f80);
+  CHECK(tl_f32_to_bf16(1.00390625f) == 0x3f80); /* 1 + 2^-8: tie, to even */
+  CHECK(tl_f32_to_bf16(1.01171875f) == 0x3f82); /* 1 + 3*2^-8: tie, to even (up) */
+  tl_dtype t;
+  CHECK(tl_dtype_from_name("BF16", &t) == 0 && t == TL_BF16);
+  CHECK(tl_dtype_from_name("F8", &t) != 0);
+}
+
+static void test_safetensors(const char *work) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/golden/gpt2/forward.safetensors", tl_test_fixtures());
+  tl_safetensors st;
+  CHECK(tl_st_open(&st, path) == 0);
+  const tl_st_tensor *ids = tl_st_find(&st, "input_ids");
+  CHECK(ids && ids->ndim == 2 && ids->shape[0] == 3 && ids->shape[1] == 20);
+  const tl_st_tensor *h0 = tl_st_find(&st, "hidden_states.0");
+  CHECK(h0 && h0->dtype == TL_F32 && h0->ndim == 3 && h0->shape[2] == 64);
+  float *h = NULL;
+  int64_t want[3] = {3, 20, 64}, wrong[3] = {3, 21, 64};
+  CHECK(tl_st_get_f32(&st, "hidden_states.0", 3, want, &h) == 0);
+  CHECK(h && !memcmp(h, h0->data, 3 * 20 * 64 * 4));
+  free(h);
+  CHECK(tl_st_get_f32(&st, "hidden_states.0", 3, wrong, &h) != 0);
+  CHECK(strstr(tl_errmsg(), "has shape [3, 20, 64], expected [3, 21, 64]") != NULL);
+  CHECK(tl_st_get_f32(&st, "nope", -1, NULL, &h) != 0 && strstr(tl_errmsg(), "'nope' is missing"));
+
+  /* writer -> reader round trip, with metadata */
+  tl_st_writer *w = tl_st_writer_new();
+  int64_t shp[2] = {2, 3};
+  float vals[6] = {1, -2, 3.5f, 0, 1e-30f, -0.0f};
+  uint16_t halves[6];
+  tl_from_f32(halves, TL_F16, vals, 6);
+  tl_st_writer_add(w, "a", TL_F32, 2, shp, vals);
+  tl_st_writer_add(w, "b", TL_F16, 2, shp, halves);
+  tl_st_writer_meta(w, "k", "v");
+  char out[4096];
+  snprintf(out, sizeof out, "%s/rt.safetensors", work);
+  CHECK(tl_st_writer_save(w, out) == 0);
+  tl_st_writer_free(w);
+  tl_safetensors rt;
+  CHECK(tl_st_open(&rt, out) == 0);
+  CHECK(tl_st_meta(&rt, "k") && !strcmp(tl_st_meta(&rt, "k"), "v"));
+  float *a = NULL, *b = NULL;
+  CHECK(tl_st_get_f32(&rt, "a", 2, shp, &a) == 0 && !memcmp(a, vals, sizeof vals));
+  CHECK(tl_st_get_f32(&rt, "b", 2, shp, &b) == 0 && b[2] == 3.5f && b[4] == 0.0f);
+  free(a);
+  free(b);
+  tl_st_close(&rt);
+
+  /* corruptions of a real file: each must be a one-line error naming the file */
+  size_t n = st.map.size;
+  unsigned char *bytes = malloc(n);
+  memcpy(bytes, st.map.data, n);
+  tl_st_close(&st);
+  struct {
+    const char *what;
+    size_t len;
+    void (*mutate)(unsigned char *, size_t);
+    const char *expect;
+  } cases[] = {
+      {"truncated to 5 bytes", 5, NULL, "truncated"},
+      {"header cut short", 200, NULL, "past the end"},
+      {"data cut short", 0, NULL, "out of range"},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    size_t len = cases[c].len ? cases[c].len : n - 100;
+    snprintf(out, sizeof out, "%s/bad%zu.safetensors", work, c);
+    FILE *f = fopen(out, "wb");
+    fwrite(bytes, 1, len, f);
+    fclose(f);
+    tl_safetensors bad;
+    int rc = tl_st_open(&bad, out);
+    CHECKF(rc != 0 && strstr(tl_errmsg(), cases[c].expect) && strstr(tl_errmsg(), out) &&
+               !strchr(tl_errmsg(), '\n'),
+           "%s: %s", cases[c].what, tl_errmsg());
+  }
+  /* a header that is not JSON */
+  memset(bytes + 8, '#', 4);
+  snprintf(out, sizeof out, "%s/badjson.safetensors", work);
+  FILE *f = fopen(out, "wb");
+  fwrite(bytes, 1, n, f);
+  fclose(f);
+  tl_safetensors bad;
+  CHECK(tl_st_open(&bad, out) != 0 && strstr(tl_errmsg(), "not a JSON object"));
+  free(bytes);
+}
+
+static void test_args(const char *work) {
+  char *model = NULL;
+  long steps = 250;
+  double lr = 1.0;
+  bool shuffle = true, bias_only = false;
+  tl_opt opts[] = {
+      {"model.name|model", 0, TL_OPT_STR, &model, "model", 0, 0, false},
+      {"num_steps", 0, TL_OPT_INT, &steps, "steps", 1, 1e9, false},
+      {"lr_scale", 0, TL_OPT_FLOAT, &lr, "lr", 0, 0, false},
+      {"dataloader_shuffle", 0, TL_OPT_BOOL, &shuffle, "shuffle", 0, 0, false},
+      {"bias_only", 0, TL_OPT_BOOL, &bias_only, "bias", 0, 0, false},
+  };
+  char cfg[4096];
+  snprintf(cfg, sizeof cfg, "%s/cfg.json", work);
+  FILE *f = fopen(cfg, "w");
+  fprintf(f, "{\"_comment\": \"x\", \"model.name\": \"from-config\", \"num_steps\": 7, \"lr_scale\": 0.5}\n");
+  fclose(f);
+  char *argv1[] = {"train", "--config", cfg, "--num_steps=9", "--nodataloader_shuffle", "--bias_only", NULL};
+  CHECK(tl_args_parse(opts, 5, 6, argv1, "u", true, NULL, NULL) == TL_ARGS_OK);
+  CHECK(model && !strcmp(model, "from-config"));
+  CHECK(steps == 9 && lr == 0.5 && !shuffle && bias_only);
+  char *argv2[] = {"train", "--num_steps", "x12", NULL};
+  CHECK(tl_args_parse(opts, 5, 3, argv2, "u", true, NULL, NULL) == TL_ARGS_ERROR);
+  CHECK(strstr(tl_errmsg(), "--num_steps: expected an integer, got 'x12'"));
+  char *argv3[] = {"train", "--num_steps", "0", NULL};
+  CHECK(tl_args_parse(opts, 5, 3, argv3, "u", true, NULL, NULL) == TL_ARGS_ERROR);
+  char *argv4[] = {"train", "--bogus", NULL};
+  CHECK(tl_args_parse(opts, 5, 2, argv4, "u", true, NULL, NULL) == TL_ARGS_ERROR &&
+        strstr(tl_errmsg(), "unknown option '--bogus'"));
+  char *argv5[] = {"train", "--model", NULL};
+  CHECK(tl_args_parse(opts, 5, 2, argv5, "u", true, NULL, NULL) == TL_ARGS_ERROR);
+  f = fopen(cfg, "w");
+  fprintf(f, "{\"num_stepz\": 3}");
+  fclose(f);
+  char *argv6[] = {"train", "--config", cfg, NULL};
+  CHECK(tl_args_parse(opts, 5, 3, argv6, "u", true, NULL, NULL) == TL_ARGS_ERROR &&
+        strstr(tl_errmsg(), "unknown key 'num_stepz'"));
+  tl_args_free(opts, 5);
+}
+
+int main(void) {
+  const char *work = getenv("WORK") ? getenv("WORK") : "/tmp/tlens-test-core";
+  tl_mkdirs(work);
+  test_hashes();
+  test_dtypes();
+  test_safetensors(work);
+  test_args(work);
+  return tl_test_finish("test_core");
+}
