@@ -1,0 +1,96 @@
+/* Compute backends: the handful of fp32 ops a transformer forward pass needs,
+ * behind one table of function pointers.
+ *
+ * Model code never loops over activation arrays itself; it asks a backend to do
+ * it. Today there is one backend (CPU: OpenBLAS sgemm + OpenMP loops). A CUDA
+ * backend can later provide the same table (cuBLAS + kernels) and the model code
+ * does not change: it only ever holds pointers returned by be->alloc and passes
+ * them back to ops.
+ *
+ * Conventions shared by every op:
+ *  - all arrays are fp32, row-major, and live in the backend's memory
+ *    (be->alloc / be->to_device / be->to_host move data in and out);
+ *  - "rows" is the number of token positions (B*T), "d" a feature width;
+ *  - a projection weight W is stored [out, in] like torch.nn.Linear, so
+ *    linear() computes y = x @ W^T + bias. */
+#ifndef TLENS_BACKEND_H
+#define TLENS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { TL_DEVICE_CPU = 0, TL_DEVICE_CUDA = 1 } tl_device;
+
+/* Elementwise activations, named as in Hugging Face configs. */
+typedef enum {
+  TL_ACT_GELU_NEW = 0, /* tanh approximation: gelu_new, gelu_fast, gelu_pytorch_tanh */
+  TL_ACT_GELU,         /* exact, with erf */
+  TL_ACT_SILU,         /* x * sigmoid(x), a.k.a. swish */
+  TL_ACT_RELU,
+} tl_act;
+
+typedef struct tl_backend {
+  const char *name;
+  tl_device device;
+
+  /* ---- memory ---- */
+  void *(*alloc)(size_t bytes); /* never NULL (aborts on OOM) */
+  void (*free)(void *p);
+  void (*to_device)(void *dst, const void *host_src, size_t bytes);
+  void (*to_host)(void *host_dst, const void *src, size_t bytes);
+  void (*copy)(float *dst, const float *src, size_t n); /* device to device, n floats */
+
+  /* ---- dense algebra ---- */
+  /* General row-major sgemm: C[M,N] = alpha * op(A) @ op(B) + beta * C. */
+  void (*gemm)(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc);
+  /* y[M,N] = x[M,K] @ W[N,K]^T (+ bias[N] if non-NULL) (+ y when accumulate). */
+  void (*linear)(float *y, const float *x, const float *W, const float *bias, int M, int N, int K,
+                 int accumulate);
+
+  /* ---- normalisation ---- */
+  /* y = (x - mean) / sqrt(var + eps) * w + b over each row of d (biased variance). */
+  void (*layernorm)(float *y, const float *x, const float *w, const float *b, int rows, int d, float eps);
+  /* y = x / sqrt(mean(x^2) + eps) * (add_one ? 1 + w : w). */
+  void (*rmsnorm)(float *y, const float *x, const float *w, int rows, int d, float eps, int add_one);
+
+  /* ---- embeddings and positions ---- */
+  /* y[i,:] = table[ids[i],:] for i < n; ids already validated. */
+  void (*embed)(float *y, const float *table, const int32_t *ids, int n, int d);
+  /* Rotary position embedding, rotate-half form (HF Llama / GPT-NeoX), in place.
+   * x has B*T rows of row_stride floats; heads [0, n_heads) of head_dim floats start
+   * at x[row*row_stride + h*head_dim]. The first rot_dim (even) dims of each head are
+   * rotated at position t = row % T with inv_freq[i] = theta^(-2i/rot_dim); the rest
+   * pass through (partial rotary, GPT-NeoX rotary_pct). */
+  void (*rope)(float *x, int B, int T, int row_stride, int n_heads, int head_dim, int rot_dim, float theta);
+
+  /* ---- attention ---- */
+  /* Causal multi-head attention with grouped K/V heads (GQA; n_heads % n_kv_heads == 0).
+   * qkv: B*T rows of (n_heads + 2*n_kv_heads)*head_dim floats: [q heads | k heads | v heads].
+   * out: B*T rows of n_heads*head_dim. Query t sees keys t-window < s <= t (window 0 = all).
+   * Scores are scaled by `scale` and softmaxed in fp32. */
+  void (*attention)(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads, int head_dim,
+                    float scale, int window);
+
+  /* ---- elementwise ---- */
+  void (*act)(float *x, size_t n, tl_act kind);
+  /* Gated MLP (SwiGLU): gate_up has rows of 2*d_ff floats [gate | up];
+   * out[r, i] = act(gate[r, i]) * up[r, i]. out may not alias gate_up. */
+  void (*glu)(float *out, const float *gate_up, int rows, int d_ff, tl_act kind);
+  void (*add)(float *y, const float *a, const float *b, size_t n); /* y = a + b (may alias) */
+  void (*softmax)(float *x, int rows, int n);                     /* in place, per row */
+  /* Index of the largest of each row (first on ties): out[r] = argmax x[r, :]. */
+  void (*argmax)(int32_t *out_host, const float *x, int rows, int n);
+} tl_backend;
+
+/* The CPU backend (always available). Its ops parallelise with OpenMP only: it sets
+ * OpenBLAS to one thread (process-wide) and splits each sgemm over the OpenMP threads
+ * itself, so two thread pools never compete for the cores. Code outside the model
+ * that wants a threaded sgemm should call be->gemm rather than cblas_sgemm. */
+const tl_backend *tl_backend_cpu(void);
+/* Threads used by the CPU backend (OMP_NUM_THREADS by default); n <= 0 leaves the default. */
+void tl_backend_cpu_set_threads(int n);
+/* Backend for a device, or NULL (with tl_fail) if this build has none for it. */
+const tl_backend *tl_backend_get(tl_device dev);
+
+#endif

@@ -1,0 +1,118 @@
+/* The tuned lens: one affine translator per residual stream, followed by the
+ * model's frozen final norm and unembedding (tlens/unembed.h).
+ *
+ *   transform(h, i) = h + W_i h + b_i            (W_i [d,d] stored [out,in], b_i [d])
+ *   lens(h, i)      = W_U norm(transform(h, i)) (+ b_U)
+ *   logit lens      = W_U norm(h)                (a NULL lens everywhere below)
+ *
+ * Streams are the model's hidden_states[0..L-1] (index 0 = embeddings); the final
+ * distribution always comes from the model's own logits.
+ *
+ * Parameters are ONE flat fp32 array in PyTorch state-dict order
+ * ("0.weight", "0.bias", "1.weight", ...): translator i starts at
+ * i * (d*d + d), weight first. Gradients and optimizer state use the same layout,
+ * so data-parallel all-reduce, ZeRO reduce-scatter/all-gather and checkpoints are
+ * plain operations on contiguous float ranges.
+ *
+ * Training is fused and chunked: for each stream and each chunk of tokens
+ * (tl_lens_cfg.chunk, default TL_LENS_CHUNK), translator -> norm -> logits ->
+ * log-softmax -> loss -> dlogits -> back through W_U, the norm and the translator,
+ * accumulating dW/db. Only one [chunk, V] fp32 buffer exists at a time; no
+ * [tokens, V] lens tensor is ever materialised. */
+#ifndef TLENS_LENS_H
+#define TLENS_LENS_H
+
+#include <stdint.h>
+
+#include "tlens/optim.h"
+#include "tlens/unembed.h"
+
+/* Tokens per chunk of the fused step. 256 x V fp32 is 51 MB at V = 50304: large
+ * enough that the two big GEMMs per chunk (M = 256, N = V, K = d and M = 256,
+ * N = d, K = V) run near OpenBLAS's peak on two threads (M = 64 loses ~70%), and
+ * small next to the model's own [T, V] logits. Each row (V floats, 200 KB) stays
+ * in L2 across the log-softmax passes. */
+#define TL_LENS_CHUNK 256
+
+typedef struct {
+  int n_layers;     /* L: number of translators = streams 0..L-1 */
+  int d_model;
+  int bias_only;    /* weights are frozen: no gradient, no optimizer update */
+  int64_t n_params; /* L * (d*d + d) */
+  float *params;    /* [n_params], owned */
+} tl_lens;
+
+/* Zero-initialised lens (equals the logit lens). Validates n_layers >= 1, d_model >= 1. */
+int tl_lens_init(tl_lens *lens, int n_layers, int d_model);
+void tl_lens_free(tl_lens *lens);
+/* Offsets into the flat array (and the gradient/state arrays of the same layout). */
+int64_t tl_lens_weight_off(const tl_lens *lens, int i);
+int64_t tl_lens_bias_off(const tl_lens *lens, int i);
+/* Number of trainable segments [begin, end) of the flat array and segment k:
+ * one per translator (weight+bias contiguous), or only the biases when bias_only. */
+int tl_lens_n_segments(const tl_lens *lens);
+void tl_lens_segment(const tl_lens *lens, int k, int64_t *begin, int64_t *end);
+
+/* One optimizer step on the lens: tl_optim_update on every trainable segment (its
+ * part inside the optimizer's shard [o->off, o->off + o->n)), then
+ * tl_optim_finish_step. grad is the full flat gradient (only the shard is read). */
+void tl_lens_optim_step(tl_lens *lens, tl_optim *o, const float *grad, double lr);
+
+/* Checks that the lens and the unembedding agree (d_model) and that the unembedding
+ * is complete. */
+int tl_lens_check(const tl_lens *lens, const tl_unembed *u);
+
+/* out[n,d] = transform(h[n,d], i) = h + W_i h + b_i (lens non-NULL). */
+void tl_lens_transform(const tl_lens *lens, int i, const float *h, int n, float *out);
+/* logits[n,V] = lens(h[n,d], i); lens NULL = logit lens. For tests, trajectories
+ * and generation; memory is what the caller passes. */
+void tl_lens_logits(const tl_lens *lens, const tl_unembed *u, int i, const float *h, int n, float *logits);
+
+typedef enum { TL_LOSS_KL = 0, TL_LOSS_CE = 1 } tl_loss_kind;
+#define TL_SHIFT_DEFAULT (-1000000) /* kl: 0, ce: 1 */
+
+typedef struct {
+  tl_loss_kind loss; /* [kl] */
+  int token_shift;   /* TL_SHIFT_DEFAULT or |shift| < T: labels drop the first shift
+                        positions, predictions the last (negative: the other way round) */
+  int chunk;         /* tokens per chunk; 0 = TL_LENS_CHUNK */
+} tl_lens_cfg;
+
+tl_lens_cfg tl_lens_cfg_default(void);
+/* The effective shift of cfg (resolving TL_SHIFT_DEFAULT). */
+int tl_lens_shift(const tl_lens_cfg *cfg);
+
+/* One training micro-batch, all streams.
+ *   hidden: stream i's states at hidden + i*B*T*d, each [B,T,d] (the layout of
+ *           tl_model_forward's hidden output; streams 0..L-1 are used)
+ *   model_logits: [B,T,V], the model's final logits (kl; may be NULL for ce)
+ *   ids: [B,T] input ids (ce; may be NULL for kl), validated against V
+ *   scale: multiplies every stream's loss before differentiation (1 / grad-acc steps)
+ *   grad: flat gradient, ACCUMULATED into (+=); weights untouched when bias_only
+ *   losses: [L] (may be NULL): each stream's unscaled loss, mean over its positions
+ * loss_i = mean over kept positions of KL(model || lens_i) or of -log q_i(next token). */
+int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_cfg *cfg, const float *hidden,
+                        const float *model_logits, const int32_t *ids, int B, int T, float scale, float *grad,
+                        float *losses);
+
+/* Evaluation of one (stream, translator) pair, no gradients. Sums, not means:
+ *   kl_sum, entropy_sum: over all B*T positions (n_all = B*T)
+ *   ce_sum: -log q(ids[t + shift]) over the n_ce = B*(T-|shift|) shifted positions. */
+typedef struct {
+  double kl_sum, ce_sum, entropy_sum;
+  int64_t n_all, n_ce;
+} tl_lens_eval_out;
+
+/* h: [B,T,d] one stream; translator: index of the translator applied to it
+ * (= the stream for normal eval; any for layer transfer); lens NULL = logit lens.
+ * model_logits [B,T,V] (NULL: kl_sum = 0), ids [B,T] (NULL: ce_sum = 0).
+ * prob_sum [V] (may be NULL): += the lens probabilities of every position
+ * (logit_stats). chunk 0 = TL_LENS_CHUNK. */
+int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const float *h,
+                 const float *model_logits, const int32_t *ids, int B, int T, int token_shift, int chunk,
+                 tl_lens_eval_out *out, float *prob_sum);
+/* Baseline: ce and entropy of the model's own distribution (kl_sum = 0). */
+int tl_lens_eval_final(const float *model_logits, int vocab, const int32_t *ids, int B, int T, int token_shift,
+                       tl_lens_eval_out *out, float *prob_sum);
+
+#endif

@@ -1,0 +1,66 @@
+/* tlens info: describe a Hugging Face model folder (loads and validates it). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "tlens/core.h"
+#include "tlens/model.h"
+
+static const char *USAGE = "usage: tlens info --model DIR\n"
+                           "Loads and validates the model, then prints its architecture, sizes and memory.";
+
+static const char *act_str(tl_act a) {
+  switch (a) {
+  case TL_ACT_GELU_NEW: return "gelu_new (tanh)";
+  case TL_ACT_GELU: return "gelu (erf)";
+  case TL_ACT_SILU: return "silu";
+  case TL_ACT_RELU: return "relu";
+  }
+  return "?";
+}
+
+int tl_cmd_info(int argc, char **argv) {
+  char *model = NULL;
+  tl_opt opts[] = {{"model", 'm', TL_OPT_STR, &model, "Hugging Face model folder", 0, 0, 0}};
+  int rc = tl_args_parse(opts, 1, argc, argv, USAGE, false, NULL, NULL);
+  if (rc == TL_ARGS_HELP) return 0;
+  if (rc != TL_ARGS_OK || !model) {
+    if (rc == TL_ARGS_OK) tl_fail("--model is required (see --help)");
+    tl_cli_error("info");
+    tl_args_free(opts, 1);
+    return 2;
+  }
+  tl_model *m;
+  if (tl_model_load(&m, model)) {
+    tl_cli_error("info");
+    tl_args_free(opts, 1);
+    return 1;
+  }
+  const tl_model_config *c = tl_model_cfg(m);
+  double fp32_mb = (double)c->n_params * 4 / (1 << 20);
+  double disk_mb = (double)c->n_params * tl_dtype_size(c->dtype) / (1 << 20);
+  printf("model:          %s\n", model);
+  printf("model_type:     %s\n", c->model_type);
+  printf("layers:         %d\n", c->n_layers);
+  printf("d_model:        %d\n", c->d_model);
+  printf("heads:          %d (kv heads %d, head_dim %d)\n", c->n_heads, c->n_kv_heads, c->head_dim);
+  printf("d_ff:           %d%s\n", c->d_ff, c->gated_mlp ? " (gated)" : "");
+  printf("vocab:          %d\n", c->vocab);
+  printf("max_positions:  %d\n", c->max_pos);
+  printf("norm:           %s (eps %g)\n", c->norm == TL_NORM_RMSNORM ? "rmsnorm" : "layernorm", c->norm_eps);
+  printf("activation:     %s\n", act_str(c->act));
+  if (c->rot_dim)
+    printf("positions:      rotary (%d of %d dims, theta %g)\n", c->rot_dim, c->head_dim, c->rope_theta);
+  else
+    printf("positions:      learned\n");
+  printf("residual:       %s\n", c->parallel_residual ? "parallel" : "serial");
+  printf("tied_embedding: %s\n", c->tied ? "yes" : "no");
+  printf("dtype:          %s\n", tl_dtype_name(c->dtype));
+  printf("parameters:     %lld\n", (long long)c->n_params);
+  printf("memory:         %.1f MiB on disk, %.1f MiB as fp32\n", disk_mb, fp32_mb);
+  printf("config_sha256:  %s\n", c->config_hash);
+  tl_model_free(m);
+  tl_args_free(opts, 1);
+  return 0;
+}

@@ -1,0 +1,81 @@
+/* tlens train: flags of the reference CLI (python -m tuned_lens train) plus ours. */
+#include <stdlib.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "tlens/core.h"
+#include "tlens/train.h"
+
+static const char *usage =
+    "usage: tlens train --model.name DIR --data.name FILE --output DIR [options]\n"
+    "       mpirun -np N tlens train ...   |   srun --mpi=pmix tlens train ...\n\n"
+    "Trains a tuned lens (one affine translator per layer) for a Hugging Face model folder on a\n"
+    "corpus (.jsonl, .jsonl.zst, or a .safetensors holding input_ids [N, max_seq_len]). Ranks split\n"
+    "each step's samples (DDP) and average the translator gradients; --fsdp also shards the frozen\n"
+    "model's layers. Checkpoints go to <output>/checkpoints; a run started again with the same\n"
+    "output resumes from the newest valid one. On SIGUSR1/SIGTERM the run finishes the current\n"
+    "step, checkpoints and exits with status 3. When done, <output> holds the lens in the hub\n"
+    "layout (config.json + params.pt) and metrics.jsonl the per-step losses.\n\n"
+    "Adam's warmup defaults to min(1000, num_steps/5), the reference's documented intent (its code\n"
+    "actually gives Adam no warmup); pass --warmup_steps 0 to match that.\n"
+    "Exit status: 0 done, 1 error, 2 bad usage, 3 checkpointed and stopped on a signal.";
+
+int tl_cmd_train(int argc, char **argv) {
+  tl_train_cfg c;
+  tl_train_cfg_default(&c);
+  long token_shift = 0;
+  tl_opt opts[] = {
+      {"model.name|model", 0, TL_OPT_STR, &c.model, "model folder (config.json, *.safetensors, tokenizer.json)", 0, 0, false},
+      {"model.revision|revision", 0, TL_OPT_STR, &c.revision, "revision recorded in the lens config", 0, 0, false},
+      {"data.name|data", 0, TL_OPT_STR, &c.data, "corpus: .jsonl, .jsonl.zst or pre-tokenized .safetensors", 0, 0, false},
+      {"data.text_column|text_column", 0, TL_OPT_STR, &c.text_column, "JSON field holding the text", 0, 0, false},
+      {"tokenizer", 0, TL_OPT_STR, &c.tokenizer, "tokenizer.json [<model>/tokenizer.json]", 0, 0, false},
+      {"max_seq_len", 0, TL_OPT_INT, &c.max_seq_len, "tokens per sample (capped by model_max_length)", 2, 1 << 24, false},
+      {"per_gpu_batch_size", 0, TL_OPT_INT, &c.per_gpu_batch_size, "samples per rank per micro-batch", 1, 1 << 20, false},
+      {"tokens_per_step", 0, TL_OPT_INT, &c.tokens_per_step, "tokens per optimizer step, all ranks", 1, 1e15, false},
+      {"num_steps", 0, TL_OPT_INT, &c.num_steps, "optimizer steps", 1, 1e12, false},
+      {"seed", 0, TL_OPT_INT, &c.seed, "shuffle seed", 0, 9.2e18, false},
+      {"dataloader_shuffle", 0, TL_OPT_BOOL, &c.shuffle, "shuffle samples (--nodataloader_shuffle: in order)", 0, 0, false},
+      {"loss", 0, TL_OPT_STR, &c.loss, "kl (KL(model || lens)) or ce (next-token cross-entropy)", 0, 0, false},
+      {"token_shift", 0, TL_OPT_INT, &token_shift, "label shift [kl: 0, ce: 1]", -1e6, 1e6, false},
+      {"bias_only", 0, TL_OPT_BOOL, &c.bias_only, "train only the translators' biases", 0, 0, false},
+      {"lens_name_or_path", 'l', TL_OPT_STR, &c.lens_init, "start from this lens folder (fine-tuning)", 0, 0, false},
+      {"optimizer", 0, TL_OPT_STR, &c.optimizer, "sgd (Nesterov) or adam (amsgrad)", 0, 0, false},
+      {"lr_scale", 0, TL_OPT_FLOAT, &c.lr_scale, "sgd lr = lr_scale*(1-momentum); adam lr = lr_scale*1e-3", 0, 0, false},
+      {"momentum", 0, TL_OPT_FLOAT, &c.momentum, "sgd momentum / adam beta1", 0, 0, false},
+      {"weight_decay", 0, TL_OPT_FLOAT, &c.weight_decay, "weight decay (pulls translators toward identity)", 0, 0, false},
+      {"warmup_steps", 0, TL_OPT_INT, &c.warmup_steps, "linear warmup steps [-1: sgd 0, adam min(1000, num_steps/5)]", -1, 1e12, false},
+      {"output|o", 'o', TL_OPT_STR, &c.output, "output folder (lens, metrics, checkpoints, token cache)", 0, 0, false},
+      {"checkpoint_freq", 0, TL_OPT_INT, &c.checkpoint_freq, "checkpoint every N steps (0: only on signals and at the end)", 0, 1e12, false},
+      {"checkpoint_dir", 0, TL_OPT_STR, &c.checkpoint_dir, "checkpoint folder [<output>/checkpoints]", 0, 0, false},
+      {"checkpoint_keep", 0, TL_OPT_INT, &c.checkpoint_keep, "checkpoints kept", 1, 1e6, false},
+      {"cache_dir", 0, TL_OPT_STR, &c.cache_dir, "token cache folder [<output>/cache]", 0, 0, false},
+      {"hub_layout", 0, TL_OPT_STR, &c.hub_layout, "also write the lens to DIR/lens/<model-name>/", 0, 0, false},
+      {"force", 0, TL_OPT_BOOL, &c.force, "resume even from a checkpoint whose settings differ", 0, 0, false},
+      {"fsdp", 0, TL_OPT_BOOL, &c.fsdp, "shard the frozen model's layers across ranks", 0, 0, false},
+      {"zero", 0, TL_OPT_BOOL, &c.zero, "shard the optimizer state across ranks (ZeRO-1)", 0, 0, false},
+      {"threads", 0, TL_OPT_INT, &c.threads, "threads per rank [0: OMP_NUM_THREADS, else cores / ranks per node]", 0, 4096, false},
+      {"lens_chunk", 0, TL_OPT_INT, &c.lens_chunk, "tokens per chunk of the fused lens step [0: built-in]", 0, 1 << 20, false},
+      {"progress", 0, TL_OPT_BOOL, &c.progress, "progress line on a terminal", 0, 0, false},
+      {"stop_after", 0, TL_OPT_INT, &c.stop_after, "checkpoint and exit 3 after N steps, as on a signal (testing)", 0, 1e12, false},
+  };
+  int nopts = (int)(sizeof opts / sizeof opts[0]);
+  int rc = tl_args_parse(opts, nopts, argc, argv, usage, true, NULL, NULL);
+  if (rc == TL_ARGS_HELP) {
+    tl_train_cfg_free(&c);
+    return 0;
+  }
+  if (rc != TL_ARGS_OK) {
+    fprintf(stderr, "tlens train: error: %s\n", tl_errmsg());
+    tl_train_cfg_free(&c);
+    return 2;
+  }
+  for (int i = 0; i < nopts; i++)
+    if (opts[i].dst == &token_shift && opts[i].set) {
+      c.token_shift = token_shift;
+      c.token_shift_set = true;
+    }
+  int status = tl_train_run(&c, argc, argv);
+  tl_train_cfg_free(&c);
+  return status;
+}

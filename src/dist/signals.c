@@ -1,0 +1,33 @@
+/* Preemption requests: SIGUSR1 (Slurm's "--signal=USR1@N" warning, or a
+ * preemption with preempt_send_user_signal) and SIGTERM (requeue, time limit,
+ * scancel) only raise a flag here. The training loop polls it at step boundaries,
+ * agrees on it across ranks, checkpoints and exits with TL_EXIT_PREEMPTED. A
+ * handler may only touch lock-free atomics, so it does nothing else. */
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "tlens/core.h"
+#include "tlens/dist.h"
+
+static atomic_int preempt_signal; /* 0, or the first signal number received */
+
+static void on_preempt_signal(int sig) {
+  int expected = 0;
+  atomic_compare_exchange_strong(&preempt_signal, &expected, sig);
+}
+
+int tl_preempt_install(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_preempt_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART; /* interrupted reads/writes resume instead of failing */
+  if (sigaction(SIGUSR1, &sa, NULL) != 0) return tl_fail("signals: cannot install the SIGUSR1 handler");
+  if (sigaction(SIGTERM, &sa, NULL) != 0) return tl_fail("signals: cannot install the SIGTERM handler");
+  return 0;
+}
+
+bool tl_preempt_requested(void) { return atomic_load(&preempt_signal) != 0; }
+int tl_preempt_signal(void) { return atomic_load(&preempt_signal); }
+void tl_preempt_clear(void) { atomic_store(&preempt_signal, 0); }

@@ -1,0 +1,268 @@
+/* Lens folders: config.json + params.pt, as tuned-lens saves them.
+ *
+ * config.json is written exactly as the reference's json.dump(asdict(config)):
+ * fields in declaration order, ", " and ": " separators, non-ASCII escaped, no
+ * trailing newline. Reading follows TunedLensConfig.from_dict: unknown keys are
+ * dropped with a warning, missing optional keys take their defaults. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tlens/core.h"
+#include "tlens/export.h"
+
+/* ---- config.json ---- */
+
+void tl_lens_config_free(tl_lens_config *c) {
+  free(c->base_model_name_or_path);
+  free(c->base_model_revision);
+  free(c->unembed_hash);
+  memset(c, 0, sizeof *c);
+}
+
+static int get_int_field(const cJSON *v, const char *label, const char *key, long lo, long hi, int *out) {
+  if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi)
+    return tl_fail("%s: \"%s\" must be an integer in [%ld, %ld]", label, key, lo, hi);
+  *out = (int)v->valuedouble;
+  return 0;
+}
+
+static int get_str_field(const cJSON *v, const char *label, const char *key, int nullable, char **out) {
+  if (nullable && cJSON_IsNull(v)) {
+    *out = NULL;
+    return 0;
+  }
+  if (!cJSON_IsString(v)) return tl_fail("%s: \"%s\" must be a string%s", label, key, nullable ? " or null" : "");
+  *out = tl_strdup(v->valuestring);
+  return 0;
+}
+
+int tl_lens_config_parse(const char *json, size_t len, const char *label, tl_lens_config *c) {
+  memset(c, 0, sizeof *c);
+  c->bias = true;
+  const char *end = NULL;
+  cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+  if (!root) {
+    size_t at = end && end >= json ? (size_t)(end - json) : 0;
+    return tl_fail("%s: invalid JSON near byte %zu", label, at);
+  }
+  int rc = 0, have_name = 0, have_d = 0, have_l = 0;
+  if (!cJSON_IsObject(root)) {
+    rc = tl_fail("%s: expected a JSON object", label);
+    goto done;
+  }
+  if (cJSON_GetArraySize(root) > 256) {
+    rc = tl_fail("%s: %d keys; a lens config has 7", label, cJSON_GetArraySize(root));
+    goto done;
+  }
+  for (const cJSON *v = root->child; v && rc == 0; v = v->next) {
+    const char *k = v->string;
+    for (const cJSON *u = root->child; u != v; u = u->next)
+      if (!strcmp(u->string, k)) rc = tl_fail("%s: key \"%s\" appears twice", label, k);
+    if (rc) break;
+    if (!strcmp(k, "base_model_name_or_path")) {
+      free(c->base_model_name_or_path);
+      rc = get_str_field(v, label, k, 0, &c->base_model_name_or_path);
+      have_name = 1;
+    } else if (!strcmp(k, "d_model")) {
+      rc = get_int_field(v, label, k, 1, 1 << 20, &c->d_model);
+      have_d = 1;
+    } else if (!strcmp(k, "num_hidden_layers")) {
+      rc = get_int_field(v, label, k, 1, 1 << 16, &c->num_hidden_layers);
+      have_l = 1;
+    } else if (!strcmp(k, "bias")) {
+      if (!cJSON_IsBool(v)) rc = tl_fail("%s: \"bias\" must be true or false", label);
+      else if (!cJSON_IsTrue(v)) rc = tl_fail("%s: \"bias\" is false; only lenses with translator biases are supported", label);
+    } else if (!strcmp(k, "base_model_revision")) {
+      rc = get_str_field(v, label, k, 1, &c->base_model_revision);
+    } else if (!strcmp(k, "unembed_hash")) {
+      rc = get_str_field(v, label, k, 1, &c->unembed_hash);
+    } else if (!strcmp(k, "lens_type")) {
+      if (!cJSON_IsString(v) || strcmp(v->valuestring, "linear_tuned_lens"))
+        rc = tl_fail("%s: \"lens_type\" must be \"linear_tuned_lens\"", label);
+    } else {
+      tl_warn("%s: ignoring unrecognized config key '%s'", label, k);
+    }
+  }
+  if (rc == 0 && !have_name) rc = tl_fail("%s: missing \"base_model_name_or_path\"", label);
+  if (rc == 0 && !have_d) rc = tl_fail("%s: missing \"d_model\"", label);
+  if (rc == 0 && !have_l) rc = tl_fail("%s: missing \"num_hidden_layers\"", label);
+done:
+  cJSON_Delete(root);
+  if (rc) tl_lens_config_free(c);
+  return rc;
+}
+
+int tl_lens_config_read(const char *path, tl_lens_config *c) {
+  char *text;
+  size_t len;
+  memset(c, 0, sizeof *c);
+  if (tl_read_file(path, &text, &len)) return -1;
+  int rc = tl_lens_config_parse(text, len, path, c);
+  free(text);
+  return rc;
+}
+
+/* A JSON string as Python's json.dumps writes it (ensure_ascii): control
+ * characters and every non-ASCII code point as \uXXXX (surrogate pairs above
+ * U+FFFF); malformed UTF-8 bytes become U+FFFD. */
+static void put_json_str(tl_buf *b, const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  tl_buf_append(b, "\"", 1);
+  while (*p) {
+    unsigned c = *p;
+    if (c == '"') { tl_buf_append(b, "\\\"", 2); p++; continue; }
+    if (c == '\\') { tl_buf_append(b, "\\\\", 2); p++; continue; }
+    if (c == '\n') { tl_buf_append(b, "\\n", 2); p++; continue; }
+    if (c == '\r') { tl_buf_append(b, "\\r", 2); p++; continue; }
+    if (c == '\t') { tl_buf_append(b, "\\t", 2); p++; continue; }
+    if (c == '\b') { tl_buf_append(b, "\\b", 2); p++; continue; }
+    if (c == '\f') { tl_buf_append(b, "\\f", 2); p++; continue; }
+    if (c < 0x80) {
+      if (c < 0x20) tl_buf_printf(b, "\\u%04x", c);
+      else tl_buf_append(b, p, 1);
+      p++;
+      continue;
+    }
+    /* decode one UTF-8 sequence */
+    unsigned cp = 0xfffd;
+    int n = c >= 0xf0 && c < 0xf5 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+    if (c >= 0xf5) n = 0;
+    int ok = n > 0;
+    for (int k = 1; ok && k < n; k++) ok = (p[k] & 0xc0) == 0x80;
+    if (ok) {
+      cp = n == 2 ? (c & 0x1f) : n == 3 ? (c & 0x0f) : (c & 0x07);
+      for (int k = 1; k < n; k++) cp = cp << 6 | (p[k] & 0x3f);
+      if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff))) ok = 0;
+    }
+    if (!ok) {
+      cp = 0xfffd;
+      n = 1;
+    }
+    if (cp >= 0x10000) {
+      cp -= 0x10000;
+      tl_buf_printf(b, "\\u%04x\\u%04x", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
+    } else {
+      tl_buf_printf(b, "\\u%04x", cp);
+    }
+    p += n;
+  }
+  tl_buf_append(b, "\"", 1);
+}
+
+char *tl_lens_config_json(const tl_lens_config *c) {
+  tl_buf b = {0};
+  tl_buf_append(&b, "{\"base_model_name_or_path\": ", 28);
+  put_json_str(&b, c->base_model_name_or_path ? c->base_model_name_or_path : "");
+  tl_buf_printf(&b, ", \"d_model\": %d, \"num_hidden_layers\": %d, \"bias\": %s, \"base_model_revision\": ", c->d_model,
+                c->num_hidden_layers, c->bias ? "true" : "false");
+  if (c->base_model_revision) put_json_str(&b, c->base_model_revision);
+  else tl_buf_append(&b, "null", 4);
+  tl_buf_append(&b, ", \"unembed_hash\": ", 18);
+  if (c->unembed_hash) put_json_str(&b, c->unembed_hash);
+  else tl_buf_append(&b, "null", 4);
+  tl_buf_append(&b, ", \"lens_type\": \"linear_tuned_lens\"}", 35);
+  tl_buf_append(&b, "", 1);
+  return (char *)b.data;
+}
+
+static int check_config(const tl_lens_config *c, const char *label) {
+  if (c->d_model < 1 || c->d_model > (1 << 20)) return tl_fail("%s: d_model %d out of range", label, c->d_model);
+  if (c->num_hidden_layers < 1 || c->num_hidden_layers > (1 << 16))
+    return tl_fail("%s: num_hidden_layers %d out of range", label, c->num_hidden_layers);
+  if (!c->bias) return tl_fail("%s: bias must be true", label);
+  return 0;
+}
+
+int tl_lens_config_write(const char *path, const tl_lens_config *c) {
+  if (check_config(c, path)) return -1;
+  char *text = tl_lens_config_json(c);
+  int rc = tl_write_file_atomic(path, text, strlen(text));
+  free(text);
+  return rc;
+}
+
+/* ---- lens folders ---- */
+
+int tl_lens_dir_save(const char *dir, const tl_lens_config *c, const float *params, tl_dtype dtype) {
+  if (check_config(c, dir)) return -1;
+  if (tl_mkdirs(dir)) return -1;
+  int L = c->num_hidden_layers;
+  int64_t d = c->d_model, per = d * d + d;
+  tl_pt_entry *e = tl_calloc((size_t)(2 * L), sizeof *e);
+  char (*names)[32] = tl_malloc((size_t)(2 * L) * sizeof *names);
+  for (int i = 0; i < L; i++) {
+    snprintf(names[2 * i], 32, "%d.weight", i);
+    snprintf(names[2 * i + 1], 32, "%d.bias", i);
+    e[2 * i] = (tl_pt_entry){.name = names[2 * i], .ndim = 2, .shape = {d, d}, .data = params + i * per};
+    e[2 * i + 1] = (tl_pt_entry){.name = names[2 * i + 1], .ndim = 1, .shape = {d}, .data = params + i * per + d * d};
+  }
+  /* params.pt first: a folder with a config.json is taken as complete */
+  char *pt = tl_path_join(dir, "params.pt"), *cj = tl_path_join(dir, "config.json");
+  int rc = tl_pt_save(pt, e, 2 * L, dtype, 0);
+  if (rc == 0) rc = tl_lens_config_write(cj, c);
+  free(pt);
+  free(cj);
+  free(names);
+  free(e);
+  return rc;
+}
+
+int tl_lens_dir_load(const char *dir, const tl_lens_expect *expect, tl_lens_config *c, float **params, int *hash_mismatch) {
+  *params = NULL;
+  if (hash_mismatch) *hash_mismatch = 0;
+  char *cj = tl_path_join(dir, "config.json"), *pt = tl_path_join(dir, "params.pt");
+  int rc = tl_lens_config_read(cj, c);
+  tl_pt_file f = {0};
+  if (rc) goto out;
+  int L = c->num_hidden_layers;
+  int64_t d = c->d_model;
+  if (expect && expect->d_model > 0 && expect->d_model != d) {
+    rc = tl_fail("%s: lens d_model %d does not match the model's hidden size %d", cj, c->d_model, expect->d_model);
+    goto out;
+  }
+  if (expect && expect->num_layers > 0 && expect->num_layers != L) {
+    rc = tl_fail("%s: lens has %d layers but the model has %d", cj, L, expect->num_layers);
+    goto out;
+  }
+  if (expect && expect->unembed_hash && c->unembed_hash && strcmp(expect->unembed_hash, c->unembed_hash)) {
+    tl_warn("%s: the unembedding matrix hash does not match the lens' hash (was the lens trained on another model?)", cj);
+    if (hash_mismatch) *hash_mismatch = 1;
+  }
+  if ((rc = tl_pt_open(&f, pt))) goto out;
+  if (f.n != 2 * L) {
+    rc = tl_fail("%s: %d tensors, expected %d (\"<i>.weight\" and \"<i>.bias\" for %d layers)", pt, f.n, 2 * L, L);
+    goto out;
+  }
+  int64_t per = d * d + d;
+  *params = tl_malloc((size_t)(L * per) * sizeof **params);
+  for (int i = 0; i < L && rc == 0; i++) {
+    for (int k = 0; k < 2 && rc == 0; k++) {
+      char name[32];
+      snprintf(name, sizeof name, k == 0 ? "%d.weight" : "%d.bias", i);
+      const tl_pt_tensor *t = tl_pt_find(&f, name);
+      int64_t want[2] = {d, d};
+      int nd = k == 0 ? 2 : 1;
+      if (!t) {
+        rc = tl_fail("%s: missing tensor '%s'", pt, name);
+      } else if (t->ndim != nd || t->shape[0] != d || (nd == 2 && t->shape[1] != d)) {
+        char got[96], exp[96];
+        rc = tl_fail("%s: tensor '%s' has shape %s, expected %s", pt, name, tl_shape_str(t->ndim, t->shape, got, sizeof got),
+                     tl_shape_str(nd, want, exp, sizeof exp));
+      } else {
+        tl_pt_to_f32(t, *params + i * per + (k == 0 ? 0 : d * d));
+      }
+    }
+  }
+out:
+  tl_pt_close(&f);
+  if (rc) {
+    free(*params);
+    *params = NULL;
+    tl_lens_config_free(c);
+  }
+  free(cj);
+  free(pt);
+  return rc;
+}

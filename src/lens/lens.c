@@ -1,0 +1,510 @@
+/* The tuned lens: translators, the frozen unembedding, and the fused chunked
+ * training step (forward + loss + backward per chunk of tokens) and evaluation.
+ *
+ * Cost model (why it is written this way). Per stream and token the two
+ * products with W_U [V,d] dominate: the lens logits (V*d MACs) and the gradient
+ * back through W_U (V*d MACs); the translator and its gradient add 2*d*d. On a
+ * pythia-70m shape (d 512, V 50304, T 512) that is 2 * 2*T*V*d = 52.7 GFLOP per
+ * stream, so the step is GEMM-bound and everything else must stay out of the
+ * way: the GEMMs run on [chunk, *] blocks large enough for OpenBLAS to reach its
+ * peak, and the softmax/loss passes touch each logits row (200 KB, L2-resident)
+ * three times with a vectorisable exp.
+ *
+ * GEMMs are issued from the calling thread (OpenBLAS threads them); the per-row
+ * loops are OpenMP loops. */
+#include "tlens/lens.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tlens/core.h"
+
+/* ---- parameters ---- */
+
+int tl_lens_init(tl_lens *lens, int n_layers, int d_model) {
+  memset(lens, 0, sizeof *lens);
+  if (n_layers < 1 || n_layers > 100000) return tl_fail("lens: num_hidden_layers must be >= 1, got %d", n_layers);
+  if (d_model < 1 || d_model > 1000000) return tl_fail("lens: d_model must be >= 1, got %d", d_model);
+  lens->n_layers = n_layers;
+  lens->d_model = d_model;
+  lens->n_params = (int64_t)n_layers * ((int64_t)d_model * d_model + d_model);
+  lens->params = tl_calloc((size_t)lens->n_params, sizeof(float));
+  return 0;
+}
+
+void tl_lens_free(tl_lens *lens) {
+  free(lens->params);
+  memset(lens, 0, sizeof *lens);
+}
+
+int64_t tl_lens_weight_off(const tl_lens *lens, int i) {
+  int64_t d = lens->d_model;
+  return (int64_t)i * (d * d + d);
+}
+
+int64_t tl_lens_bias_off(const tl_lens *lens, int i) {
+  int64_t d = lens->d_model;
+  return tl_lens_weight_off(lens, i) + d * d;
+}
+
+int tl_lens_n_segments(const tl_lens *lens) { return lens->n_layers; }
+
+void tl_lens_segment(const tl_lens *lens, int k, int64_t *begin, int64_t *end) {
+  *begin = lens->bias_only ? tl_lens_bias_off(lens, k) : tl_lens_weight_off(lens, k);
+  *end = tl_lens_bias_off(lens, k) + lens->d_model;
+}
+
+void tl_lens_optim_step(tl_lens *lens, tl_optim *o, const float *grad, double lr) {
+  for (int k = 0; k < tl_lens_n_segments(lens); k++) {
+    int64_t a, b;
+    tl_lens_segment(lens, k, &a, &b);
+    if (a < o->off) a = o->off;
+    if (b > o->off + o->n) b = o->off + o->n;
+    if (a < b) tl_optim_update(o, lr, lens->params + a, grad + a, a - o->off, b - a);
+  }
+  tl_optim_finish_step(o);
+}
+
+int tl_lens_check(const tl_lens *lens, const tl_unembed *u) {
+  if (!u || u->d_model < 1 || u->vocab < 1 || !u->W_U || !u->norm_w)
+    return tl_fail("lens: the model's unembedding is incomplete (final norm / output embedding missing)");
+  if (u->norm == TL_NORM_LAYERNORM && !u->norm_b) return tl_fail("lens: LayerNorm final norm without a bias");
+  if (!(u->eps >= 0) || !isfinite(u->eps)) return tl_fail("lens: final norm eps must be >= 0, got %g", u->eps);
+  if (lens && lens->d_model != u->d_model)
+    return tl_fail("lens: d_model %d does not match the model's hidden size %d", lens->d_model, u->d_model);
+  return 0;
+}
+
+tl_lens_cfg tl_lens_cfg_default(void) {
+  tl_lens_cfg c = {TL_LOSS_KL, TL_SHIFT_DEFAULT, 0};
+  return c;
+}
+
+int tl_lens_shift(const tl_lens_cfg *cfg) {
+  if (cfg->token_shift != TL_SHIFT_DEFAULT) return cfg->token_shift;
+  return cfg->loss == TL_LOSS_CE ? 1 : 0;
+}
+
+/* ---- a fast exp for the softmax passes ----
+ * Cephes' expf: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial,
+ * 2^n through the exponent bits. Written branch-free so the row loops
+ * vectorise; about 1 ulp, and exactly 0 below -87.3 (where fp32 would go
+ * subnormal; such probabilities contribute nothing at fp32 precision). Only
+ * called with x <= 0 (log-probabilities, or logits minus their max). */
+static inline float exp_nonpos(float x) {
+  const float lo = -87.33f;
+  float xc = x < lo ? lo : x;
+  /* round to nearest by the 1.5*2^23 trick (exact for |v| < 2^22) */
+  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = xc - n * 0.693359375f - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  float y = p * r * r + r + 1.0f;
+  int32_t bits = ((int32_t)n + 127) << 23;
+  float scale;
+  memcpy(&scale, &bits, sizeof scale);
+  return x < lo ? 0.0f : y * scale;
+}
+
+/* log(sum(exp(row))) of a row of n, in two passes (max, then sum). */
+static float row_logsumexp(const float *z, int n) {
+  float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+  for (int v = 0; v < n; v++) mx = z[v] > mx ? z[v] : mx;
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int v = 0; v < n; v++) s += exp_nonpos(z[v] - mx);
+  return mx + logf(s);
+}
+
+/* ---- the frozen unembedding, per chunk ---- */
+
+/* y = norm(x) for n rows; keeps the statistics the backward pass needs
+ * (LayerNorm: mean and 1/std; RMSNorm: 1/rms). */
+static void norm_forward(const tl_unembed *u, const float *gain, const float *x, int n, float *y, float *mu,
+                         float *rstd) {
+  const int d = u->d_model;
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < n; r++) {
+    const float *xr = x + (size_t)r * d;
+    float *yr = y + (size_t)r * d;
+    if (u->norm == TL_NORM_LAYERNORM) {
+      double s = 0, sq = 0;
+      for (int i = 0; i < d; i++) s += xr[i];
+      double m = s / d;
+      for (int i = 0; i < d; i++) sq += (xr[i] - m) * (xr[i] - m);
+      float rs = (float)(1.0 / sqrt(sq / d + u->eps));
+      mu[r] = (float)m;
+      rstd[r] = rs;
+      for (int i = 0; i < d; i++) yr[i] = (xr[i] - (float)m) * rs * gain[i] + u->norm_b[i];
+    } else {
+      double sq = 0;
+      for (int i = 0; i < d; i++) sq += (double)xr[i] * xr[i];
+      float rs = (float)(1.0 / sqrt(sq / d + u->eps));
+      mu[r] = 0;
+      rstd[r] = rs;
+      for (int i = 0; i < d; i++) yr[i] = gain[i] * (xr[i] * rs);
+    }
+  }
+}
+
+/* dx = d norm(x) / dx applied to dy, for n rows (x and stats from norm_forward). */
+static void norm_backward(const tl_unembed *u, const float *gain, const float *x, const float *mu, const float *rstd,
+                          const float *dy, int n, float *dx) {
+  const int d = u->d_model;
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < n; r++) {
+    const float *xr = x + (size_t)r * d, *dyr = dy + (size_t)r * d;
+    float *dxr = dx + (size_t)r * d;
+    const float rs = rstd[r];
+    if (u->norm == TL_NORM_LAYERNORM) {
+      /* xhat = (x - mu) rs, y = xhat g + b:
+       * dx = rs (g dy - mean(g dy) - xhat mean(g dy xhat)) */
+      double s1 = 0, s2 = 0;
+      for (int i = 0; i < d; i++) {
+        float a = gain[i] * dyr[i], xh = (xr[i] - mu[r]) * rs;
+        s1 += a;
+        s2 += (double)a * xh;
+      }
+      float m1 = (float)(s1 / d), m2 = (float)(s2 / d);
+      for (int i = 0; i < d; i++) {
+        float xh = (xr[i] - mu[r]) * rs;
+        dxr[i] = rs * (gain[i] * dyr[i] - m1 - xh * m2);
+      }
+    } else {
+      /* y = g x rs, rs = (mean(x^2) + eps)^-1/2: dx = rs g dy - x rs^3 mean(g dy x) */
+      double s = 0;
+      for (int i = 0; i < d; i++) s += (double)gain[i] * dyr[i] * xr[i];
+      float c = (float)(s / d) * rs * rs * rs;
+      for (int i = 0; i < d; i++) dxr[i] = rs * gain[i] * dyr[i] - xr[i] * c;
+    }
+  }
+}
+
+/* The norm's effective gain (Gemma-style norms scale by 1 + w). */
+static float *make_gain(const tl_unembed *u) {
+  float *g = tl_malloc((size_t)u->d_model * sizeof(float));
+  for (int i = 0; i < u->d_model; i++) g[i] = u->norm_w[i] + (u->norm_add_one ? 1.0f : 0.0f);
+  return g;
+}
+
+/* t[n,d] = h + h W^T + b (translator i), or h for a NULL lens. */
+static void translate(const tl_lens *lens, int i, const float *h, int n, float *t) {
+  const int d = lens ? lens->d_model : 0;
+  if (!lens) return;
+  const float *W = lens->params + tl_lens_weight_off(lens, i), *b = lens->params + tl_lens_bias_off(lens, i);
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < n; r++)
+    for (int j = 0; j < d; j++) t[(size_t)r * d + j] = h[(size_t)r * d + j] + b[j];
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, d, 1.0f, h, d, W, d, 1.0f, t, d);
+}
+
+void tl_lens_transform(const tl_lens *lens, int i, const float *h, int n, float *out) {
+  translate(lens, i, h, n, out);
+}
+
+/* z[n,V] = W_U x^T (+ b_U) for normalised rows x[n,d]. */
+static void unembed_rows(const tl_unembed *u, const float *x, int n, float *z) {
+  const int d = u->d_model, V = u->vocab;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, V, d, 1.0f, x, d, u->W_U, d, 0.0f, z, V);
+  if (u->b_U) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++)
+      for (int v = 0; v < V; v++) z[(size_t)r * V + v] += u->b_U[v];
+  }
+}
+
+void tl_lens_logits(const tl_lens *lens, const tl_unembed *u, int i, const float *h, int n, float *logits) {
+  const int d = u->d_model;
+  float *t = tl_malloc((size_t)n * d * sizeof(float) + 1), *y = tl_malloc((size_t)n * d * sizeof(float) + 1);
+  float *mu = tl_malloc((size_t)n * sizeof(float) + 1), *rs = tl_malloc((size_t)n * sizeof(float) + 1);
+  float *gain = make_gain(u);
+  if (lens)
+    translate(lens, i, h, n, t);
+  else
+    memcpy(t, h, (size_t)n * d * sizeof(float));
+  norm_forward(u, gain, t, n, y, mu, rs);
+  unembed_rows(u, y, n, logits);
+  free(t), free(y), free(mu), free(rs), free(gain);
+}
+
+/* ---- shared setup of the chunked passes ---- */
+
+typedef struct {
+  int C, d, V;
+  float *h;         /* [C,d] gathered stream rows */
+  float *t;         /* [C,d] translated rows */
+  float *y;         /* [C,d] normalised rows; reused for dL/dy */
+  float *dt;        /* [C,d] dL/dt */
+  float *mu, *rstd; /* [C] */
+  float *z;         /* [C,V] logits, then dL/dlogits in place */
+  float *gain;      /* [d] */
+  int *pos;         /* [C] flat (b*T + t) position of each prediction row */
+} work;
+
+static void work_init(work *w, const tl_unembed *u, int C) {
+  w->C = C;
+  w->d = u->d_model;
+  w->V = u->vocab;
+  size_t cd = (size_t)C * w->d * sizeof(float);
+  w->h = tl_aligned_alloc(cd);
+  w->t = tl_aligned_alloc(cd);
+  w->y = tl_aligned_alloc(cd);
+  w->dt = tl_aligned_alloc(cd);
+  w->mu = tl_malloc((size_t)C * sizeof(float));
+  w->rstd = tl_malloc((size_t)C * sizeof(float));
+  w->z = tl_aligned_alloc((size_t)C * w->V * sizeof(float));
+  w->gain = make_gain(u);
+  w->pos = tl_malloc((size_t)C * sizeof(int));
+}
+
+static void work_free(work *w) {
+  free(w->h), free(w->t), free(w->y), free(w->dt), free(w->mu), free(w->rstd), free(w->z), free(w->gain),
+      free(w->pos);
+}
+
+/* Prediction rows are positions t in [p0, p1) of every sequence, flattened
+ * b-major; their labels sit at t + shift. */
+static void shift_range(int T, int shift, int *p0, int *p1) {
+  *p0 = shift < 0 ? -shift : 0;
+  *p1 = shift > 0 ? T - shift : T;
+}
+
+/* Fills w->pos and w->h for prediction rows [k0, k0+n) of the flattened list. */
+static void gather_rows(work *w, const float *h, int T, int p0, int p1, int64_t k0, int n) {
+  const int per = p1 - p0, d = w->d;
+  for (int r = 0; r < n; r++) {
+    int64_t k = k0 + r;
+    int b = (int)(k / per), t = p0 + (int)(k % per);
+    w->pos[r] = b * T + t;
+    memcpy(w->h + (size_t)r * d, h + ((size_t)b * T + t) * d, (size_t)d * sizeof(float));
+  }
+}
+
+static int check_inputs(const tl_unembed *u, const float *model_logits, const int32_t *ids, int B, int T,
+                        int shift, int need_logits, int need_ids) {
+  if (B < 1 || T < 1) return tl_fail("lens: batch must have B >= 1 and T >= 1, got B=%d T=%d", B, T);
+  if (shift <= -T || shift >= T)
+    return tl_fail("lens: token_shift %d leaves no position in a sequence of %d tokens", shift, T);
+  if (need_logits && !model_logits) return tl_fail("lens: the kl loss needs the model's logits");
+  if (need_ids && !ids) return tl_fail("lens: the ce loss needs the input ids");
+  if (ids)
+    for (int64_t k = 0; k < (int64_t)B * T; k++)
+      if (ids[k] < 0 || ids[k] >= u->vocab)
+        return tl_fail("lens: input id %d at position %lld is outside the vocabulary [0, %d)", (int)ids[k],
+                       (long long)k, u->vocab);
+  return 0;
+}
+
+/* logsumexp of every model row (the final distribution's normaliser). */
+static float *model_lse(const float *model_logits, int64_t rows, int V) {
+  float *lse = tl_malloc((size_t)rows * sizeof(float) + 1);
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) lse[r] = row_logsumexp(model_logits + (size_t)r * V, V);
+  return lse;
+}
+
+/* ---- training ---- */
+static double PT[3];
+#include <stdio.h>
+
+int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_cfg *cfg, const float *hidden,
+                        const float *model_logits, const int32_t *ids, int B, int T, float scale, float *grad,
+                        float *losses) {
+  TL_TRY(tl_lens_check(lens, u));
+  if (!lens) return tl_fail("lens: training needs a tuned lens");
+  if (cfg->loss != TL_LOSS_KL && cfg->loss != TL_LOSS_CE)
+    return tl_fail("lens: unknown loss %d (expected kl or ce)", (int)cfg->loss);
+  const int shift = tl_lens_shift(cfg), kl = cfg->loss == TL_LOSS_KL;
+  TL_TRY(check_inputs(u, model_logits, ids, B, T, shift, kl, !kl));
+  if (cfg->chunk < 0) return tl_fail("lens: chunk must be >= 0, got %d", cfg->chunk);
+  if (!isfinite(scale)) return tl_fail("lens: loss scale must be finite");
+
+  const int d = u->d_model, V = u->vocab, L = lens->n_layers;
+  int p0, p1;
+  shift_range(T, shift, &p0, &p1);
+  const int64_t N = (int64_t)B * (p1 - p0);
+  const int C = (int)(N < (cfg->chunk ? cfg->chunk : TL_LENS_CHUNK) ? N : (cfg->chunk ? cfg->chunk : TL_LENS_CHUNK));
+  /* d(scale * mean loss)/dz = scale/N * (q - p) for kl, (q - onehot) for ce */
+  const float gscale = (float)((double)scale / (double)N);
+
+  work w;
+  work_init(&w, u, C);
+  float *lse_m = kl ? model_lse(model_logits, (int64_t)B * T, V) : NULL;
+
+  for (int i = 0; i < L; i++) {
+    const float *h = hidden + (size_t)i * B * T * d;
+    float *gW = grad + tl_lens_weight_off(lens, i), *gb = grad + tl_lens_bias_off(lens, i);
+    double loss_sum = 0;
+    for (int64_t k0 = 0; k0 < N; k0 += C) {
+      const int n = (int)(N - k0 < C ? N - k0 : C);
+      double q0 = tl_now();
+      gather_rows(&w, h, T, p0, p1, k0, n);
+      translate(lens, i, w.h, n, w.t);
+      norm_forward(u, w.gain, w.t, n, w.y, w.mu, w.rstd);
+      unembed_rows(u, w.y, n, w.z);
+      double q1 = tl_now(); PT[0] += q1 - q0;
+
+      /* log-softmax, loss and dL/dz, one row at a time (the row stays in L2) */
+#pragma omp parallel for schedule(static) reduction(+ : loss_sum)
+      for (int r = 0; r < n; r++) {
+        float *z = w.z + (size_t)r * V;
+        const float lse = row_logsumexp(z, V);
+        const int lab = w.pos[r] + shift; /* flat position of the label */
+        if (kl) {
+          const float *zm = model_logits + (size_t)lab * V;
+          const float lm = lse_m[lab];
+          float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+          for (int v = 0; v < V; v++) {
+            float lq = z[v] - lse, lp = zm[v] - lm;
+            float q = exp_nonpos(lq), p = exp_nonpos(lp);
+            acc += p * (lp - lq);
+            z[v] = gscale * (q - p);
+          }
+          loss_sum += acc;
+        } else {
+          const int y = ids[lab];
+          loss_sum += (double)(lse - z[y]);
+#pragma omp simd
+          for (int v = 0; v < V; v++) z[v] = gscale * exp_nonpos(z[v] - lse);
+          z[y] -= gscale;
+        }
+      }
+
+      double q2 = tl_now(); PT[1] += q2 - q1;
+      /* dL/dy = dz W_U, back through the norm, then dW += dt^T h, db += sum dt */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, V, 1.0f, w.z, V, u->W_U, d, 0.0f, w.y, d);
+      double q3 = tl_now(); PT[2] += q3 - q2;
+      norm_backward(u, w.gain, w.t, w.mu, w.rstd, w.y, n, w.dt);
+      if (!lens->bias_only)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, n, 1.0f, w.dt, d, w.h, d, 1.0f, gW, d);
+#pragma omp parallel for schedule(static)
+      for (int j = 0; j < d; j++) {
+        float s = 0.0f;
+        for (int r = 0; r < n; r++) s += w.dt[(size_t)r * d + j];
+        gb[j] += s;
+      }
+    }
+    if (losses) losses[i] = (float)(loss_sum / (double)N);
+  }
+  fprintf(stderr, "PROFILE fwd %.3f elem %.3f bwdgemm %.3f\n", PT[0], PT[1], PT[2]); PT[0]=PT[1]=PT[2]=0;
+  free(lse_m);
+  work_free(&w);
+  return 0;
+}
+
+/* ---- evaluation ---- */
+
+/* Row statistics of log-probabilities z - lse (and of the model row when given). */
+static void eval_chunk(work *w, int n, const float *model_logits, const float *lse_m, const int32_t *ids,
+                       int shift, int T, tl_lens_eval_out *out, float *prob_sum) {
+  const int V = w->V;
+  double kl_sum = 0, ent_sum = 0, ce_sum = 0;
+  int64_t n_ce = 0;
+#pragma omp parallel for schedule(static) reduction(+ : kl_sum, ent_sum, ce_sum, n_ce)
+  for (int r = 0; r < n; r++) {
+    float *z = w->z + (size_t)r * V;
+    const float lse = row_logsumexp(z, V);
+    const int pos = w->pos[r], t = pos % T;
+    if (ids && t + shift >= 0 && t + shift < T) {
+      ce_sum += (double)(lse - z[ids[pos + shift]]);
+      n_ce++;
+    }
+    float ent = 0.0f, klr = 0.0f;
+    if (model_logits) {
+      const float *zm = model_logits + (size_t)pos * V, lm = lse_m[pos];
+#pragma omp simd reduction(+ : klr)
+      for (int v = 0; v < V; v++) {
+        float lq = z[v] - lse, lp = zm[v] - lm;
+        klr += exp_nonpos(lp) * (lp - lq);
+      }
+    }
+#pragma omp simd reduction(+ : ent)
+    for (int v = 0; v < V; v++) {
+      float lq = z[v] - lse, q = exp_nonpos(lq);
+      ent -= q * lq;
+      z[v] = q; /* keep the probabilities for prob_sum */
+    }
+    ent_sum += ent;
+    kl_sum += klr;
+  }
+  out->kl_sum += kl_sum;
+  out->entropy_sum += ent_sum;
+  out->ce_sum += ce_sum;
+  out->n_ce += n_ce;
+  out->n_all += n;
+  if (prob_sum) {
+    /* split the vocabulary between threads so no two write the same entry */
+#pragma omp parallel for schedule(static)
+    for (int v0 = 0; v0 < V; v0 += 1024) {
+      int v1 = v0 + 1024 < V ? v0 + 1024 : V;
+      for (int r = 0; r < n; r++)
+        for (int v = v0; v < v1; v++) prob_sum[v] += w->z[(size_t)r * V + v];
+    }
+  }
+}
+
+int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const float *h,
+                 const float *model_logits, const int32_t *ids, int B, int T, int token_shift, int chunk,
+                 tl_lens_eval_out *out, float *prob_sum) {
+  memset(out, 0, sizeof *out);
+  TL_TRY(tl_lens_check(lens, u));
+  if (lens && (translator < 0 || translator >= lens->n_layers))
+    return tl_fail("lens: translator %d out of range [0, %d)", translator, lens->n_layers);
+  TL_TRY(check_inputs(u, model_logits, ids, B, T, token_shift, 0, 0));
+  if (chunk < 0) return tl_fail("lens: chunk must be >= 0, got %d", chunk);
+  const int d = u->d_model, V = u->vocab;
+  const int64_t N = (int64_t)B * T;
+  const int want = chunk ? chunk : TL_LENS_CHUNK;
+  const int C = (int)(N < want ? N : want);
+  work w;
+  work_init(&w, u, C);
+  float *lse_m = model_logits ? model_lse(model_logits, N, V) : NULL;
+  for (int64_t k0 = 0; k0 < N; k0 += C) {
+    const int n = (int)(N - k0 < C ? N - k0 : C);
+    gather_rows(&w, h, T, 0, T, k0, n);
+    if (lens)
+      translate(lens, translator, w.h, n, w.t);
+    else
+      memcpy(w.t, w.h, (size_t)n * d * sizeof(float));
+    norm_forward(u, w.gain, w.t, n, w.y, w.mu, w.rstd);
+    unembed_rows(u, w.y, n, w.z);
+    eval_chunk(&w, n, model_logits, lse_m, ids, token_shift, T, out, prob_sum);
+  }
+  out->kl_sum = model_logits ? out->kl_sum : 0;
+  free(lse_m);
+  work_free(&w);
+  return 0;
+}
+
+int tl_lens_eval_final(const float *model_logits, int vocab, const int32_t *ids, int B, int T, int token_shift,
+                       tl_lens_eval_out *out, float *prob_sum) {
+  memset(out, 0, sizeof *out);
+  if (!model_logits || vocab < 1) return tl_fail("lens: baseline evaluation needs the model's logits");
+  tl_unembed u = {0};
+  u.vocab = vocab;
+  TL_TRY(check_inputs(&u, model_logits, ids, B, T, token_shift, 1, 0));
+  const int64_t N = (int64_t)B * T;
+  const int C = (int)(N < TL_LENS_CHUNK ? N : TL_LENS_CHUNK);
+  work w = {0};
+  w.C = C;
+  w.V = vocab;
+  w.z = tl_aligned_alloc((size_t)C * vocab * sizeof(float));
+  w.pos = tl_malloc((size_t)C * sizeof(int));
+  for (int64_t k0 = 0; k0 < N; k0 += C) {
+    const int n = (int)(N - k0 < C ? N - k0 : C);
+    for (int r = 0; r < n; r++) w.pos[r] = (int)(k0 + r);
+    memcpy(w.z, model_logits + (size_t)k0 * vocab, (size_t)n * vocab * sizeof(float));
+    eval_chunk(&w, n, NULL, NULL, ids, token_shift, T, out, prob_sum);
+  }
+  free(w.z), free(w.pos);
+  return 0;
+}

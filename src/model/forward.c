@@ -1,0 +1,176 @@
+/* The forward pass, shared by every family: embeddings, L blocks (pre-norm,
+ * serial or parallel residual), final norm, unembedding. Every array operation
+ * goes through the backend (m->be); this file only sequences them. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model_internal.h"
+
+/* Grows the scratch buffers to hold `rows` token positions. */
+static void ensure_scratch(tl_model *m, int rows) {
+  if (rows <= m->cap_rows) return;
+  const tl_model_config *c = &m->cfg;
+  const tl_backend *be = m->be;
+  float **bufs[] = {&m->x, &m->hn, &m->hn2, &m->qkv, &m->att, &m->mlp_h, &m->mlp_g};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+    if (*bufs[i]) be->free(*bufs[i]);
+  if (m->ids_dev) be->free(m->ids_dev);
+  free(m->stage);
+  size_t n = (size_t)rows, d = c->d_model, qkv = (size_t)(c->n_heads + 2 * c->n_kv_heads) * c->head_dim,
+         att = (size_t)c->n_heads * c->head_dim, chunk = n < TL_MODEL_MLP_CHUNK ? n : TL_MODEL_MLP_CHUNK;
+  m->x = be->alloc(n * d * sizeof(float));
+  m->hn = be->alloc(n * d * sizeof(float));
+  m->hn2 = be->alloc(n * d * sizeof(float));
+  m->qkv = be->alloc(n * qkv * sizeof(float));
+  m->att = be->alloc(n * att * sizeof(float));
+  m->mlp_h = be->alloc(chunk * (c->gated_mlp ? 2 : 1) * c->d_ff * sizeof(float));
+  m->mlp_g = c->gated_mlp ? be->alloc(chunk * c->d_ff * sizeof(float)) : NULL;
+  m->ids_dev = be->alloc(n * sizeof(int32_t));
+  /* host staging for hidden states when the backend is not the host */
+  m->stage = be->device == TL_DEVICE_CPU ? NULL : tl_malloc(n * d * sizeof(float));
+  m->cap_rows = rows;
+}
+
+static void norm(tl_model *m, float *y, const float *x, const float *w, const float *b, int rows) {
+  const tl_model_config *c = &m->cfg;
+  if (c->norm == TL_NORM_LAYERNORM) m->be->layernorm(y, x, w, b, rows, c->d_model, c->norm_eps);
+  else m->be->rmsnorm(y, x, w, rows, c->d_model, c->norm_eps, 0);
+}
+
+/* x += mlp(h) over rows, in chunks so the d_ff-wide intermediate stays bounded. */
+static void mlp_add(tl_model *m, const tl_layer_weights *w, float *x, const float *h, int rows) {
+  const tl_model_config *c = &m->cfg;
+  const tl_backend *be = m->be;
+  int d = c->d_model, ff = c->d_ff, up = c->gated_mlp ? 2 * ff : ff;
+  for (int r0 = 0; r0 < rows; r0 += TL_MODEL_MLP_CHUNK) {
+    int n = rows - r0 < TL_MODEL_MLP_CHUNK ? rows - r0 : TL_MODEL_MLP_CHUNK;
+    be->linear(m->mlp_h, h + (size_t)r0 * d, w->up_w, w->up_b, n, up, d, 0);
+    const float *a = m->mlp_h;
+    if (c->gated_mlp) {
+      be->glu(m->mlp_g, m->mlp_h, n, ff, c->act);
+      a = m->mlp_g;
+    } else {
+      be->act(m->mlp_h, (size_t)n * ff, c->act);
+    }
+    be->linear(x + (size_t)r0 * d, a, w->down_w, w->down_b, n, d, ff, 1);
+  }
+}
+
+/* One transformer block on the residual stream m->x, in place. */
+static void block(tl_model *m, const tl_layer_weights *w, int layer, int B, int T) {
+  const tl_model_config *c = &m->cfg;
+  const tl_backend *be = m->be;
+  int rows = B * T, d = c->d_model, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
+  int qkv = (H + 2 * KV) * hd;
+  float scale = 1.0f / sqrtf((float)hd);
+  if (c->scale_attn_by_layer) scale /= (float)(layer + 1);
+
+  norm(m, m->hn, m->x, w->ln1_w, w->ln1_b, rows);
+  be->linear(m->qkv, m->hn, w->qkv_w, w->qkv_b, rows, qkv, d, 0);
+  /* q and k heads are adjacent at the start of each qkv row: rotate both at once */
+  if (c->rot_dim) be->rope(m->qkv, B, T, qkv, H + KV, hd, c->rot_dim, c->rope_theta);
+  be->attention(m->att, m->qkv, B, T, H, KV, hd, scale, c->window);
+
+  if (c->parallel_residual) {
+    /* x = x + attn(ln1(x)) + mlp(ln2(x)): both norms see the block's input */
+    norm(m, m->hn2, m->x, w->ln2_w, w->ln2_b, rows);
+    be->linear(m->x, m->att, w->o_w, w->o_b, rows, d, H * hd, 1);
+    mlp_add(m, w, m->x, m->hn2, rows);
+  } else {
+    be->linear(m->x, m->att, w->o_w, w->o_b, rows, d, H * hd, 1);
+    norm(m, m->hn, m->x, w->ln2_w, w->ln2_b, rows);
+    mlp_add(m, w, m->x, m->hn, rows);
+  }
+}
+
+/* Hands hidden state `index` (device array) to the callback, in host memory. */
+static int emit(tl_model *m, tl_hidden_fn fn, void *ctx, int index, const float *h, int B, int T) {
+  if (!fn) return 0;
+  size_t n = (size_t)B * T * m->cfg.d_model;
+  if (m->stage) {
+    m->be->to_host(m->stage, h, n * sizeof(float));
+    h = m->stage;
+  }
+  return fn(ctx, index, h, B, T, m->cfg.d_model);
+}
+
+int tl_model_forward_cb(tl_model *m, const int32_t *ids, int B, int T, tl_hidden_fn fn, void *ctx, float *logits) {
+  const tl_model_config *c = &m->cfg;
+  const tl_backend *be = m->be;
+  if (B <= 0 || T <= 0 || (int64_t)B * T > (1 << 30))
+    return tl_fail("model forward: batch %d x %d tokens is not a positive size", B, T);
+  if (c->learned_pos && T > c->max_pos)
+    return tl_fail("model forward: sequence length %d exceeds the model's %d positions (n_positions)", T,
+                   c->max_pos);
+  for (int i = 0; i < B * T; i++)
+    if (ids[i] < 0 || ids[i] >= c->vocab)
+      return tl_fail("input_ids[%d][%d] = %d is out of range [0, %d) for this model's vocabulary", i / T, i % T,
+                     ids[i], c->vocab);
+  int rows = B * T, d = c->d_model, L = c->n_layers;
+  ensure_scratch(m, rows);
+  be->to_device(m->ids_dev, ids, (size_t)rows * sizeof(int32_t));
+
+  const float *g = m->global;
+  be->embed(m->x, g + m->gl.embed, m->ids_dev, rows, d);
+  if (c->learned_pos)
+    for (int b = 0; b < B; b++) {
+      float *xb = m->x + (size_t)b * T * d;
+      be->add(xb, xb, g + m->gl.pos, (size_t)T * d); /* positions 0..T-1 */
+    }
+  int rc = emit(m, fn, ctx, 0, m->x, B, T);
+  for (int l = 0; l < L && !rc; l++) {
+    tl_layer_weights w;
+    const float *blob = tl_model_layer_weights(m, l, &w);
+    block(m, &w, l, B, T);
+    tl_model_layer_release(m, l, blob);
+    /* the last block's raw output is not returned: HF returns it after the final norm */
+    if (l < L - 1) rc = emit(m, fn, ctx, l + 1, m->x, B, T);
+  }
+  if (rc) return rc;
+  tl_unembed u;
+  tl_model_unembed(m, &u);
+  norm(m, m->hn, m->x, u.norm_w, u.norm_b, rows);
+  TL_TRY(emit(m, fn, ctx, L, m->hn, B, T));
+  if (logits) {
+    if (be->device == TL_DEVICE_CPU) {
+      be->linear(logits, m->hn, u.W_U, u.b_U, rows, c->vocab, d, 0);
+    } else {
+      float *dev = be->alloc((size_t)rows * c->vocab * sizeof(float));
+      be->linear(dev, m->hn, u.W_U, u.b_U, rows, c->vocab, d, 0);
+      be->to_host(logits, dev, (size_t)rows * c->vocab * sizeof(float));
+      be->free(dev);
+    }
+  }
+  return 0;
+}
+
+static int store_hidden(void *ctx, int index, const float *h, int B, int T, int d) {
+  float *all = ctx;
+  size_t n = (size_t)B * T * d;
+  memcpy(all + (size_t)index * n, h, n * sizeof(float));
+  return 0;
+}
+
+int tl_model_forward(tl_model *m, const int32_t *ids, int B, int T, float *hidden, float *logits) {
+  return tl_model_forward_cb(m, ids, B, T, hidden ? store_hidden : NULL, hidden, logits);
+}
+
+int tl_model_greedy(tl_model *m, const int32_t *prompt, int n_prompt, int n_new, int32_t *out) {
+  int V = m->cfg.vocab, total = n_prompt + n_new;
+  if (n_prompt <= 0 || n_new < 0) return tl_fail("greedy: need a non-empty prompt and n_new >= 0");
+  memcpy(out, prompt, (size_t)n_prompt * sizeof(int32_t));
+  float *logits = tl_malloc((size_t)total * V * sizeof(float));
+  int rc = 0;
+  for (int n = n_prompt; n < total && !rc; n++) {
+    rc = tl_model_forward(m, out, 1, n, NULL, logits);
+    if (rc) break;
+    const float *last = logits + (size_t)(n - 1) * V;
+    int best = 0;
+    for (int v = 1; v < V; v++)
+      if (last[v] > last[best]) best = v;
+    out[n] = best;
+  }
+  free(logits);
+  return rc;
+}

@@ -1,0 +1,324 @@
+/* Loading a Hugging Face model folder: config.json, then the weights from
+ * model.safetensors or model.safetensors.index.json + shards, validated tensor
+ * by tensor (missing, unexpected, dtype, shape) and converted to fp32 in our
+ * layout (see model.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model_internal.h"
+#include "tlens/safetensors.h"
+
+int tl_model_read_config(const char *dir, tl_model_config *cfg) {
+  char *path = tl_path_join(dir, "config.json"), *text = NULL;
+  size_t len = 0;
+  const tl_family *f;
+  int rc = -1;
+  if (!tl_file_exists(path)) {
+    tl_fail("%s: missing (a Hugging Face model folder needs config.json)", path);
+    goto done;
+  }
+  if (tl_read_file(path, &text, &len)) goto done;
+  rc = tl_model_parse_config(text, len, path, cfg, &f);
+done:
+  free(text);
+  free(path);
+  return rc;
+}
+
+/* ---- the set of checkpoint files ---- */
+
+typedef struct {
+  int nshards;
+  tl_safetensors *shards;
+  char **used; /* per shard, per tensor: consumed by a spec */
+  /* index.json weight_map (NULL for a single file) */
+  cJSON *index;
+  const cJSON *weight_map;
+  char *index_path;
+} weights;
+
+static void weights_close(weights *w) {
+  for (int i = 0; i < w->nshards; i++) {
+    tl_st_close(&w->shards[i]);
+    free(w->used[i]);
+  }
+  free(w->shards);
+  free(w->used);
+  cJSON_Delete(w->index);
+  free(w->index_path);
+  memset(w, 0, sizeof *w);
+}
+
+static int open_shard(weights *w, const char *path) {
+  w->shards = tl_realloc(w->shards, (size_t)(w->nshards + 1) * sizeof *w->shards);
+  w->used = tl_realloc(w->used, (size_t)(w->nshards + 1) * sizeof *w->used);
+  memset(&w->shards[w->nshards], 0, sizeof *w->shards);
+  if (tl_st_open(&w->shards[w->nshards], path)) return -1;
+  w->used[w->nshards] = tl_calloc((size_t)w->shards[w->nshards].n + 1, 1);
+  w->nshards++;
+  return 0;
+}
+
+static int weights_open(weights *w, const char *dir) {
+  memset(w, 0, sizeof *w);
+  char *single = tl_path_join(dir, "model.safetensors");
+  char *index = tl_path_join(dir, "model.safetensors.index.json");
+  int rc = -1;
+  if (tl_file_exists(single)) {
+    rc = open_shard(w, single);
+    goto done;
+  }
+  if (!tl_file_exists(index)) {
+    char *bin = tl_path_join(dir, "pytorch_model.bin"), *binidx = tl_path_join(dir, "pytorch_model.bin.index.json");
+    if (tl_file_exists(bin) || tl_file_exists(binidx))
+      tl_fail("%s: only pytorch_model.bin weights found; convert them to safetensors first (e.g. load with "
+              "transformers and save_pretrained(dir, safe_serialization=True))", dir);
+    else
+      tl_fail("%s: no model.safetensors or model.safetensors.index.json found", dir);
+    free(bin);
+    free(binidx);
+    goto done;
+  }
+  char *text = NULL;
+  size_t len = 0;
+  if (tl_read_file(index, &text, &len)) goto done;
+  w->index = cJSON_ParseWithLength(text, len);
+  free(text);
+  w->index_path = tl_strdup(index);
+  w->weight_map = w->index ? cJSON_GetObjectItemCaseSensitive(w->index, "weight_map") : NULL;
+  if (!w->weight_map || !cJSON_IsObject(w->weight_map)) {
+    tl_fail("%s: not valid JSON with a 'weight_map' object", index);
+    goto done;
+  }
+  /* open each distinct shard once */
+  const cJSON *e;
+  cJSON_ArrayForEach(e, w->weight_map) {
+    if (!cJSON_IsString(e) || !e->valuestring[0] || strchr(e->valuestring, '/') || strstr(e->valuestring, "..")) {
+      tl_fail("%s: weight_map entry '%s' must name a shard file in the same folder", index, e->string);
+      goto done;
+    }
+    char *sp = tl_path_join(dir, e->valuestring);
+    int seen = 0;
+    for (int i = 0; i < w->nshards && !seen; i++) seen = !strcmp(w->shards[i].path, sp);
+    int bad = !seen && open_shard(w, sp);
+    free(sp);
+    if (bad) goto done;
+  }
+  if (w->nshards == 0) {
+    tl_fail("%s: weight_map is empty", index);
+    goto done;
+  }
+  rc = 0;
+done:
+  free(single);
+  free(index);
+  return rc;
+}
+
+/* Finds a tensor by name and the shard holding it. Errors name the file. */
+static const tl_st_tensor *weights_find(weights *w, const char *name, int *shard) {
+  int s = 0;
+  if (w->weight_map) {
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(w->weight_map, name);
+    if (!e) {
+      tl_fail("%s: tensor '%s' is missing from weight_map", w->index_path, name);
+      return NULL;
+    }
+    for (s = 0; s < w->nshards; s++)
+      if (!strcmp(tl_basename(w->shards[s].path), e->valuestring)) break;
+    if (s == w->nshards) s = 0;
+  }
+  const tl_st_tensor *t = tl_st_find(&w->shards[s], name);
+  if (!t) {
+    tl_fail("%s: tensor '%s' is missing", w->shards[s].path, name);
+    return NULL;
+  }
+  *shard = s;
+  return t;
+}
+
+/* Converts one checkpoint tensor into dst according to the spec's transform. */
+static void convert(const tl_tspec *s, const tl_st_tensor *t, float *dst, const tl_model_config *c) {
+  size_t n = (size_t)tl_numel(t->ndim, t->shape);
+  if (s->xf == XF_COPY || (s->xf == XF_TRANSPOSE && s->ndim == 1)) {
+    tl_to_f32(dst, t->data, t->dtype, n);
+    return;
+  }
+  float *tmp = tl_malloc(n * sizeof(float));
+  tl_to_f32(tmp, t->data, t->dtype, n);
+  if (s->xf == XF_TRANSPOSE) { /* file [rows=in][cols=out] -> dst [out][in] */
+    int64_t in = s->shape[0], out = s->shape[1];
+    for (int64_t i = 0; i < in; i++)
+      for (int64_t o = 0; o < out; o++) dst[o * in + i] = tmp[i * out + o];
+  } else { /* XF_NEOX_QKV: row (h, k, c) of the file goes to row (k, h, c) */
+    int64_t H = c->n_heads, hd = c->head_dim, width = s->ndim == 2 ? s->shape[1] : 1;
+    for (int64_t h = 0; h < H; h++)
+      for (int64_t k = 0; k < 3; k++)
+        memcpy(dst + ((k * H + h) * hd) * width, tmp + ((h * 3 + k) * hd) * width,
+               (size_t)(hd * width) * sizeof(float));
+  }
+  free(tmp);
+}
+
+static int load_weights(tl_model *m, weights *w) {
+  tl_tspec *specs;
+  int ns;
+  TL_TRY(tl_model_specs(m->fam, &m->cfg, &specs, &ns));
+  int rc = -1;
+  int64_t nparams = 0;
+  for (int i = 0; i < ns; i++) {
+    const tl_tspec *s = &specs[i];
+    int sh;
+    const tl_st_tensor *t = weights_find(w, s->name, &sh);
+    if (!t) goto done;
+    const char *file = w->shards[sh].path;
+    if (t->dtype != TL_F32 && t->dtype != TL_F16 && t->dtype != TL_BF16) {
+      tl_fail("%s: tensor '%s' has dtype %s (expected F32, F16 or BF16)", file, s->name, tl_dtype_name(t->dtype));
+      goto done;
+    }
+    if (t->ndim != s->ndim || t->shape[0] != s->shape[0] || (s->ndim == 2 && t->shape[1] != s->shape[1])) {
+      char got[96], want[96];
+      tl_fail("%s: tensor '%s' has shape %s (expected %s from config.json)", file, s->name,
+              tl_shape_str(t->ndim, t->shape, got, sizeof got), tl_shape_str(s->ndim, s->shape, want, sizeof want));
+      goto done;
+    }
+    if (i == 0) m->cfg.dtype = t->dtype;
+    w->used[sh][t - w->shards[sh].tensors] = 1;
+    float *blob = s->layer < 0 ? m->global : m->layers[s->layer];
+    convert(s, t, blob + s->off, &m->cfg);
+    nparams += tl_numel(t->ndim, t->shape);
+  }
+  for (int k = 0; k < w->nshards; k++)
+    for (int i = 0; i < w->shards[k].n; i++) {
+      const char *name = w->shards[k].tensors[i].name;
+      if (w->used[k][i] || tl_model_ignorable(m->fam, &m->cfg, name)) continue;
+      tl_fail("%s: unexpected tensor '%s' (not part of a %s model with %d layers as config.json describes)",
+              w->shards[k].path, name, m->cfg.model_type, m->cfg.n_layers);
+      goto done;
+    }
+  m->cfg.n_params = nparams;
+  rc = 0;
+done:
+  free(specs);
+  return rc;
+}
+
+int tl_model_load(tl_model **out, const char *dir) {
+  *out = NULL;
+  tl_model *m = tl_calloc(1, sizeof *m);
+  m->dir = tl_strdup(dir);
+  m->be = tl_backend_cpu();
+  char *path = tl_path_join(dir, "config.json"), *text = NULL;
+  size_t len = 0;
+  weights w = {0};
+  int rc = -1;
+  if (!tl_is_dir(dir)) {
+    tl_fail("%s: not a directory (expected a Hugging Face model folder)", dir);
+    goto done;
+  }
+  if (!tl_file_exists(path)) {
+    tl_fail("%s: missing (a Hugging Face model folder needs config.json)", path);
+    goto done;
+  }
+  if (tl_read_file(path, &text, &len)) goto done;
+  if (tl_model_parse_config(text, len, path, &m->cfg, &m->fam)) goto done;
+  tl_layouts(&m->cfg, &m->ll, &m->gl);
+  if (weights_open(&w, dir)) goto done;
+  m->global = tl_aligned_alloc(m->gl.numel * sizeof(float));
+  m->layers = tl_calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+  for (int l = 0; l < m->cfg.n_layers; l++) m->layers[l] = tl_aligned_alloc(m->ll.numel * sizeof(float));
+  if (load_weights(m, &w)) goto done;
+  rc = 0;
+done:
+  weights_close(&w);
+  free(text);
+  free(path);
+  if (rc) tl_model_free(m);
+  else *out = m;
+  return rc;
+}
+
+static void free_scratch(tl_model *m) {
+  float **bufs[] = {&m->x, &m->hn, &m->hn2, &m->qkv, &m->att, &m->mlp_h, &m->mlp_g};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+    if (*bufs[i]) m->be->free(*bufs[i]);
+    *bufs[i] = NULL;
+  }
+  if (m->ids_dev) m->be->free(m->ids_dev);
+  m->ids_dev = NULL;
+  free(m->stage);
+  m->stage = NULL;
+  m->cap_rows = 0;
+}
+
+void tl_model_free(tl_model *m) {
+  if (!m) return;
+  free_scratch(m);
+  if (m->layers)
+    for (int l = 0; l < m->cfg.n_layers; l++) free(m->layers[l]);
+  free(m->layers);
+  free(m->global);
+  free(m->dir);
+  free(m);
+}
+
+const tl_model_config *tl_model_cfg(const tl_model *m) { return &m->cfg; }
+
+void tl_model_set_backend(tl_model *m, const tl_backend *be) {
+  free_scratch(m);
+  m->be = be;
+}
+
+int tl_model_unembed(tl_model *m, tl_unembed *u) {
+  const tl_model_config *c = &m->cfg;
+  memset(u, 0, sizeof *u);
+  u->d_model = c->d_model;
+  u->vocab = c->vocab;
+  u->norm = c->norm;
+  u->eps = c->norm_eps;
+  u->norm_add_one = 0;
+  u->norm_w = m->global + m->gl.final_w;
+  u->norm_b = m->gl.final_b == TL_NONE ? NULL : m->global + m->gl.final_b;
+  u->W_U = m->global + (c->tied ? m->gl.embed : m->gl.lm_w);
+  u->b_U = m->gl.lm_b == TL_NONE ? NULL : m->global + m->gl.lm_b;
+  return 0;
+}
+
+/* ---- per-layer weight access ---- */
+
+size_t tl_model_layer_numel(const tl_model *m) { return m->ll.numel; }
+float *tl_model_layer_blob(tl_model *m, int layer) { return m->layers[layer]; }
+
+void tl_model_set_layer_blob(tl_model *m, int layer, float *blob) {
+  free(m->layers[layer]);
+  m->layers[layer] = blob;
+}
+
+void tl_model_set_layer_hook(tl_model *m, const tl_layer_hook *hook) {
+  m->has_hook = hook != NULL;
+  if (hook) m->hook = *hook;
+}
+
+const float *tl_model_layer_weights(tl_model *m, int layer, tl_layer_weights *w) {
+  const float *b = m->has_hook && m->hook.fetch ? m->hook.fetch(m->hook.ctx, m, layer) : m->layers[layer];
+  const tl_layer_layout *L = &m->ll;
+#define AT(off) ((off) == TL_NONE ? NULL : b + (off))
+  w->ln1_w = AT(L->ln1_w);
+  w->ln1_b = AT(L->ln1_b);
+  w->ln2_w = AT(L->ln2_w);
+  w->ln2_b = AT(L->ln2_b);
+  w->qkv_w = AT(L->qkv_w);
+  w->qkv_b = AT(L->qkv_b);
+  w->o_w = AT(L->o_w);
+  w->o_b = AT(L->o_b);
+  w->up_w = AT(L->up_w);
+  w->up_b = AT(L->up_b);
+  w->down_w = AT(L->down_w);
+  w->down_b = AT(L->down_b);
+#undef AT
+  return b;
+}
+
+void tl_model_layer_release(tl_model *m, int layer, const float *blob) {
+  if (m->has_hook && m->hook.release) m->hook.release(m->hook.ctx, m, layer, blob);
+}

@@ -1,0 +1,124 @@
+/* Internal state of a loaded tokenizer, shared by the loading, encoding and
+ * decoding code (tok_load.c, tok_encode.c, tok_decode.c). Everything here is
+ * read-only after tl_tokenizer_load returns, except the per-thread word caches
+ * (each thread owns its own; the registry that frees them is mutex-guarded). */
+#ifndef TLENS_TOKENIZER_INTERNAL_H
+#define TLENS_TOKENIZER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "tlens/core.h"
+#include "tlens/tokenizer.h"
+
+/* ---- string -> id hash map over an arena of bytes ---- */
+typedef struct {
+  uint32_t off, len; /* key bytes in arena */
+  int32_t id;
+} tok_entry;
+typedef struct {
+  tok_entry *entries;
+  size_t n, cap;
+  int32_t *slots; /* index into entries, -1 empty */
+  size_t nslots;  /* power of two */
+  tl_buf arena;
+} tok_strmap;
+
+/* ---- (id, id) -> (rank, merged id) ---- */
+typedef struct {
+  uint64_t key; /* (a << 32) | b; UINT64_MAX empty */
+  uint32_t rank;
+  int32_t id;
+} tok_merge;
+
+/* ---- normalizers / decoders: flattened sequences of simple steps ---- */
+enum { NORM_NFC = 1, NORM_PREPEND, NORM_REPLACE };
+enum { DEC_BYTELEVEL = 1, DEC_REPLACE, DEC_BYTEFALLBACK, DEC_FUSE, DEC_STRIP, DEC_METASPACE };
+typedef struct {
+  int type;
+  char *a, *b;     /* prepend text / replace pattern and content / strip content */
+  int start, stop; /* Strip: how many chars to cut at each end */
+  int flag;        /* Metaspace: strip the leading space of the first token */
+} tok_step;
+
+/* ---- added tokens ---- */
+typedef struct {
+  char *content;
+  size_t len;
+  int32_t id;
+  int special, lstrip, rstrip, single_word, normalized;
+} tok_added;
+typedef struct { /* byte trie over added-token contents */
+  int32_t child, sibling, token; /* first child, next sibling, index in added[] or -1 */
+  unsigned char byte;
+} tok_trie_node;
+typedef struct {
+  tok_trie_node *nodes;
+  int n, cap;
+  unsigned char first[256]; /* 1 when some token starts with this byte */
+  int ntokens;
+} tok_trie;
+
+typedef struct tok_cache tok_cache;
+
+struct tl_tokenizer {
+  char *path;
+  char hash[65];
+  /* model (BPE) */
+  tok_strmap vocab;       /* model token (bytes; byte-level decoded when byte_level) -> id */
+  tok_merge *merges;      /* open addressing */
+  size_t nmerge_slots;    /* power of two */
+  int byte_level;         /* words are raw bytes, one initial symbol per byte */
+  int32_t byte_id[256];   /* byte-level: id of each single byte, -1 if absent */
+  int32_t unk_id;         /* -1 if none */
+  int fuse_unk, byte_fallback, ignore_merges;
+  int32_t byte_token[256];/* byte_fallback: id of "<0xNN>", -1 if absent */
+  /* pipeline */
+  tok_step *norm; int nnorm;
+  int pre_bytelevel, pre_add_prefix_space, pre_use_regex;
+  int32_t *post_prefix; int npost_prefix;  /* ids the post-processor puts before / after */
+  int32_t *post_suffix; int npost_suffix;
+  tok_step *dec; int ndec; int has_decoder;
+  /* tokens */
+  tok_added *added; int nadded;
+  tok_trie trie_raw, trie_norm; /* tokens matched before / after normalization */
+  char **id_token;  size_t *id_token_len; /* id -> token string as in tokenizer.json (added ones win) */
+  int32_t vocab_size;
+  int32_t eos_id, bos_id;
+  char *eos_text;
+  int adds_bos;
+  int64_t model_max_length;
+  /* per-thread caches */
+  pthread_key_t cache_key;
+  pthread_mutex_t cache_lock;
+  tok_cache **caches; int ncaches, capcaches;
+  uint64_t serial;
+};
+
+uint64_t tok_hash_bytes(const void *p, size_t n);
+void tok_strmap_init(tok_strmap *m, size_t expected);
+void tok_strmap_free(tok_strmap *m);
+/* Inserts key -> id; returns 0, or 1 when the key was already present (id updated). */
+int tok_strmap_put(tok_strmap *m, const void *key, size_t len, int32_t id);
+int32_t tok_strmap_get(const tok_strmap *m, const void *key, size_t len); /* -1 if absent */
+
+static inline const tok_merge *tok_merge_get(const struct tl_tokenizer *t, int32_t a, int32_t b) {
+  uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+  size_t mask = t->nmerge_slots - 1;
+  size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+  for (;;) {
+    const tok_merge *m = &t->merges[i];
+    if (m->key == key) return m;
+    if (m->key == UINT64_MAX) return NULL;
+    i = (i + 1) & mask;
+  }
+}
+
+/* GPT-2 byte <-> unicode alphabet (the ByteLevel pre-tokenizer's mapping). */
+void tok_bytelevel_tables(uint32_t byte_to_cp[256]);
+/* Maps a ByteLevel token string back to bytes; returns 0 if a character is outside the alphabet. */
+int tok_bytelevel_decode(const char *s, size_t n, tl_buf *out);
+
+void tok_caches_free(struct tl_tokenizer *t);
+
+#endif

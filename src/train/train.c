@@ -1,0 +1,474 @@
+/* The training loop (see include/tlens/train.h for the shape of one step). */
+#include "tlens/train.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tlens/backend.h"
+#include "tlens/core.h"
+#include "tlens/data.h"
+#include "tlens/dist.h"
+#include "tlens/export.h"
+#include "tlens/lens.h"
+#include "tlens/model.h"
+#include "tlens/optim.h"
+#include "tlens/tokenizer.h"
+#include "train/train_internal.h"
+
+void tl_train_cfg_default(tl_train_cfg *c) {
+  memset(c, 0, sizeof *c);
+  c->text_column = tl_strdup("text");
+  c->max_seq_len = 2048;
+  c->per_gpu_batch_size = 1;
+  c->tokens_per_step = 1L << 18;
+  c->num_steps = 250;
+  c->seed = 42;
+  c->shuffle = true;
+  c->loss = tl_strdup("kl");
+  c->optimizer = tl_strdup("sgd");
+  c->lr_scale = 1.0;
+  c->momentum = 0.9;
+  c->weight_decay = 1e-3;
+  c->warmup_steps = -1;
+  c->checkpoint_freq = 50;
+  c->checkpoint_keep = 2;
+  c->progress = true;
+}
+
+void tl_train_cfg_free(tl_train_cfg *c) {
+  char **strs[] = {&c->model, &c->data, &c->text_column, &c->tokenizer, &c->revision, &c->loss,
+                   &c->lens_init, &c->optimizer, &c->output, &c->checkpoint_dir, &c->cache_dir, &c->hub_layout};
+  for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+    free(*strs[i]);
+    *strs[i] = NULL;
+  }
+}
+
+/* ---- configuration checks (identical on every rank, so no agreement is needed) ---- */
+static int check_cfg(const tl_train_cfg *c) {
+  if (!c->model || !*c->model) return tl_fail("--model.name: a model folder is required");
+  if (!c->data || !*c->data) return tl_fail("--data.name: a corpus (.jsonl, .jsonl.zst or .safetensors) is required");
+  if (!c->output || !*c->output) return tl_fail("--output: an output folder is required");
+  if (strcmp(c->loss, "kl") && strcmp(c->loss, "ce")) return tl_fail("--loss: expected kl or ce, got '%s'", c->loss);
+  if (strcmp(c->optimizer, "sgd") && strcmp(c->optimizer, "adam"))
+    return tl_fail("--optimizer: expected sgd or adam, got '%s'", c->optimizer);
+  if (c->max_seq_len < 2) return tl_fail("--max_seq_len: expected at least 2, got %ld", c->max_seq_len);
+  if (c->per_gpu_batch_size < 1) return tl_fail("--per_gpu_batch_size: expected at least 1");
+  if (c->tokens_per_step < 1) return tl_fail("--tokens_per_step: expected at least 1");
+  if (c->num_steps < 1) return tl_fail("--num_steps: expected at least 1");
+  if (c->checkpoint_freq < 0) return tl_fail("--checkpoint_freq: expected >= 0");
+  if (c->checkpoint_keep < 1) return tl_fail("--checkpoint_keep: expected >= 1");
+  if (c->warmup_steps >= c->num_steps) return tl_fail("--warmup_steps: must be below --num_steps (%ld)", c->num_steps);
+  return 0;
+}
+
+/* Threads per rank: an explicit --threads wins, then OMP_NUM_THREADS, else the
+ * node's cores divided among the ranks on it (oversubscribing 2 cores with 4 ranks
+ * each running 2 threads would thrash). */
+static void choose_threads(const tl_train_cfg *c, const tl_dist *d) {
+  int n = 0;
+  if (c->threads > 0) n = (int)c->threads;
+  else if (!getenv("OMP_NUM_THREADS")) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    n = (int)(cores / (d->local_world > 0 ? d->local_world : 1));
+    if (n < 1) n = 1;
+  }
+  if (n > 0) {
+    omp_set_num_threads(n);
+    tl_backend_cpu_set_threads(n);
+  }
+}
+
+/* ---- FSDP: each rank keeps 1/W of every layer blob; the hook gathers it back ---- */
+static const float *fsdp_fetch(void *ctx, tl_model *m, int layer) {
+  tl_run *r = ctx;
+  const void *full = NULL;
+  if (tl_fsdp_wait(r->fsdp, layer, &full) != 0) return NULL;
+  /* start the next layer's gather now so it overlaps this layer's compute */
+  if (layer + 1 < r->mc.n_layers) tl_fsdp_prefetch(r->fsdp, layer + 1);
+  return full;
+}
+
+static void fsdp_release(void *ctx, tl_model *m, int layer, const float *blob) {}
+
+static int setup_fsdp(tl_run *r) {
+  int L = r->mc.n_layers, W = r->dist.world, rank = r->dist.rank;
+  size_t numel = tl_model_layer_numel(r->model), off, cnt;
+  tl_shard_range(numel, W, rank, &off, &cnt);
+  size_t *sizes = tl_malloc((size_t)L * sizeof *sizes);
+  r->fsdp_shards = tl_calloc((size_t)L, sizeof(float *));
+  for (int l = 0; l < L; l++) {
+    sizes[l] = numel;
+    r->fsdp_shards[l] = tl_aligned_alloc((cnt ? cnt : 1) * sizeof(float));
+    memcpy(r->fsdp_shards[l], tl_model_layer_blob(r->model, l) + off, cnt * sizeof(float));
+    tl_model_set_layer_blob(r->model, l, NULL); /* drop the full copy: only the shard stays */
+  }
+  int rc = tl_fsdp_create(&r->fsdp, &r->dist, L, sizes, sizeof(float), (const void *const *)r->fsdp_shards);
+  free(sizes);
+  if (rc != 0) return -1;
+  r->hook.fetch = fsdp_fetch;
+  r->hook.release = fsdp_release;
+  r->hook.ctx = r;
+  tl_model_set_layer_hook(r->model, &r->hook);
+  tl_info("fsdp: each rank keeps %zu of %zu floats per layer (%d layers)", cnt, numel, L);
+  return 0;
+}
+
+/* ---- setup ---- */
+static int load_everything(tl_run *r) {
+  const tl_train_cfg *c = r->c;
+  tl_dist *d = &r->dist;
+  int rc = tl_model_load(&r->model, c->model);
+  TL_TRY(tl_dist_agree(d, rc));
+  r->mc = *tl_model_cfg(r->model);
+  TL_TRY(tl_model_unembed(r->model, &r->u));
+  TL_TRY(tl_unembed_hash(r->u.W_U, r->u.vocab, r->u.d_model, r->unembed_hash));
+
+  /* tokenizer: optional for pre-tokenized data */
+  char *tok_path = c->tokenizer ? tl_strdup(c->tokenizer) : tl_path_join(c->model, "tokenizer.json");
+  int pretokenized = strlen(c->data) > 12 && !strcmp(c->data + strlen(c->data) - 12, ".safetensors");
+  rc = 0;
+  if (!pretokenized || tl_file_exists(tok_path)) rc = tl_tokenizer_load(&r->tok, tok_path);
+  free(tok_path);
+  TL_TRY(tl_dist_agree(d, rc));
+
+  /* token cache: rank 0 tokenizes once, the others wait and map the same file */
+  tl_data_opts o;
+  tl_data_opts_default(&o);
+  o.text_column = c->text_column;
+  o.max_seq_len = c->max_seq_len;
+  char *cache_dir = c->cache_dir ? tl_strdup(c->cache_dir) : tl_path_join(c->output, "cache");
+  o.cache_dir = cache_dir;
+  char *cache_path = NULL;
+  rc = 0;
+  if (tl_dist_is_root(d)) {
+    rc = tl_mkdirs(c->output);
+    int built = 0;
+    if (rc == 0) rc = tl_data_prepare(c->data, r->tok, &o, &cache_path, &built);
+    if (rc == 0 && built) tl_info("tokenized %s into %s", c->data, cache_path);
+  }
+  rc = tl_dist_agree(d, rc);
+  if (rc == 0) {
+    if (!cache_path) cache_path = tl_data_cache_path(c->data, r->tok, &o);
+    rc = tl_data_open(&r->data, cache_path, 0);
+  }
+  free(cache_path);
+  free(cache_dir);
+  TL_TRY(tl_dist_agree(d, rc));
+  if (tl_data_vocab_size(r->data) > r->mc.vocab)
+    return tl_fail("%s: token ids reach %d but the model's vocabulary has %d entries", c->data,
+                   tl_data_vocab_size(r->data), r->mc.vocab);
+  r->T = tl_data_seq_len_of(r->data);
+  r->nats_to_bpb = tl_data_nats_to_bpb(r->data);
+  return 0;
+}
+
+/* Batch arithmetic of the reference trainer: samples per step = tokens_per_step / T
+ * exactly; gradient accumulation steps = ceil(samples / (batch * world)), with a
+ * warning giving the real tokens per step when that rounds. */
+static int plan_batches(tl_run *r) {
+  const tl_train_cfg *c = r->c;
+  if (c->tokens_per_step % r->T != 0)
+    return tl_fail("--tokens_per_step %ld is not a multiple of the sequence length %lld", c->tokens_per_step,
+                   (long long)r->T);
+  int64_t S = c->tokens_per_step / r->T;
+  int64_t per_micro = c->per_gpu_batch_size * (int64_t)r->dist.world;
+  r->B = c->per_gpu_batch_size;
+  r->acc = (S + per_micro - 1) / per_micro;
+  r->G = r->acc * per_micro;
+  if (r->G != S)
+    tl_warn("%lld samples per step is not a multiple of per_gpu_batch_size x world size (%lld): using %lld "
+            "gradient accumulation steps, so the real tokens per step is %lld",
+            (long long)S, (long long)per_micro, (long long)r->acc, (long long)(r->G * r->T));
+  return tl_data_check_enough(tl_data_len(r->data), c->num_steps, r->G, c->data);
+}
+
+static int init_lens_and_optim(tl_run *r) {
+  const tl_train_cfg *c = r->c;
+  TL_TRY(tl_lens_init(&r->lens, r->mc.n_layers, r->mc.d_model));
+  r->lens.bias_only = c->bias_only;
+  TL_TRY(tl_lens_check(&r->lens, &r->u));
+  if (c->lens_init) {
+    tl_lens_expect e = {r->mc.d_model, r->mc.n_layers, r->unembed_hash};
+    tl_lens_config lc;
+    float *params = NULL;
+    int mismatch = 0;
+    TL_TRY(tl_lens_dir_load(c->lens_init, &e, &lc, &params, &mismatch));
+    memcpy(r->lens.params, params, (size_t)r->lens.n_params * sizeof(float));
+    free(params);
+    tl_lens_config_free(&lc);
+    tl_info("starting from the lens in %s", c->lens_init);
+  }
+  r->lcfg = tl_lens_cfg_default();
+  r->lcfg.loss = strcmp(c->loss, "ce") ? TL_LOSS_KL : TL_LOSS_CE;
+  if (c->token_shift_set) {
+    if (labs(c->token_shift) >= r->T) return tl_fail("--token_shift %ld: must be smaller than the sequence length", c->token_shift);
+    r->lcfg.token_shift = (int)c->token_shift;
+  }
+  if (c->lens_chunk > 0) r->lcfg.chunk = (int)c->lens_chunk;
+
+  r->ocfg = tl_opt_cfg_default();
+  r->ocfg.kind = strcmp(c->optimizer, "adam") ? TL_OPT_SGD : TL_OPT_ADAM;
+  r->ocfg.lr_scale = c->lr_scale;
+  r->ocfg.momentum = c->momentum;
+  r->ocfg.weight_decay = c->weight_decay;
+  size_t off = 0, cnt = (size_t)r->lens.n_params;
+  if (c->zero && r->dist.world > 1) tl_shard_range((size_t)r->lens.n_params, r->dist.world, r->dist.rank, &off, &cnt);
+  TL_TRY(tl_optim_init(&r->opt, &r->ocfg, (int64_t)off, (int64_t)cnt));
+  r->warmup = c->warmup_steps >= 0 ? c->warmup_steps : tl_default_warmup(r->ocfg.kind, c->num_steps);
+  if (r->warmup >= c->num_steps) r->warmup = c->num_steps - 1;
+  r->grad = tl_aligned_alloc((size_t)r->lens.n_params * sizeof(float));
+  if (c->zero && r->dist.world > 1) r->shard = tl_aligned_alloc((cnt ? cnt : 1) * sizeof(float));
+  return tl_sampler_init(&r->sampler, tl_data_len(r->data), (uint64_t)c->seed, c->shuffle);
+}
+
+/* ---- one optimizer step ---- */
+static int train_step(tl_run *r, double *loss_out, double *gnorm_out, double *lr_out) {
+  const tl_train_cfg *c = r->c;
+  tl_dist *d = &r->dist;
+  int L = r->mc.n_layers, B = (int)r->B, T = (int)r->T, dm = r->mc.d_model;
+  int64_t count = 0;
+  TL_TRY(tl_sampler_next(&r->sampler, r->G, d->rank, d->world, r->idx, &count));
+  if (count != r->acc * r->B) return tl_fail("internal: sampler gave %lld samples, expected %lld", (long long)count, (long long)(r->acc * r->B));
+  memset(r->grad, 0, (size_t)r->lens.n_params * sizeof(float));
+  for (int i = 0; i < L; i++) r->loss_acc[i] = 0;
+  for (int64_t k = 0; k < r->acc; k++) {
+    int rc = tl_data_gather(r->data, r->idx + k * r->B, r->B, r->ids);
+    if (rc == 0) rc = tl_model_forward(r->model, r->ids, B, T, r->hidden, r->logits);
+    if (rc == 0)
+      rc = tl_lens_train_micro(&r->lens, &r->u, &r->lcfg, r->hidden, r->logits, r->ids, B, T,
+                               (float)(1.0 / (double)r->acc), r->grad, r->losses);
+    TL_TRY(tl_dist_agree(d, rc));
+    for (int i = 0; i < L; i++) r->loss_acc[i] += r->losses[i] / (double)r->acc;
+  }
+  (void)dm;
+  /* average the gradients over ranks, then clip by the global norm */
+  int64_t n = r->lens.n_params;
+  double sumsq;
+  if (r->shard) {
+    TL_TRY(tl_dist_reduce_scatter(d, r->grad, r->shard, (size_t)n, true));
+    memcpy(r->grad + r->opt.off, r->shard, (size_t)r->opt.n * sizeof(float));
+    sumsq = tl_sumsq(r->grad + r->opt.off, r->opt.n);
+    TL_TRY(tl_dist_allreduce_f64(d, &sumsq, 1, TL_RED_SUM));
+  } else {
+    if (d->world > 1) TL_TRY(tl_dist_allreduce_avg(d, r->grad, (size_t)n));
+    sumsq = tl_sumsq(r->grad, n);
+  }
+  double norm = sqrt(sumsq);
+  float coef = tl_clip_coef(norm, 1.0);
+  if (coef != 1.0f) tl_scale(r->grad + r->opt.off, r->opt.n, coef);
+  double lr = r->opt.lr * tl_lr_lambda(r->step, r->warmup, c->num_steps - r->warmup);
+  tl_lens_optim_step(&r->lens, &r->opt, r->grad, lr);
+  if (r->shard) TL_TRY(tl_dist_allgather(d, r->lens.params + r->opt.off, r->lens.params, (size_t)n));
+  TL_TRY(tl_dist_allreduce_f64(d, r->loss_acc, L, TL_RED_SUM));
+  double mean = 0;
+  for (int i = 0; i < L; i++) {
+    r->loss_acc[i] /= d->world;
+    mean += r->loss_acc[i] / L;
+  }
+  r->step++;
+  *loss_out = mean;
+  *gnorm_out = norm;
+  *lr_out = lr;
+  return 0;
+}
+
+/* ---- progress and metrics (rank 0) ---- */
+static void fmt_duration(double s, char *buf, size_t cap) {
+  if (!(s >= 0) || s > 1e7) {
+    snprintf(buf, cap, "?");
+    return;
+  }
+  long t = (long)(s + 0.5);
+  if (t >= 3600) snprintf(buf, cap, "%ldh%02ldm", t / 3600, t / 60 % 60);
+  else snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
+}
+
+static void report_step(tl_run *r, double loss, double gnorm, double lr, double step_s) {
+  if (!tl_dist_is_root(&r->dist)) return;
+  const tl_train_cfg *c = r->c;
+  int L = r->mc.n_layers;
+  double tok_s = (double)(r->G * r->T) / (step_s > 0 ? step_s : 1e-9);
+  int bpb = isfinite(r->nats_to_bpb);
+  if (r->metrics) {
+    fprintf(r->metrics, "{\"step\": %lld, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens_per_s\": %.1f, \"step_s\": %.4f",
+            (long long)r->step, lr, gnorm, tok_s, step_s);
+    fprintf(r->metrics, ", \"loss_nats\": [");
+    for (int i = 0; i < L; i++) fprintf(r->metrics, "%s%.9g", i ? ", " : "", r->loss_acc[i]);
+    fprintf(r->metrics, "]");
+    if (bpb) {
+      fprintf(r->metrics, ", \"loss_bpb\": [");
+      for (int i = 0; i < L; i++) fprintf(r->metrics, "%s%.9g", i ? ", " : "", r->loss_acc[i] * r->nats_to_bpb);
+      fprintf(r->metrics, "]");
+    }
+    fprintf(r->metrics, "}\n");
+    fflush(r->metrics);
+  }
+  double elapsed = tl_now() - r->t_start;
+  int64_t done = r->step - r->step0;
+  double eta = done > 0 ? elapsed / (double)done * (double)(c->num_steps - r->step) : -1;
+  char eta_s[32];
+  fmt_duration(eta, eta_s, sizeof eta_s);
+  double shown = bpb ? loss * r->nats_to_bpb : loss;
+  const char *unit = bpb ? "bits/byte" : "nats/token";
+  if (r->tty) {
+    fprintf(stderr, "\rstep %lld/%ld | %.0f tok/s | ETA %s | loss %.4f %s | lr %.3g   ", (long long)r->step,
+            c->num_steps, tok_s, eta_s, shown, unit, lr);
+    if (r->step == c->num_steps) fputc('\n', stderr);
+  } else {
+    long every = c->num_steps / 20 > 0 ? c->num_steps / 20 : 1;
+    if (r->step % every == 0 || r->step == c->num_steps || r->step == r->step0 + 1)
+      tl_info("step %lld/%ld | %.0f tok/s | ETA %s | loss %.4f %s | grad norm %.3g | lr %.3g", (long long)r->step,
+              c->num_steps, tok_s, eta_s, shown, unit, gnorm, lr);
+  }
+}
+
+/* "lens/<name>/" under --hub_layout: the model argument when it names a hub repo
+ * (org/name), else the folder's own name. */
+static char *hub_name(const char *model) {
+  size_t n = strlen(model);
+  while (n > 1 && model[n - 1] == '/') n--;
+  char *m = tl_malloc(n + 1);
+  memcpy(m, model, n);
+  m[n] = 0;
+  if (m[0] != '/' && m[0] != '.' && !tl_is_dir(m)) return m;
+  char *b = tl_strdup(tl_basename(m));
+  free(m);
+  return b;
+}
+
+static int export_lens(tl_run *r) {
+  const tl_train_cfg *c = r->c;
+  tl_lens_config lc = {0};
+  lc.base_model_name_or_path = c->model;
+  lc.d_model = r->mc.d_model;
+  lc.num_hidden_layers = r->mc.n_layers;
+  lc.bias = true;
+  lc.base_model_revision = c->revision;
+  lc.unembed_hash = r->unembed_hash;
+  /* the reference saves the lens in the unembedding's dtype */
+  tl_dtype dt = r->mc.dtype == TL_F16 || r->mc.dtype == TL_BF16 ? r->mc.dtype : TL_F32;
+  TL_TRY(tl_lens_dir_save(c->output, &lc, r->lens.params, dt));
+  tl_info("lens written to %s (config.json + params.pt)", c->output);
+  if (c->hub_layout) {
+    char *name = hub_name(c->model);
+    char *sub = tl_sprintf("lens/%s", name);
+    char *dir = tl_path_join(c->hub_layout, sub);
+    int rc = tl_mkdirs(dir);
+    if (rc == 0) rc = tl_lens_dir_save(dir, &lc, r->lens.params, dt);
+    if (rc == 0) tl_info("lens written to %s", dir);
+    free(name);
+    free(sub);
+    free(dir);
+    TL_TRY(rc);
+  }
+  return 0;
+}
+
+static void run_free(tl_run *r) {
+  if (r->fsdp) tl_fsdp_free(r->fsdp);
+  if (r->fsdp_shards)
+    for (int l = 0; l < r->mc.n_layers; l++) free(r->fsdp_shards[l]);
+  free(r->fsdp_shards);
+  if (r->metrics) fclose(r->metrics);
+  free(r->grad);
+  free(r->shard);
+  free(r->idx);
+  free(r->ids);
+  free(r->hidden);
+  free(r->logits);
+  free(r->losses);
+  free(r->loss_acc);
+  free(r->ckpt_dir);
+  tl_sampler_free(&r->sampler);
+  tl_optim_free(&r->opt);
+  tl_lens_free(&r->lens);
+  if (r->data) tl_data_close(r->data);
+  if (r->tok) tl_tokenizer_free(r->tok);
+  if (r->model) tl_model_free(r->model);
+}
+
+static int run_body(tl_run *r, int *exit_code) {
+  const tl_train_cfg *c = r->c;
+  tl_dist *d = &r->dist;
+  TL_TRY(check_cfg(c));
+  choose_threads(c, d);
+  TL_TRY(load_everything(r));
+  TL_TRY(tl_dist_agree(d, plan_batches(r)));
+  TL_TRY(tl_dist_agree(d, init_lens_and_optim(r)));
+  r->ckpt_dir = c->checkpoint_dir ? tl_strdup(c->checkpoint_dir) : tl_path_join(c->output, "checkpoints");
+  TL_TRY(tl_dist_agree(d, tl_train_resume(r)));
+  if (c->fsdp && d->world > 1) TL_TRY(tl_dist_agree(d, setup_fsdp(r)));
+  else if (c->fsdp) tl_info("fsdp: a single rank holds the whole model");
+
+  int L = r->mc.n_layers, B = (int)r->B, T = (int)r->T;
+  r->idx = tl_malloc((size_t)(r->acc * r->B) * sizeof(int64_t));
+  r->ids = tl_malloc((size_t)B * T * sizeof(int32_t));
+  r->hidden = tl_aligned_alloc((size_t)(L + 1) * B * T * r->mc.d_model * sizeof(float));
+  r->logits = tl_aligned_alloc((size_t)B * T * r->mc.vocab * sizeof(float));
+  r->losses = tl_calloc((size_t)L, sizeof(float));
+  r->loss_acc = tl_calloc((size_t)L, sizeof(double));
+  if (tl_dist_is_root(d)) {
+    char *mpath = tl_path_join(c->output, "metrics.jsonl");
+    r->metrics = fopen(mpath, "a");
+    if (!r->metrics) tl_warn("%s: cannot open the metrics log; continuing without it", mpath);
+    free(mpath);
+    r->tty = c->progress && isatty(2);
+    tl_info("training %s lens on %s: %d streams, d_model %d, %lld samples of %lld tokens per step "
+            "(%lld per rank per micro-batch x %lld accumulation steps x %d ranks), %ld steps, from step %lld",
+            c->loss, c->model, L, r->mc.d_model, (long long)r->G, (long long)r->T, (long long)r->B,
+            (long long)r->acc, d->world, c->num_steps, (long long)r->step);
+  }
+  TL_TRY(tl_preempt_install());
+  r->t_start = tl_now();
+  r->step0 = r->step;
+  while (r->step < c->num_steps) {
+    bool stop = false;
+    TL_TRY(tl_dist_preempt_agree(d, &stop));
+    if (!stop && c->stop_after > 0 && r->step - r->step0 >= c->stop_after) stop = true;
+    if (stop) {
+      if (r->tty) fputc('\n', stderr);
+      TL_TRY(tl_dist_agree(d, tl_train_checkpoint(r)));
+      tl_info("stopped at step %lld of %ld on request (signal %d): checkpoint written; run again to resume",
+              (long long)r->step, c->num_steps, tl_preempt_signal());
+      *exit_code = TL_EXIT_PREEMPTED;
+      return 0;
+    }
+    double t0 = tl_now(), loss, gnorm, lr;
+    TL_TRY(train_step(r, &loss, &gnorm, &lr));
+    if (!isfinite(loss)) return tl_fail("step %lld: the loss is not finite (%g)", (long long)r->step, loss);
+    report_step(r, loss, gnorm, lr, tl_now() - t0);
+    if (c->checkpoint_freq > 0 && r->step % c->checkpoint_freq == 0 && r->step < c->num_steps)
+      TL_TRY(tl_dist_agree(d, tl_train_checkpoint(r)));
+  }
+  /* a final checkpoint marks the run finished, so a rerun only re-exports */
+  TL_TRY(tl_dist_agree(d, tl_train_checkpoint(r)));
+  int rc = tl_dist_is_root(d) ? export_lens(r) : 0;
+  TL_TRY(tl_dist_agree(d, rc));
+  *exit_code = 0;
+  return 0;
+}
+
+int tl_train_run(const tl_train_cfg *c, int argc, char **argv) {
+  tl_run r;
+  memset(&r, 0, sizeof r);
+  r.c = c;
+  if (tl_dist_init(&r.dist, &argc, &argv) != 0) {
+    fprintf(stderr, "tlens train: error: %s\n", tl_errmsg());
+    return 1;
+  }
+  tl_log_set_rank(r.dist.rank);
+  int exit_code = 1;
+  if (run_body(&r, &exit_code) != 0) {
+    if (r.tty) fputc('\n', stderr);
+    /* every rank knows the reason (tl_dist_agree); one line from rank 0 is enough */
+    if (tl_dist_is_root(&r.dist) || r.dist.world == 1) fprintf(stderr, "tlens train: error: %s\n", tl_errmsg());
+    exit_code = 1;
+  }
+  run_free(&r);
+  tl_dist_finalize(&r.dist);
+  return exit_code;
+}

@@ -1,0 +1,14 @@
+# Model module: golden forward passes against HF transformers, greedy decoding of a
+# real model, loader error paths, the synth -> info -> hidden round trip, and the
+# forward benchmark.
+foreach(arch gpt2 gpt_neox llama)
+  tlens_c_test(model_golden_${arch} model/test_model_golden.c golden/${arch}/model golden/${arch}/forward.safetensors)
+endforeach()
+tlens_c_test(model_golden_stories260k model/test_model_golden.c models/stories260k models/stories260k/forward.safetensors)
+tlens_c_test(model_greedy_stories260k model/test_model_greedy.c)
+# helper that writes corrupted safetensors copies for the error-path test
+add_executable(model_st_edit ${CMAKE_CURRENT_SOURCE_DIR}/model/st_edit.c)
+target_link_libraries(model_st_edit PRIVATE PkgConfig::CJSON)
+tlens_sh_test(model_errors model/test_model_errors.sh)
+tlens_c_test(model_synth_roundtrip model/test_model_synth.c)
+tlens_bench(bench_model_forward model/bench_model_forward.c)

@@ -1,0 +1,5 @@
+# Tokenizer: HF goldens, error paths, the tokenize command; benchmark.
+tlens_c_test(test_tokenizer_golden tokenizer/test_tokenizer_golden.c)
+tlens_c_test(test_tokenizer_errors tokenizer/test_tokenizer_errors.c)
+tlens_sh_test(test_tokenizer_cli tokenizer/test_tokenizer_cli.sh)
+tlens_bench(bench_tokenizer bench/bench_tokenizer.c)
