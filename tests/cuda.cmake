@@ -2,16 +2,13 @@
 # collectives under mpirun. Registered only in builds that have the CUDA backend;
 # on a machine without a GPU the programs exit 77, which ctest reports as skipped.
 if(TARGET tlens_cuda)
-  # The project-wide warning and sanitizer flags are gcc options that nvcc
-  # rejects: keep them for the C sources of tlens_cuda only. And the NCCL code
-  # includes <mpi.h> through tlens/dist.h.
-  get_target_property(_tlens_cuda_opts tlens_cuda COMPILE_OPTIONS)
-  if(_tlens_cuda_opts)
-    list(TRANSFORM _tlens_cuda_opts REPLACE "^(.+)$" "$<$<COMPILE_LANGUAGE:C>:\\1>")
-    set_property(TARGET tlens_cuda PROPERTY COMPILE_OPTIONS ${_tlens_cuda_opts})
-  endif()
+  # Until the top-level CMakeLists does it: the NCCL code includes <mpi.h>
+  # through tlens/dist.h and needs TLENS_HAVE_CUDA for src/dist/backend.h.
   target_link_libraries(tlens_cuda PUBLIC MPI::MPI_C)
   target_compile_definitions(tlens_cuda PUBLIC TLENS_HAVE_CUDA=1)
+  # tlens_lib was created before CMAKE_CUDA_ARCHITECTURES was set; CMake needs
+  # the list on every target that links CUDA code.
+  set_property(TARGET tlens_lib PROPERTY CUDA_ARCHITECTURES ${CMAKE_CUDA_ARCHITECTURES})
 
   tlens_c_test(test_cuda_ops cuda/test_cuda_ops.c)
   set_tests_properties(test_cuda_ops PROPERTIES SKIP_RETURN_CODE 77)

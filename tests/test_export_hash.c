@@ -72,8 +72,8 @@ int main(void) {
   check_text(a5, 1, 7, "[[ 0.2  0.8  0.3 -0.  -0.   nan -inf]]");
   float a6[2] = {33993912.0f, 1.4e-45f}; /* integer digits printed exactly; subnormal */
   check_text(a6, 1, 2, "[[3.4e+07 1.4e-45]]");
-  float a7[3] = {33993912.0f, 1.5f, -2.0f};
-  check_text(a7, 1, 3, "[[ 33993912.         1.5       -2. ]]");
+  float a7[3] = {33993912.0f, 65536.5f, -40000.0f};
+  check_text(a7, 1, 3, "[[33993912.     65536.5   -40000. ]]");
   /* 15 elements of width 4 wrap after 14 at column 75 with a 2-space indent */
   float a8[15];
   for (int i = 0; i < 15; i++) a8[i] = (float)i * 0.5f - 3.0f;

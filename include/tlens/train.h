@@ -63,3 +63,20 @@ void tl_train_cfg_free(tl_train_cfg *c);
 int tl_train_run(const tl_train_cfg *c, int argc, char **argv);
 
 #endif
+
+/* ---- shared by train and eval ---- */
+#include "tlens/data.h"
+#include "tlens/dist.h"
+#include "tlens/tokenizer.h"
+
+/* Threads per rank: requested > 0 wins, then OMP_NUM_THREADS, else the node's cores
+ * divided among the ranks on it (oversubscribed cores thrash). */
+void tl_choose_threads(long requested, const tl_dist *d);
+/* Loads <tokenizer_path or model/tokenizer.json>; for pre-tokenized .safetensors data
+ * a missing tokenizer is fine (*tok = NULL). Collective (errors agreed). */
+int tl_open_tokenizer(tl_dist *d, const char *model, const char *tokenizer_path, const char *data,
+                      tl_tokenizer **tok);
+/* Rank 0 tokenizes the corpus into the token cache once (reused when valid), the other
+ * ranks wait and map the same file. Collective (errors agreed). */
+int tl_open_dataset(tl_dist *d, const char *data, const tl_tokenizer *tok, const char *text_column,
+                    long max_seq_len, const char *cache_dir, tl_dataset **out);

@@ -282,7 +282,8 @@ fail:
 static int write_dataset(tl_ckpt_writer *w, const char *name, hid_t ftype, hid_t mtype, int ndim,
                          const uint64_t *shape, uint64_t off, uint64_t n, const void *buf, uint32_t crc) {
   hsize_t dims[TL_CKPT_MAX_DIMS];
-  for (int i = 0; i < ndim; i++) dims[i] = shape[i];
+  uint64_t total = 1;
+  for (int i = 0; i < ndim; i++) dims[i] = shape[i], total *= shape[i];
   hid_t fspace = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, dims, NULL);
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER); /* every element is written once */
@@ -294,7 +295,8 @@ static int write_dataset(tl_ckpt_writer *w, const char *name, hid_t ftype, hid_t
   hid_t mspace = H5Screate_simple(1, &mn, NULL);
   if (!rc && n == 0) H5Sselect_none(mspace);
   if (!rc) rc = select_flat(fspace, off, n);
-  if (!rc && H5Dwrite(ds, mtype, mspace, fspace, w->dxpl, n ? buf : NULL) < 0)
+  /* an empty array has nothing to write (HDF5 refuses a zero-size transfer) */
+  if (!rc && total > 0 && H5Dwrite(ds, mtype, mspace, fspace, w->dxpl, n ? buf : NULL) < 0)
     rc = tl_fail("ckpt: cannot write item '%s' to %s: %s", name, w->tmp, h5_err());
   if (!rc) rc = attr_write(ds, "crc32", H5T_STD_U32LE, H5T_NATIVE_UINT32, &crc);
   H5Sclose(mspace);
@@ -523,8 +525,9 @@ static void rotate(const char *dir, uint64_t new_step, int keep) {
 int tl_ckpt_commit(tl_ckpt_writer *w, int keep, char **path) {
   if (path) *path = NULL;
   if (w->failed) {
+    uint64_t step = w->step;
     tl_ckpt_abort(w);
-    return tl_fail("ckpt: checkpoint for step %" PRIu64 " not written: an item failed", w->step);
+    return tl_fail("ckpt: checkpoint for step %" PRIu64 " not written: an item failed", step);
   }
   tl_dist *d = w->d;
   int rc = attr_write_u64(w->file, "complete", 1);
@@ -586,10 +589,10 @@ static int dataset_type(hid_t ds, tl_ckpt_type *t) {
 }
 
 static int item_open(tl_ckpt_reader *r, const char *name, hid_t *ds) {
+  *ds = H5I_INVALID_HID;
   h5_quiet();
   if (check_name(name) != 0) return -1;
-  htri_t ex = H5Lexists(r->file, name, H5P_DEFAULT);
-  /* H5Lexists needs every parent to exist: test them first */
+  htri_t ex = H5Lexists(r->file, name, H5P_DEFAULT); /* < 0 when a parent is missing */
   if (ex <= 0 || (*ds = H5Dopen2(r->file, name, H5P_DEFAULT)) < 0)
     return tl_fail("%s: no item '%s'", r->path, name);
   return 0;

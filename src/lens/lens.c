@@ -90,27 +90,32 @@ int tl_lens_shift(const tl_lens_cfg *cfg) {
 
 /* ---- a fast exp for the softmax passes ----
  * Cephes' expf: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial,
- * 2^n through the exponent bits. Written branch-free so the row loops
- * vectorise; about 1 ulp, and exactly 0 below -87.3 (where fp32 would go
- * subnormal; such probabilities contribute nothing at fp32 precision). Only
- * called with x <= 0 (log-probabilities, or logits minus their max). */
+ * 2^n through the exponent bits; about 1e-7 relative error. Called with x <= 0
+ * (log-probabilities, or logits minus their max). Inputs below -87.33 are clamped
+ * there (result 1.2e-38 instead of something smaller: nothing at fp32 precision).
+ * The clamp compares the float's bit pattern as an integer (for negative floats,
+ * a larger magnitude is a larger signed integer): a float comparison would keep
+ * GCC from vectorising the loops under the default -ftrapping-math, and these
+ * loops run over every (token, vocab) pair of every stream. */
 static inline float exp_nonpos(float x) {
-  const float lo = -87.33f;
-  float xc = x < lo ? lo : x;
+  union {
+    float f;
+    int32_t i;
+  } b = {x}, lo = {-87.33f}, s;
+  b.i = (b.i < 0 && b.i > lo.i) ? lo.i : b.i;
+  const float xc = b.f;
   /* round to nearest by the 1.5*2^23 trick (exact for |v| < 2^22) */
-  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = xc - n * 0.693359375f - n * -2.12194440e-4f;
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float r = xc - n * 0.693359375f - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  float y = p * r * r + r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
-  float scale;
-  memcpy(&scale, &bits, sizeof scale);
-  return x < lo ? 0.0f : y * scale;
+  const float y = p * r * r + r + 1.0f;
+  s.i = ((int32_t)n + 127) << 23;
+  return y * s.f;
 }
 
 /* log(sum(exp(row))) of a row of n, in two passes (max, then sum). */

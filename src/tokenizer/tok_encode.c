@@ -469,6 +469,18 @@ static const unsigned char *normalize(const tl_tokenizer *t, tok_cache *c, const
   return s;
 }
 
+char *tok_normalize_copy(const tl_tokenizer *t, const char *s, size_t n, size_t *out_n) {
+  tok_cache c;
+  memset(&c, 0, sizeof c);
+  const unsigned char *r = normalize(t, &c, (const unsigned char *)s, n, out_n);
+  char *copy = tl_malloc(*out_n + 1);
+  memcpy(copy, r, *out_n);
+  copy[*out_n] = 0;
+  tl_buf_free(&c.norm_a);
+  tl_buf_free(&c.norm_b);
+  return copy;
+}
+
 static void normalized_piece(const tl_tokenizer *t, tok_cache *c, const unsigned char *s, size_t n, idvec *out) {
   size_t nn;
   const unsigned char *ns = normalize(t, c, s, n, &nn);

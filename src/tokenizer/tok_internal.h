@@ -43,9 +43,9 @@ typedef struct {
 
 /* ---- added tokens ---- */
 typedef struct {
-  char *content;
+  char *content; /* as matched in text: normalized when `normalized` and a normalizer exists */
   size_t len;
-  int32_t id;
+  int32_t id;    /* assigned as HF does: the model's id when the content is in the vocab */
   int special, lstrip, rstrip, single_word, normalized;
 } tok_added;
 typedef struct { /* byte trie over added-token contents */
@@ -120,5 +120,7 @@ void tok_bytelevel_tables(uint32_t byte_to_cp[256]);
 int tok_bytelevel_decode(const char *s, size_t n, tl_buf *out);
 
 void tok_caches_free(struct tl_tokenizer *t);
+/* The normalizer applied to s, as a malloc'd NUL-terminated copy. */
+char *tok_normalize_copy(const struct tl_tokenizer *t, const char *s, size_t n, size_t *out_n);
 
 #endif

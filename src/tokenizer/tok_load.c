@@ -403,13 +403,37 @@ static int parse_model(ctx *c, tl_tokenizer *t, const cJSON *model) {
   /* vocab size: the largest id among vocab and added tokens, plus one */
   long maxid = -1;
   int nvocab = cJSON_GetArraySize(vocab);
+  tok_strmap raw; /* the vocab by its own strings, to place the added tokens */
+  tok_strmap_init(&raw, (size_t)nvocab);
   cJSON_ArrayForEach(e, vocab) {
     long id;
-    if (json_int(e, 0, INT32_MAX - 1, &id))
+    if (json_int(e, 0, INT32_MAX - 1, &id)) {
+      tok_strmap_free(&raw);
       return tl_fail("%s: model.vocab['%s']: expected a non-negative integer id", c->path, e->string);
+    }
+    if (id > maxid) maxid = id;
+    tok_strmap_put(&raw, e->string, strlen(e->string), (int32_t)id);
+  }
+  /* Added tokens get their ids as HF's add_tokens gives them (the ids written in
+   * the file are only checked): a content already known keeps its id, others
+   * take the next id after the model's vocabulary and the previous added tokens. */
+  tok_strmap added_ids;
+  tok_strmap_init(&added_ids, (size_t)t->nadded + 1);
+  long max_added = -1;
+  for (int i = 0; i < t->nadded; i++) {
+    tok_added *a = &t->added[i];
+    int32_t id = tok_strmap_get(&added_ids, a->content, a->len);
+    if (id < 0) id = tok_strmap_get(&raw, a->content, a->len);
+    if (id < 0) id = (int32_t)(max_added < 0 ? nvocab : (max_added >= nvocab || nvocab == 0) ? max_added + 1 : nvocab);
+    if (id != a->id)
+      tl_warn("%s: added_tokens[%d] '%s' has id %d in the file but gets id %d", c->path, i, a->content, a->id, id);
+    a->id = id;
+    tok_strmap_put(&added_ids, a->content, a->len, id);
+    if (id > max_added) max_added = id;
     if (id > maxid) maxid = id;
   }
-  for (int i = 0; i < t->nadded; i++) if (t->added[i].id > maxid) maxid = t->added[i].id;
+  tok_strmap_free(&added_ids);
+  tok_strmap_free(&raw);
   if (maxid < 0) return tl_fail("%s: model.vocab: empty", c->path);
   t->vocab_size = (int32_t)(maxid + 1);
   t->id_token = tl_calloc((size_t)t->vocab_size, sizeof(char *));
@@ -428,12 +452,6 @@ static int parse_model(ctx *c, tl_tokenizer *t, const cJSON *model) {
     } else {
       tok_strmap_put(&t->vocab, e->string, len, id);
     }
-  }
-  for (int i = 0; i < t->nadded; i++) { /* decoding shows added tokens' own text */
-    tok_added *a = &t->added[i];
-    free(t->id_token[a->id]);
-    t->id_token[a->id] = tl_strdup(a->content);
-    t->id_token_len[a->id] = a->len;
   }
 
   /* merges: rank = position; a pair listed twice keeps its last rank */
@@ -621,8 +639,24 @@ static int load_json(tl_tokenizer *t, const char *data, size_t len) {
   t->adds_bos = t->npost_prefix > 0;
   for (int i = 0; i < t->nadded; i++) {
     tok_added *a = &t->added[i];
+    /* normalized tokens are matched, and decoded, in their normalized form (as
+     * HF does: with a Prepend normalizer "word" becomes "\u2581word") */
+    if (a->normalized && t->nnorm > 0) {
+      size_t n;
+      char *norm = tok_normalize_copy(t, a->content, a->len, &n);
+      free(a->content);
+      a->content = norm;
+      a->len = n;
+    }
+    if (a->len == 0) continue;
     /* without a normalizer both kinds match on the same text */
     trie_add(a->normalized && t->nnorm > 0 ? &t->trie_norm : &t->trie_raw, a->content, a->len, i);
+  }
+  for (int i = 0; i < t->nadded; i++) { /* decoding shows added tokens' own text */
+    tok_added *a = &t->added[i];
+    free(t->id_token[a->id]);
+    t->id_token[a->id] = tl_strdup(a->content);
+    t->id_token_len[a->id] = a->len;
   }
   rc = 0;
 out:

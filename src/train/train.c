@@ -2,7 +2,6 @@
 #include "tlens/train.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -65,23 +64,6 @@ static int check_cfg(const tl_train_cfg *c) {
   return 0;
 }
 
-/* Threads per rank: an explicit --threads wins, then OMP_NUM_THREADS, else the
- * node's cores divided among the ranks on it (oversubscribing 2 cores with 4 ranks
- * each running 2 threads would thrash). */
-static void choose_threads(const tl_train_cfg *c, const tl_dist *d) {
-  int n = 0;
-  if (c->threads > 0) n = (int)c->threads;
-  else if (!getenv("OMP_NUM_THREADS")) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    n = (int)(cores / (d->local_world > 0 ? d->local_world : 1));
-    if (n < 1) n = 1;
-  }
-  if (n > 0) {
-    omp_set_num_threads(n);
-    tl_backend_cpu_set_threads(n);
-  }
-}
-
 /* ---- FSDP: each rank keeps 1/W of every layer blob; the hook gathers it back ---- */
 static const float *fsdp_fetch(void *ctx, tl_model *m, int layer) {
   tl_run *r = ctx;
@@ -127,37 +109,12 @@ static int load_everything(tl_run *r) {
   TL_TRY(tl_model_unembed(r->model, &r->u));
   TL_TRY(tl_unembed_hash(r->u.W_U, r->u.vocab, r->u.d_model, r->unembed_hash));
 
-  /* tokenizer: optional for pre-tokenized data */
-  char *tok_path = c->tokenizer ? tl_strdup(c->tokenizer) : tl_path_join(c->model, "tokenizer.json");
-  int pretokenized = strlen(c->data) > 12 && !strcmp(c->data + strlen(c->data) - 12, ".safetensors");
-  rc = 0;
-  if (!pretokenized || tl_file_exists(tok_path)) rc = tl_tokenizer_load(&r->tok, tok_path);
-  free(tok_path);
-  TL_TRY(tl_dist_agree(d, rc));
-
-  /* token cache: rank 0 tokenizes once, the others wait and map the same file */
-  tl_data_opts o;
-  tl_data_opts_default(&o);
-  o.text_column = c->text_column;
-  o.max_seq_len = c->max_seq_len;
+  TL_TRY(tl_open_tokenizer(d, c->model, c->tokenizer, c->data, &r->tok));
   char *cache_dir = c->cache_dir ? tl_strdup(c->cache_dir) : tl_path_join(c->output, "cache");
-  o.cache_dir = cache_dir;
-  char *cache_path = NULL;
-  rc = 0;
-  if (tl_dist_is_root(d)) {
-    rc = tl_mkdirs(c->output);
-    int built = 0;
-    if (rc == 0) rc = tl_data_prepare(c->data, r->tok, &o, &cache_path, &built);
-    if (rc == 0 && built) tl_info("tokenized %s into %s", c->data, cache_path);
-  }
-  rc = tl_dist_agree(d, rc);
-  if (rc == 0) {
-    if (!cache_path) cache_path = tl_data_cache_path(c->data, r->tok, &o);
-    rc = tl_data_open(&r->data, cache_path, 0);
-  }
-  free(cache_path);
+  rc = tl_dist_agree(d, tl_dist_is_root(d) ? tl_mkdirs(c->output) : 0);
+  if (rc == 0) rc = tl_open_dataset(d, c->data, r->tok, c->text_column, c->max_seq_len, cache_dir, &r->data);
   free(cache_dir);
-  TL_TRY(tl_dist_agree(d, rc));
+  TL_TRY(rc);
   if (tl_data_vocab_size(r->data) > r->mc.vocab)
     return tl_fail("%s: token ids reach %d but the model's vocabulary has %d entries", c->data,
                    tl_data_vocab_size(r->data), r->mc.vocab);
@@ -395,7 +352,7 @@ static int run_body(tl_run *r, int *exit_code) {
   const tl_train_cfg *c = r->c;
   tl_dist *d = &r->dist;
   TL_TRY(check_cfg(c));
-  choose_threads(c, d);
+  tl_choose_threads(c->threads, d);
   TL_TRY(load_everything(r));
   TL_TRY(tl_dist_agree(d, plan_batches(r)));
   TL_TRY(tl_dist_agree(d, init_lens_and_optim(r)));
@@ -437,7 +394,7 @@ static int run_body(tl_run *r, int *exit_code) {
       *exit_code = TL_EXIT_PREEMPTED;
       return 0;
     }
-    double t0 = tl_now(), loss, gnorm, lr;
+    double t0 = tl_now(), loss = 0, gnorm = 0, lr = 0;
     TL_TRY(train_step(r, &loss, &gnorm, &lr));
     if (!isfinite(loss)) return tl_fail("step %lld: the loss is not finite (%g)", (long long)r->step, loss);
     report_step(r, loss, gnorm, lr, tl_now() - t0);

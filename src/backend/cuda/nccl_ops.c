@@ -14,10 +14,6 @@
  * counts. Instead each rank's range is one ncclReduce / ncclBroadcast rooted at
  * its owner, all issued inside one ncclGroupStart/End so NCCL runs them as a
  * single fused operation. */
-#ifndef TLENS_HAVE_CUDA
-#define TLENS_HAVE_CUDA 1 /* this file only exists in CUDA builds; exposes tl_nccl_dist_ops */
-#endif
-
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,0 +1,48 @@
+/* Evaluating lenses (tlens eval): per-layer cross-entropy, entropy and
+ * KL(model || lens) of the logit lens and a tuned lens, in bits per byte, with the
+ * reference's output files:
+ *   aggregate_metrics.json  {"logit"|"tuned": {"ce"|"entropy"|"kl": {"layer_<i>": v},
+ *                            ["layer_transfer": {"ce"|"kl": {"layer_<j>": {"layer_<i>": v}}}]},
+ *                            "baseline": {"ce"|"entropy": {"final": v}}}
+ *                           v = mean over batches x nats_to_bpb
+ *   batches.jsonl           one JSON list of the per-batch dicts (the reference writes the
+ *                           whole list with a single json.dump)
+ *   logit_stats.json        with record_logit_stats: the mean probability vector of each
+ *                           layer over all tokens
+ *   metrics.svg             per-layer KL and CE, logit vs tuned lens, baseline CE marked
+ * In layer_transfer, ["layer_transfer"][m]["layer_<j>"]["layer_<i>"] is translator j
+ * applied to stream i; its kl is KL(lens at stream i || translator j at stream i). */
+#ifndef TLENS_EVAL_H
+#define TLENS_EVAL_H
+
+#include <stdbool.h>
+
+typedef struct {
+  char *model, *data, *text_column, *tokenizer, *lens, *output, *cache_dir;
+  bool logit;              /* [true] evaluate the logit lens */
+  long seed;               /* [42] order of the samples */
+  bool shuffle;            /* [true] */
+  long tokens;             /* [0 = all] evaluate on this many tokens (error if fewer) */
+  long token_shift;        /* [1] */
+  long per_gpu_batch_size; /* [1] */
+  long max_seq_len;        /* [2048] */
+  bool layer_transfer, record_logit_stats;
+  long threads;
+  bool progress;
+} tl_eval_cfg;
+
+void tl_eval_cfg_default(tl_eval_cfg *c);
+void tl_eval_cfg_free(tl_eval_cfg *c);
+/* Collective over the MPI ranks; returns the process exit status. */
+int tl_eval_run(const tl_eval_cfg *c, int argc, char **argv);
+
+/* The chart alone: per-layer series (NaN = absent) into an SVG file (atomic). */
+typedef struct {
+  const char *name;  /* legend, e.g. "logit lens" */
+  const char *color; /* CSS color */
+  const double *v;   /* [n] */
+} tl_svg_series;
+int tl_svg_layers(const char *path, const char *title, int n, const tl_svg_series *kl, int nkl,
+                  const tl_svg_series *ce, int nce, double baseline_ce, const char *unit);
+
+#endif

@@ -1,0 +1,380 @@
+/* tlens eval: per-layer metrics of the logit lens and a tuned lens (see tlens/eval.h). */
+#include "tlens/eval.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tlens/core.h"
+#include "tlens/data.h"
+#include "tlens/dist.h"
+#include "tlens/export.h"
+#include "tlens/lens.h"
+#include "tlens/model.h"
+#include "tlens/train.h"
+
+void tl_eval_cfg_default(tl_eval_cfg *c) {
+  memset(c, 0, sizeof *c);
+  c->text_column = tl_strdup("text");
+  c->logit = true;
+  c->seed = 42;
+  c->shuffle = true;
+  c->token_shift = 1;
+  c->per_gpu_batch_size = 1;
+  c->max_seq_len = 2048;
+  c->progress = true;
+}
+
+void tl_eval_cfg_free(tl_eval_cfg *c) {
+  char **s[] = {&c->model, &c->data, &c->text_column, &c->tokenizer, &c->lens, &c->output, &c->cache_dir};
+  for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
+    free(*s[i]);
+    *s[i] = NULL;
+  }
+}
+
+enum { M_CE = 0, M_ENT = 1, M_KL = 2, NMET = 3 };
+static const char *met_names[NMET] = {"ce", "entropy", "kl"};
+
+typedef struct {
+  const tl_eval_cfg *c;
+  tl_dist dist;
+  tl_model *model;
+  tl_model_config mc;
+  tl_unembed u;
+  tl_tokenizer *tok;
+  tl_dataset *data;
+  double nats_to_bpb;
+  tl_lens lens; /* the tuned lens, when given */
+  int has_tuned;
+  int ntypes;          /* lens types evaluated: logit and/or tuned */
+  const char *types[2];
+  const tl_lens *lens_of[2];
+  int L, B, T, V;
+  int64_t nbatches;
+  /* per batch: [type][metric][layer], baseline ce/entropy, transfer [type][2][j][i] */
+  double *batch_vals; /* nbatches * per_batch */
+  size_t per_batch;
+  float *prob_sum; /* logit stats: [type][L][V] + final [V] */
+  double prob_count;
+} tl_eval;
+
+static size_t idx_metric(const tl_eval *e, int type, int m, int layer) {
+  return ((size_t)type * NMET + (size_t)m) * (size_t)e->L + (size_t)layer;
+}
+static size_t idx_baseline(const tl_eval *e, int m) { return (size_t)e->ntypes * NMET * e->L + (size_t)m; }
+static size_t idx_transfer(const tl_eval *e, int type, int m, int j, int i) {
+  return (size_t)e->ntypes * NMET * e->L + 2 + (((size_t)type * 2 + (size_t)m) * e->L + (size_t)j) * e->L + (size_t)i;
+}
+
+static int eval_batch(tl_eval *e, const int32_t *ids, float *hidden, float *logits, float *scratch, double *out) {
+  const tl_eval_cfg *c = e->c;
+  int L = e->L, B = e->B, T = e->T, d = e->mc.d_model, V = e->V;
+  int shift = (int)c->token_shift;
+  TL_TRY(tl_model_forward(e->model, ids, B, T, hidden, logits));
+  size_t stride = (size_t)B * T * d;
+  for (int t = 0; t < e->ntypes; t++) {
+    const tl_lens *lens = e->lens_of[t];
+    for (int i = 0; i < L; i++) {
+      const float *h = hidden + (size_t)i * stride;
+      tl_lens_eval_out o;
+      float *ps = e->prob_sum ? e->prob_sum + ((size_t)t * L + (size_t)i) * V : NULL;
+      TL_TRY(tl_lens_eval(lens, i, &e->u, h, logits, ids, B, T, shift, 0, &o, ps));
+      out[idx_metric(e, t, M_CE, i)] = o.ce_sum / (double)o.n_ce;
+      out[idx_metric(e, t, M_ENT, i)] = o.entropy_sum / (double)o.n_all;
+      out[idx_metric(e, t, M_KL, i)] = o.kl_sum / (double)o.n_all;
+      if (c->layer_transfer) {
+        /* translator j on stream i, against this lens's own prediction at stream i */
+        tl_lens_logits(lens, &e->u, i, h, B * T, scratch);
+        for (int j = 0; j < L; j++) {
+          tl_lens_eval_out tr;
+          TL_TRY(tl_lens_eval(lens, j, &e->u, h, scratch, ids, B, T, shift, 0, &tr, NULL));
+          out[idx_transfer(e, t, 0, j, i)] = tr.ce_sum / (double)tr.n_ce;
+          out[idx_transfer(e, t, 1, j, i)] = tr.kl_sum / (double)tr.n_all;
+        }
+      }
+    }
+  }
+  tl_lens_eval_out f;
+  float *ps = e->prob_sum ? e->prob_sum + (size_t)e->ntypes * L * V : NULL;
+  TL_TRY(tl_lens_eval_final(logits, V, ids, B, T, shift, &f, ps));
+  out[idx_baseline(e, M_CE)] = f.ce_sum / (double)f.n_ce;
+  out[idx_baseline(e, 1)] = f.entropy_sum / (double)f.n_all;
+  e->prob_count += (double)B * T;
+  return 0;
+}
+
+/* {type: {metric: {layer_i: v}, [layer_transfer]}, baseline: {...}} from one value vector */
+static cJSON *metrics_json(const tl_eval *e, const double *v, double scale) {
+  cJSON *root = cJSON_CreateObject();
+  char key[32], key2[32];
+  for (int t = 0; t < e->ntypes; t++) {
+    cJSON *ty = cJSON_AddObjectToObject(root, e->types[t]);
+    for (int m = 0; m < NMET; m++) {
+      cJSON *mm = cJSON_AddObjectToObject(ty, met_names[m]);
+      for (int i = 0; i < e->L; i++) {
+        snprintf(key, sizeof key, "layer_%d", i);
+        cJSON_AddNumberToObject(mm, key, v[idx_metric(e, t, m, i)] * scale);
+      }
+    }
+    if (e->c->layer_transfer) {
+      cJSON *lt = cJSON_AddObjectToObject(ty, "layer_transfer");
+      for (int m = 0; m < 2; m++) {
+        cJSON *mm = cJSON_AddObjectToObject(lt, m == 0 ? "ce" : "kl");
+        for (int j = 0; j < e->L; j++) {
+          snprintf(key, sizeof key, "layer_%d", j);
+          cJSON *tj = cJSON_AddObjectToObject(mm, key);
+          for (int i = 0; i < e->L; i++) {
+            snprintf(key2, sizeof key2, "layer_%d", i);
+            cJSON_AddNumberToObject(tj, key2, v[idx_transfer(e, t, m, j, i)] * scale);
+          }
+        }
+      }
+    }
+  }
+  cJSON *b = cJSON_AddObjectToObject(root, "baseline");
+  cJSON_AddNumberToObject(cJSON_AddObjectToObject(b, "ce"), "final", v[idx_baseline(e, M_CE)] * scale);
+  cJSON_AddNumberToObject(cJSON_AddObjectToObject(b, "entropy"), "final", v[idx_baseline(e, 1)] * scale);
+  return root;
+}
+
+static int write_json(const char *dir, const char *name, cJSON *j) {
+  char *text = cJSON_PrintUnformatted(j);
+  char *path = tl_path_join(dir, name);
+  size_t n = strlen(text);
+  text = tl_realloc(text, n + 2);
+  text[n] = '\n';
+  text[n + 1] = 0;
+  int rc = tl_write_file_atomic(path, text, n + 1);
+  free(path);
+  free(text);
+  return rc;
+}
+
+static int write_outputs(tl_eval *e) {
+  const tl_eval_cfg *c = e->c;
+  double scale = e->nats_to_bpb;
+  size_t P = e->per_batch;
+  double *agg = tl_calloc(P, sizeof(double));
+  for (int64_t b = 0; b < e->nbatches; b++)
+    for (size_t k = 0; k < P; k++) agg[k] += e->batch_vals[(size_t)b * P + k] / (double)e->nbatches;
+  cJSON *a = metrics_json(e, agg, scale);
+  int rc = write_json(c->output, "aggregate_metrics.json", a);
+  cJSON_Delete(a);
+  cJSON *list = cJSON_CreateArray();
+  for (int64_t b = 0; b < e->nbatches && rc == 0; b++)
+    cJSON_AddItemToArray(list, metrics_json(e, e->batch_vals + (size_t)b * P, scale));
+  if (rc == 0) rc = write_json(c->output, "batches.jsonl", list);
+  cJSON_Delete(list);
+  if (rc == 0 && e->prob_sum) {
+    cJSON *ls = cJSON_CreateObject();
+    char key[32];
+    double inv = 1.0 / e->prob_count;
+    for (int t = 0; t <= e->ntypes; t++) {
+      const char *tname = t < e->ntypes ? e->types[t] : "baseline";
+      cJSON *st = cJSON_AddObjectToObject(cJSON_AddObjectToObject(ls, tname), "logit_stats");
+      int nl = t < e->ntypes ? e->L : 1;
+      for (int i = 0; i < nl; i++) {
+        if (t < e->ntypes) snprintf(key, sizeof key, "layer_%d", i);
+        else snprintf(key, sizeof key, "final");
+        const float *p = e->prob_sum + ((size_t)t * e->L + (size_t)i) * e->V;
+        cJSON *arr = cJSON_AddArrayToObject(st, key);
+        for (int v = 0; v < e->V; v++) cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)p[v] * inv));
+      }
+    }
+    rc = write_json(c->output, "logit_stats.json", ls);
+    cJSON_Delete(ls);
+  }
+  if (rc == 0) {
+    /* the chart: KL and CE per layer, logit vs tuned, with the model's own CE */
+    double *series = tl_malloc((size_t)e->ntypes * 2 * e->L * sizeof(double));
+    tl_svg_series kl[2], ce[2];
+    for (int t = 0; t < e->ntypes; t++) {
+      double *k = series + ((size_t)t * 2) * e->L, *x = series + ((size_t)t * 2 + 1) * e->L;
+      for (int i = 0; i < e->L; i++) {
+        k[i] = agg[idx_metric(e, t, M_KL, i)] * scale;
+        x[i] = agg[idx_metric(e, t, M_CE, i)] * scale;
+      }
+      const char *nm = !strcmp(e->types[t], "logit") ? "logit lens" : "tuned lens";
+      const char *col = !strcmp(e->types[t], "logit") ? "#d62728" : "#1f77b4";
+      kl[t] = (tl_svg_series){nm, col, k};
+      ce[t] = (tl_svg_series){nm, col, x};
+    }
+    char *path = tl_path_join(c->output, "metrics.svg");
+    char *title = tl_sprintf("%s on %s", tl_basename(c->model), tl_basename(c->data));
+    rc = tl_svg_layers(path, title, e->L, kl, e->ntypes, ce, e->ntypes, agg[idx_baseline(e, M_CE)] * scale,
+                       isfinite(e->nats_to_bpb) && e->nats_to_bpb != 1.0 ? "bits/byte" : "nats/token");
+    free(path);
+    free(title);
+    free(series);
+  }
+  /* a summary table on stdout */
+  if (rc == 0) {
+    printf("%-8s", "layer");
+    for (int t = 0; t < e->ntypes; t++) printf("  %8s.kl %8s.ce", e->types[t], e->types[t]);
+    printf("\n");
+    for (int i = 0; i < e->L; i++) {
+      printf("%-8d", i);
+      for (int t = 0; t < e->ntypes; t++)
+        printf("  %11.4f %11.4f", agg[idx_metric(e, t, M_KL, i)] * scale, agg[idx_metric(e, t, M_CE, i)] * scale);
+      printf("\n");
+    }
+    printf("final ce %.4f, entropy %.4f (%s); results in %s\n", agg[idx_baseline(e, M_CE)] * scale,
+           agg[idx_baseline(e, 1)] * scale, isfinite(e->nats_to_bpb) && e->nats_to_bpb != 1.0 ? "bits/byte" : "nats/token",
+           c->output);
+  }
+  free(agg);
+  return rc;
+}
+
+static int eval_body(tl_eval *e) {
+  const tl_eval_cfg *c = e->c;
+  tl_dist *d = &e->dist;
+  if (!c->model || !*c->model) return tl_fail("--model.name: a model folder is required");
+  if (!c->data || !*c->data) return tl_fail("--data.name: a corpus is required");
+  if (!c->output || !*c->output) return tl_fail("--output: an output folder is required");
+  if (!c->logit && !c->lens) return tl_fail("nothing to evaluate: --nologit without --lens_name");
+  if (c->per_gpu_batch_size < 1) return tl_fail("--per_gpu_batch_size: expected at least 1");
+  tl_choose_threads(c->threads, d);
+  TL_TRY(tl_dist_agree(d, tl_model_load(&e->model, c->model)));
+  e->mc = *tl_model_cfg(e->model);
+  TL_TRY(tl_model_unembed(e->model, &e->u));
+  e->L = e->mc.n_layers;
+  e->V = e->mc.vocab;
+  if (c->logit) {
+    e->types[e->ntypes] = "logit";
+    e->lens_of[e->ntypes++] = NULL;
+  }
+  if (c->lens) {
+    char hash[65];
+    TL_TRY(tl_unembed_hash(e->u.W_U, e->u.vocab, e->u.d_model, hash));
+    tl_lens_expect ex = {e->mc.d_model, e->mc.n_layers, hash};
+    tl_lens_config lc;
+    float *params = NULL;
+    int rc = tl_lens_dir_load(c->lens, &ex, &lc, &params, NULL);
+    if (rc == 0) {
+      rc = tl_lens_init(&e->lens, e->L, e->mc.d_model);
+      if (rc == 0) memcpy(e->lens.params, params, (size_t)e->lens.n_params * sizeof(float));
+      free(params);
+      tl_lens_config_free(&lc);
+    }
+    TL_TRY(tl_dist_agree(d, rc));
+    e->has_tuned = 1;
+    e->types[e->ntypes] = "tuned";
+    e->lens_of[e->ntypes++] = &e->lens;
+  }
+  TL_TRY(tl_open_tokenizer(d, c->model, c->tokenizer, c->data, &e->tok));
+  char *cache_dir = c->cache_dir ? tl_strdup(c->cache_dir) : tl_path_join(c->output, "cache");
+  int rc = tl_dist_agree(d, tl_dist_is_root(d) ? tl_mkdirs(c->output) : 0);
+  if (rc == 0) rc = tl_open_dataset(d, c->data, e->tok, c->text_column, c->max_seq_len, cache_dir, &e->data);
+  free(cache_dir);
+  TL_TRY(rc);
+  if (tl_data_vocab_size(e->data) > e->V)
+    return tl_fail("%s: token ids reach %d but the model's vocabulary has %d entries", c->data,
+                   tl_data_vocab_size(e->data), e->V);
+  e->T = (int)tl_data_seq_len_of(e->data);
+  e->B = (int)c->per_gpu_batch_size;
+  if (labs(c->token_shift) >= e->T) return tl_fail("--token_shift %ld: must be smaller than the sequence length %d", c->token_shift, e->T);
+  e->nats_to_bpb = tl_data_nats_to_bpb(e->data);
+  if (!isfinite(e->nats_to_bpb)) {
+    tl_warn("%s: no nats_to_bpb ratio (pre-tokenized data without metadata): metrics are in nats per token", c->data);
+    e->nats_to_bpb = 1.0;
+  }
+  /* batches: each global batch is world x per_gpu_batch_size samples, as the reference */
+  int64_t G = (int64_t)e->B * d->world, n = tl_data_len(e->data);
+  int64_t per_batch_tokens = G * e->T;
+  if (c->tokens > 0) {
+    if (c->tokens > n * e->T)
+      return tl_fail("--tokens %ld: %s holds only %lld tokens in %lld samples of %d", c->tokens, c->data,
+                     (long long)(n * e->T), (long long)n, e->T);
+    e->nbatches = c->tokens / per_batch_tokens;
+    if (e->nbatches < 1)
+      return tl_fail("--tokens %ld: fewer than one batch of %lld tokens", c->tokens, (long long)per_batch_tokens);
+  } else {
+    e->nbatches = n / G;
+    if (e->nbatches < 1) return tl_fail("%s: %lld samples, fewer than one batch of %lld", c->data, (long long)n, (long long)G);
+  }
+  e->per_batch = (size_t)e->ntypes * NMET * e->L + 2 + (c->layer_transfer ? (size_t)e->ntypes * 2 * e->L * e->L : 0);
+  e->batch_vals = tl_calloc((size_t)e->nbatches * e->per_batch, sizeof(double));
+  if (c->record_logit_stats) e->prob_sum = tl_calloc(((size_t)e->ntypes * e->L + 1) * e->V, sizeof(float));
+
+  tl_sampler s;
+  TL_TRY(tl_sampler_init(&s, n, (uint64_t)c->seed, c->shuffle));
+  int64_t *idx = tl_malloc((size_t)e->B * sizeof(int64_t));
+  int32_t *ids = tl_malloc((size_t)e->B * e->T * sizeof(int32_t));
+  float *hidden = tl_aligned_alloc((size_t)(e->L + 1) * e->B * e->T * e->mc.d_model * sizeof(float));
+  float *logits = tl_aligned_alloc((size_t)e->B * e->T * e->V * sizeof(float));
+  float *scratch = c->layer_transfer ? tl_aligned_alloc((size_t)e->B * e->T * e->V * sizeof(float)) : NULL;
+  int tty = c->progress && tl_dist_is_root(d) && isatty(2);
+  if (tl_dist_is_root(d))
+    tl_info("evaluating %s%s on %lld batches of %lld x %d tokens", c->logit ? "the logit lens" : "",
+            c->lens ? (c->logit ? " and the tuned lens" : "the tuned lens") : "", (long long)e->nbatches,
+            (long long)G, e->T);
+  double t0 = tl_now();
+  rc = 0;
+  for (int64_t b = 0; b < e->nbatches && rc == 0; b++) {
+    int64_t count = 0;
+    rc = tl_sampler_next(&s, G, d->rank, d->world, idx, &count);
+    if (rc == 0) rc = tl_data_gather(e->data, idx, count, ids);
+    double *out = e->batch_vals + (size_t)b * e->per_batch;
+    if (rc == 0) rc = eval_batch(e, ids, hidden, logits, scratch, out);
+    rc = tl_dist_agree(d, rc);
+    /* the batch's value is the mean over ranks, as the reference all-reduces */
+    if (rc == 0 && d->world > 1) {
+      rc = tl_dist_allreduce_f64(d, out, (int)e->per_batch, TL_RED_SUM);
+      for (size_t k = 0; k < e->per_batch; k++) out[k] /= d->world;
+    }
+    if (tty) {
+      double el = tl_now() - t0;
+      fprintf(stderr, "\reval batch %lld/%lld | %.0f tok/s   ", (long long)(b + 1), (long long)e->nbatches,
+              (double)((b + 1) * per_batch_tokens) / (el > 0 ? el : 1e-9));
+    }
+  }
+  if (tty) fputc('\n', stderr);
+  if (rc == 0 && e->prob_sum && d->world > 1) {
+    /* the marginal probabilities are summed over every rank's tokens */
+    size_t np = ((size_t)e->ntypes * e->L + 1) * e->V;
+    double *tmp = tl_malloc(np * sizeof(double));
+    for (size_t k = 0; k < np; k++) tmp[k] = e->prob_sum[k];
+    for (size_t k = 0; k < np && rc == 0; k += 1 << 20)
+      rc = tl_dist_allreduce_f64(d, tmp + k, (int)(np - k < (1u << 20) ? np - k : 1u << 20), TL_RED_SUM);
+    for (size_t k = 0; k < np; k++) e->prob_sum[k] = (float)tmp[k];
+    free(tmp);
+    e->prob_count *= d->world;
+  }
+  free(idx);
+  free(ids);
+  free(hidden);
+  free(logits);
+  free(scratch);
+  tl_sampler_free(&s);
+  TL_TRY(rc);
+  rc = tl_dist_is_root(d) ? write_outputs(e) : 0;
+  return tl_dist_agree(d, rc);
+}
+
+int tl_eval_run(const tl_eval_cfg *c, int argc, char **argv) {
+  tl_eval e;
+  memset(&e, 0, sizeof e);
+  e.c = c;
+  if (tl_dist_init(&e.dist, &argc, &argv) != 0) {
+    fprintf(stderr, "tlens eval: error: %s\n", tl_errmsg());
+    return 1;
+  }
+  tl_log_set_rank(e.dist.rank);
+  int status = 0;
+  if (eval_body(&e) != 0) {
+    if (tl_dist_is_root(&e.dist)) fprintf(stderr, "tlens eval: error: %s\n", tl_errmsg());
+    status = 1;
+  }
+  free(e.batch_vals);
+  free(e.prob_sum);
+  if (e.has_tuned) tl_lens_free(&e.lens);
+  if (e.data) tl_data_close(e.data);
+  if (e.tok) tl_tokenizer_free(e.tok);
+  if (e.model) tl_model_free(e.model);
+  tl_dist_finalize(&e.dist);
+  return status;
+}

@@ -1,0 +1,303 @@
+/* Every op of the CUDA backend against the CPU backend on random inputs, plus
+ * the lens-step row reductions against a double-precision reference computed
+ * here. Shapes are chosen off the kernels' natural sizes (rows not a multiple
+ * of the block, head_dim not a multiple of 32, padded leading dimensions) so
+ * that tail handling is exercised. Exits 77 (skipped) without a CUDA device. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_backend.h"
+#include "tl_test.h"
+#include "tlens/backend.h"
+#include "tlens/core.h"
+
+static const tl_backend *cpu, *gpu;
+
+/* ---- helpers ---- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static float frand(float lo, float hi) { /* xorshift64*, uniform in [lo, hi) */
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  uint64_t r = rng_state * 0x2545f4914f6cdd1dull;
+  return lo + (hi - lo) * (float)((r >> 40) * (1.0 / 16777216.0));
+}
+static float *rand_vec(size_t n, float lo, float hi) {
+  float *v = tl_malloc(n * sizeof(float) + 4);
+  for (size_t i = 0; i < n; i++) v[i] = frand(lo, hi);
+  return v;
+}
+static float *dup(const float *h, size_t n) {
+  float *c = tl_malloc(n * sizeof(float) + 4);
+  memcpy(c, h, n * sizeof(float));
+  return c;
+}
+static void *up(const void *h, size_t bytes) {
+  void *d = gpu->alloc(bytes);
+  gpu->to_device(d, h, bytes);
+  return d;
+}
+static float *down(const float *d, size_t n) {
+  float *h = tl_malloc(n * sizeof(float) + 4);
+  gpu->to_host(h, d, n * sizeof(float));
+  return h;
+}
+/* Copies the device result back and compares it with the CPU result. */
+static void expect_close(const char *what, const float *dev, const float *ref, size_t n, double tol) {
+  float *h = down(dev, n);
+  double e = tl_test_maxerr(h, ref, (long)n);
+  CHECKF(e <= tol, "%s: max error %.3g > %.3g", what, e, tol);
+  free(h);
+}
+
+/* ---- ops ---- */
+
+static void test_memory(void) {
+  size_t n = 1001;
+  float *a = rand_vec(n, -1, 1);
+  float *d = up(a, n * sizeof(float)), *d2 = gpu->alloc(n * sizeof(float));
+  gpu->copy(d2, d, n);
+  float *h = down(d2, n);
+  CHECK(memcmp(h, a, n * sizeof(float)) == 0);
+  void *z = gpu->alloc(0); /* zero bytes still yields a pointer that can be freed */
+  CHECK(z != NULL);
+  gpu->free(z);
+  free(h);
+  gpu->free(d);
+  gpu->free(d2);
+  free(a);
+}
+
+static void test_gemm(void) {
+  const int M = 37, N = 53, K = 29;
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      /* stored shapes: op(A) is MxK, op(B) is KxN; padded leading dimensions */
+      int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+      int lda = ac + 3, ldb = bc + 5, ldc = N + 2;
+      float *A = rand_vec((size_t)ar * lda, -1, 1), *B = rand_vec((size_t)br * ldb, -1, 1);
+      float *C = rand_vec((size_t)M * ldc, -1, 1);
+      float *dA = up(A, (size_t)ar * lda * 4), *dB = up(B, (size_t)br * ldb * 4), *dC = up(C, (size_t)M * ldc * 4);
+      cpu->gemm(ta, tb, M, N, K, 0.7f, A, lda, B, ldb, 0.3f, C, ldc);
+      gpu->gemm(ta, tb, M, N, K, 0.7f, dA, lda, dB, ldb, 0.3f, dC, ldc);
+      char what[64];
+      snprintf(what, sizeof what, "gemm ta=%d tb=%d", ta, tb);
+      expect_close(what, dC, C, (size_t)M * ldc, 1e-5);
+      gpu->free(dA), gpu->free(dB), gpu->free(dC);
+      free(A), free(B), free(C);
+    }
+}
+
+static void test_linear(void) {
+  const int M = 19, N = 70, K = 45;
+  float *x = rand_vec((size_t)M * K, -1, 1), *W = rand_vec((size_t)N * K, -1, 1), *bias = rand_vec(N, -1, 1);
+  float *dx = up(x, (size_t)M * K * 4), *dW = up(W, (size_t)N * K * 4), *db = up(bias, N * 4);
+  for (int with_bias = 0; with_bias < 2; with_bias++)
+    for (int acc = 0; acc < 2; acc++) {
+      float *y = rand_vec((size_t)M * N, -1, 1);
+      float *dy = up(y, (size_t)M * N * 4);
+      cpu->linear(y, x, W, with_bias ? bias : NULL, M, N, K, acc);
+      gpu->linear(dy, dx, dW, with_bias ? db : NULL, M, N, K, acc);
+      char what[64];
+      snprintf(what, sizeof what, "linear bias=%d accumulate=%d", with_bias, acc);
+      expect_close(what, dy, y, (size_t)M * N, 1e-5);
+      gpu->free(dy);
+      free(y);
+    }
+  gpu->free(dx), gpu->free(dW), gpu->free(db);
+  free(x), free(W), free(bias);
+}
+
+static void test_norms(void) {
+  const int rows = 7, d = 300;
+  /* An offset mean makes a one-pass variance visibly wrong. */
+  float *x = rand_vec((size_t)rows * d, 49, 51), *w = rand_vec(d, 0.5f, 1.5f), *b = rand_vec(d, -1, 1);
+  float *dx = up(x, (size_t)rows * d * 4), *dw = up(w, d * 4), *db = up(b, d * 4);
+  float *y = tl_malloc((size_t)rows * d * 4), *dy = gpu->alloc((size_t)rows * d * 4);
+  for (int with_b = 0; with_b < 2; with_b++) {
+    cpu->layernorm(y, x, w, with_b ? b : NULL, rows, d, 1e-5f);
+    gpu->layernorm(dy, dx, dw, with_b ? db : NULL, rows, d, 1e-5f);
+    expect_close(with_b ? "layernorm" : "layernorm (no bias)", dy, y, (size_t)rows * d, 2e-4);
+  }
+  for (int add_one = 0; add_one < 2; add_one++) {
+    cpu->rmsnorm(y, x, w, rows, d, 1e-6f, add_one);
+    gpu->rmsnorm(dy, dx, dw, rows, d, 1e-6f, add_one);
+    expect_close(add_one ? "rmsnorm (1 + w)" : "rmsnorm", dy, y, (size_t)rows * d, 1e-5);
+  }
+  /* in place, as the model may call it */
+  cpu->layernorm(y, x, w, b, rows, d, 1e-5f);
+  gpu->layernorm(dx, dx, dw, db, rows, d, 1e-5f);
+  expect_close("layernorm in place", dx, y, (size_t)rows * d, 2e-4);
+  gpu->free(dx), gpu->free(dw), gpu->free(db), gpu->free(dy);
+  free(x), free(w), free(b), free(y);
+}
+
+static void test_embed(void) {
+  const int vocab = 50, d = 33, n = 20;
+  float *table = rand_vec((size_t)vocab * d, -1, 1);
+  int32_t ids[20];
+  for (int i = 0; i < n; i++) ids[i] = (int32_t)frand(0, vocab);
+  ids[0] = vocab - 1;
+  float *y = tl_malloc((size_t)n * d * 4);
+  float *dt = up(table, (size_t)vocab * d * 4), *dy = gpu->alloc((size_t)n * d * 4);
+  int32_t *dids = up(ids, sizeof ids);
+  cpu->embed(y, table, ids, n, d);
+  gpu->embed(dy, dt, dids, n, d);
+  expect_close("embed", dy, y, (size_t)n * d, 0);
+  gpu->free(dt), gpu->free(dy), gpu->free(dids);
+  free(table), free(y);
+}
+
+static void test_rope(void) {
+  const int B = 2, T = 17, H = 3, hd = 16, stride = (3 + 2 * 1) * 16 + 4;
+  for (int rot = 8; rot <= hd; rot += 8) { /* partial then full rotary */
+    float *x = rand_vec((size_t)B * T * stride, -1, 1);
+    float *dx = up(x, (size_t)B * T * stride * 4);
+    cpu->rope(x, B, T, stride, H, hd, rot, 10000.0f);
+    gpu->rope(dx, B, T, stride, H, hd, rot, 10000.0f);
+    expect_close(rot < hd ? "rope (partial)" : "rope", dx, x, (size_t)B * T * stride, 1e-5);
+    gpu->free(dx);
+    free(x);
+  }
+}
+
+static void test_attention(void) {
+  struct {
+    int B, T, H, KV, hd, window;
+  } cases[] = {{2, 23, 4, 2, 40, 0}, {1, 31, 4, 4, 64, 5}, {2, 9, 2, 1, 128, 0}, {1, 70, 6, 2, 16, 0}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    int B = cases[c].B, T = cases[c].T, H = cases[c].H, KV = cases[c].KV, hd = cases[c].hd, win = cases[c].window;
+    size_t nq = (size_t)B * T * (H + 2 * KV) * hd, no = (size_t)B * T * H * hd;
+    float *qkv = rand_vec(nq, -2, 2), *out = tl_malloc(no * 4);
+    float *dqkv = up(qkv, nq * 4), *dout = gpu->alloc(no * 4);
+    float scale = 1.0f / sqrtf((float)hd);
+    cpu->attention(out, qkv, B, T, H, KV, hd, scale, win);
+    gpu->attention(dout, dqkv, B, T, H, KV, hd, scale, win);
+    char what[96];
+    snprintf(what, sizeof what, "attention B=%d T=%d H=%d KV=%d hd=%d window=%d", B, T, H, KV, hd, win);
+    expect_close(what, dout, out, no, 2e-5);
+    gpu->free(dqkv), gpu->free(dout);
+    free(qkv), free(out);
+  }
+}
+
+static void test_elementwise(void) {
+  const size_t n = 1000;
+  const int rows = 5, d_ff = 77;
+  static const char *names[] = {"gelu_new", "gelu", "silu", "relu"};
+  for (int k = TL_ACT_GELU_NEW; k <= TL_ACT_RELU; k++) {
+    float *x = rand_vec(n, -6, 6), *dx = up(x, n * 4);
+    cpu->act(x, n, (tl_act)k);
+    gpu->act(dx, n, (tl_act)k);
+    char what[64];
+    snprintf(what, sizeof what, "act %s", names[k]);
+    expect_close(what, dx, x, n, 3e-6);
+    float *gu = rand_vec((size_t)rows * 2 * d_ff, -4, 4), *o = tl_malloc((size_t)rows * d_ff * 4);
+    float *dgu = up(gu, (size_t)rows * 2 * d_ff * 4), *dout = gpu->alloc((size_t)rows * d_ff * 4);
+    cpu->glu(o, gu, rows, d_ff, (tl_act)k);
+    gpu->glu(dout, dgu, rows, d_ff, (tl_act)k);
+    snprintf(what, sizeof what, "glu %s", names[k]);
+    expect_close(what, dout, o, (size_t)rows * d_ff, 3e-6);
+    gpu->free(dx), gpu->free(dgu), gpu->free(dout);
+    free(x), free(gu), free(o);
+  }
+  float *a = rand_vec(n, -1, 1), *b = rand_vec(n, -1, 1);
+  float *da = up(a, n * 4), *db = up(b, n * 4);
+  cpu->add(a, a, b, n); /* aliased output, as the residual stream uses it */
+  gpu->add(da, da, db, n);
+  expect_close("add", da, a, n, 0);
+  gpu->free(da), gpu->free(db);
+  free(a), free(b);
+}
+
+static void test_softmax_argmax(void) {
+  const int rows = 6, n = 1000;
+  float *x = rand_vec((size_t)rows * n, -8, 8);
+  /* Ties: row 1 has its maximum twice (first must win), row 2 is constant. */
+  x[1 * n + 10] = 20.0f, x[1 * n + 500] = 20.0f;
+  for (int i = 0; i < n; i++) x[2 * n + i] = 3.0f;
+  x[3 * n + n - 1] = 30.0f; /* maximum in the last column */
+  float *dx = up(x, (size_t)rows * n * 4);
+  int32_t want[6], got[6];
+  cpu->argmax(want, x, rows, n);
+  gpu->argmax(got, dx, rows, n);
+  for (int r = 0; r < rows; r++) CHECKF(got[r] == want[r], "argmax row %d: %d, CPU says %d", r, got[r], want[r]);
+  CHECK(got[1] == 10 && got[2] == 0 && got[3] == n - 1);
+  float *y = dup(x, (size_t)rows * n);
+  cpu->softmax(y, rows, n);
+  gpu->softmax(dx, rows, n);
+  expect_close("softmax", dx, y, (size_t)rows * n, 1e-6);
+  gpu->free(dx);
+  free(x), free(y);
+}
+
+/* ---- lens-step reductions, against double precision ---- */
+
+static void ref_log_softmax(double *out, const float *x, int n) {
+  double mx = x[0], s = 0;
+  for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+  for (int i = 0; i < n; i++) s += exp(x[i] - mx);
+  for (int i = 0; i < n; i++) out[i] = x[i] - mx - log(s);
+}
+
+static void test_lens_reductions(void) {
+  const int rows = 5, n = 777;
+  size_t tot = (size_t)rows * n;
+  float *pl = rand_vec(tot, -10, 10), *ql = rand_vec(tot, -10, 10);
+  float *dp = up(pl, tot * 4), *dq = up(ql, tot * 4), *dout = gpu->alloc(tot * 4), *dgrad = gpu->alloc(tot * 4);
+  float *dkl = gpu->alloc(rows * 4);
+  double *lp = tl_malloc(n * sizeof(double)), *lq = tl_malloc(n * sizeof(double));
+  float *ref = tl_malloc(tot * 4), *gref = tl_malloc(tot * 4), klref[5];
+  for (int r = 0; r < rows; r++) {
+    ref_log_softmax(lp, pl + (size_t)r * n, n);
+    ref_log_softmax(lq, ql + (size_t)r * n, n);
+    double kl = 0;
+    for (int i = 0; i < n; i++) {
+      ref[(size_t)r * n + i] = (float)lp[i];
+      gref[(size_t)r * n + i] = (float)(exp(lq[i]) - exp(lp[i]));
+      kl += exp(lp[i]) * (lp[i] - lq[i]);
+    }
+    klref[r] = (float)kl;
+  }
+  tl_cuda_log_softmax(dout, dp, rows, n);
+  expect_close("log_softmax", dout, ref, tot, 1e-5);
+  tl_cuda_kl_rows(dkl, dgrad, dp, dq, rows, n);
+  expect_close("kl rows", dkl, klref, rows, 1e-5);
+  expect_close("kl grad q - p", dgrad, gref, tot, 1e-6);
+  /* KL of a distribution with itself is 0; the gradient argument may be NULL. */
+  tl_cuda_kl_rows(dkl, NULL, dp, dp, rows, n);
+  float *self = down(dkl, rows);
+  for (int r = 0; r < rows; r++) CHECKF(fabsf(self[r]) < 1e-6f, "KL(p||p) row %d = %g", r, self[r]);
+  free(self);
+  gpu->free(dp), gpu->free(dq), gpu->free(dout), gpu->free(dgrad), gpu->free(dkl);
+  free(pl), free(ql), free(lp), free(lq), free(ref), free(gref);
+}
+
+int main(void) {
+  if (tl_cuda_device_count() == 0) {
+    printf("test_cuda_ops: no CUDA device available, skipping\n");
+    return 77;
+  }
+  cpu = tl_backend_cpu();
+  gpu = tl_backend_cuda();
+  if (!gpu) {
+    fprintf(stderr, "test_cuda_ops: %s\n", tl_errmsg());
+    return 1;
+  }
+  CHECK(gpu->device == TL_DEVICE_CUDA);
+  test_memory();
+  test_gemm();
+  test_linear();
+  test_norms();
+  test_embed();
+  test_rope();
+  test_attention();
+  test_elementwise();
+  test_softmax_argmax();
+  test_lens_reductions();
+  return tl_test_finish("test_cuda_ops");
+}

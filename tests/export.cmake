@@ -1,0 +1,8 @@
+# export: lens artifacts (params.pt, config.json, unembed_hash)
+tlens_c_test(export_hash test_export_hash.c)
+tlens_c_test(export_pt test_export_pt.c)
+# helper for export_torch (not a test itself)
+add_executable(export_torch_writer ${CMAKE_CURRENT_SOURCE_DIR}/export_torch_writer.c)
+target_link_libraries(export_torch_writer PRIVATE tlens_lib)
+tlens_sh_test(export_torch test_export_torch.sh)
+set_tests_properties(export_torch PROPERTIES SKIP_RETURN_CODE 77)
