@@ -115,7 +115,8 @@ int main(int argc, char **argv) {
   printf("  lens: %.1f GFLOP per micro-step -> %.1f GFLOP/s; sgemm peak [%d,%d]x[%d,%d] %.1f GFLOP/s (%.0f%%)\n",
          lens_gflop, lens_gflop / t_lens, C, d, d, V, best, 100 * lens_gflop / t_lens / best);
   printf("  lens floor at that peak: %.3f s\n", lens_gflop / best);
-  printf("  peak RSS: %.0f MB while training (%.0f MB over the whole run incl. loading the model; after load %.0f MB)\n",
+  /* clear_refs resets both VmHWM and getrusage's maxrss, so the load peak was taken before */
+  printf("  peak RSS: %.0f MB while training (getrusage %.0f MB since the reset); %.0f MB while loading the model\n",
          hwm, rss, rss_load);
   printf("  losses (stream 0..5):");
   for (int i = 0; i < L; i++) printf(" %.3f", losses[i]);

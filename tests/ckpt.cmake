@@ -22,3 +22,8 @@ set_tests_properties(ckpt_par_read_np1 ckpt_par_read_np4 PROPERTIES FIXTURES_REQ
 
 tlens_sh_test(ckpt_h5dump ckpt_h5dump.sh)
 set_tests_properties(ckpt_h5dump PROPERTIES SKIP_RETURN_CODE 77)
+if(TLENS_SANITIZE)
+  # Open MPI's unloaded plugins leak at exit, in frames LeakSanitizer cannot name
+  # or suppress; address and undefined-behaviour checks stay on.
+  set_tests_properties(ckpt_unit ckpt_par_write_np2 ckpt_par_read_np1 ckpt_par_read_np4 ckpt_h5dump PROPERTIES ENVIRONMENT_MODIFICATION "ASAN_OPTIONS=set:detect_leaks=0")
+endif()

@@ -10,3 +10,8 @@ add_test(NAME dist_np2 COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 $
 add_test(NAME dist_np4 COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 4 --oversubscribe ${MPIEXEC_PREFLAGS}
          $<TARGET_FILE:test_dist> ${MPIEXEC_POSTFLAGS} 4)
 set_tests_properties(dist_np1 dist_np2 dist_np4 PROPERTIES ENVIRONMENT "${TLENS_TEST_ENV}" TIMEOUT 120)
+if(TLENS_SANITIZE)
+  # Open MPI's unloaded plugins leak at exit, in frames LeakSanitizer cannot name
+  # or suppress; address and undefined-behaviour checks stay on.
+  set_tests_properties(dist_np1 dist_np2 dist_np4 PROPERTIES ENVIRONMENT_MODIFICATION "ASAN_OPTIONS=set:detect_leaks=0")
+endif()

@@ -1,5 +1,7 @@
 /* Hugging Face tokenizer.json: byte-level BPE (GPT-2, GPT-NeoX) and
- * SentencePiece-style BPE with byte fallback (Llama family). */
+ * SentencePiece-style BPE with byte fallback (Llama family), giving the same ids
+ * and text as the Hugging Face tokenizers library (added tokens split first,
+ * normalizer, pre-tokenizer, BPE by merge rank, post-processor; decoder chain). */
 #ifndef TLENS_TOKENIZER_H
 #define TLENS_TOKENIZER_H
 
@@ -30,5 +32,8 @@ int tl_tokenizer_adds_bos(const tl_tokenizer *t);
 int64_t tl_tokenizer_model_max_length(const tl_tokenizer *t);
 /* sha256 hex of the tokenizer.json bytes (for cache keys). */
 const char *tl_tokenizer_hash(const tl_tokenizer *t);
+/* The token's string as tokenizer.json spells it (e.g. "\u0120the" for GPT-2's
+ * " the"; added tokens as matched in text), or NULL when id is not a token. */
+const char *tl_tokenizer_id_to_token(const tl_tokenizer *t, int32_t id);
 
 #endif

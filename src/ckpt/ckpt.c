@@ -527,7 +527,7 @@ int tl_ckpt_commit(tl_ckpt_writer *w, int keep, char **path) {
   if (w->failed) {
     uint64_t step = w->step;
     tl_ckpt_abort(w);
-    return tl_fail("ckpt: checkpoint for step %" PRIu64 " not written: an item failed", step);
+    return tl_fail_context("ckpt: checkpoint for step %" PRIu64 " not written", step); /* keeps the cause */
   }
   tl_dist *d = w->d;
   int rc = attr_write_u64(w->file, "complete", 1);

@@ -1,8 +1,113 @@
-/* placeholder until the export command lands */
-#include <stdio.h>
+/* tlens export: a training checkpoint's lens in the hub layout (config.json + params.pt). */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
 #include "cli/commands.h"
+#include "tlens/ckpt.h"
+#include "tlens/core.h"
+#include "tlens/export.h"
+
+static const char *usage =
+    "usage: tlens export --checkpoint FILE|DIR --output DIR [--dtype f32|f16|bf16] [--model.name NAME]\n\n"
+    "Writes the lens held by a training checkpoint (an .h5 file, or the newest valid one in a\n"
+    "checkpoint folder) as DIR/config.json + DIR/params.pt, the layout `TunedLens.from_model_and_pretrained`\n"
+    "loads. For the hub, use DIR = lens/<model-name>/.";
+
+static int run_export(const char *ckpt, const char *out, const char *dtype_s, const char *name) {
+  tl_dtype dt;
+  if (!strcmp(dtype_s, "f32")) dt = TL_F32;
+  else if (!strcmp(dtype_s, "f16")) dt = TL_F16;
+  else if (!strcmp(dtype_s, "bf16")) dt = TL_BF16;
+  else return tl_fail("--dtype: expected f32, f16 or bf16, got '%s'", dtype_s);
+  char *path = NULL;
+  if (tl_is_dir(ckpt)) {
+    uint64_t step = 0;
+    int found = tl_ckpt_find_latest(NULL, ckpt, &path, &step);
+    if (found < 0) return -1;
+    if (found == 0) return tl_fail("%s: no valid checkpoint (step_*.h5) in this folder", ckpt);
+  } else {
+    path = tl_strdup(ckpt);
+  }
+  tl_ckpt_reader *r = NULL;
+  int rc = tl_ckpt_open(&r, path, true);
+  free(path);
+  TL_TRY(rc);
+  tl_ckpt_info wi;
+  char *config = NULL, *hash = NULL;
+  float *params = NULL;
+  tl_lens_config lc = {0};
+  rc = tl_ckpt_info_of(r, "lens/0/weight", &wi);
+  if (rc == 0 && (wi.ndim != 2 || wi.shape[0] != wi.shape[1] || wi.shape[0] == 0))
+    rc = tl_fail("%s: lens/0/weight is not a square matrix", tl_ckpt_file(r));
+  int d = rc == 0 ? (int)wi.shape[0] : 0, L = 0;
+  while (rc == 0) {
+    char nm[64];
+    snprintf(nm, sizeof nm, "lens/%d/weight", L);
+    if (!tl_ckpt_has(r, nm)) break;
+    L++;
+  }
+  if (rc == 0) {
+    size_t per = (size_t)d * d + (size_t)d;
+    params = tl_malloc((size_t)L * per * sizeof(float));
+    for (int i = 0; i < L && rc == 0; i++) {
+      char nm[64];
+      snprintf(nm, sizeof nm, "lens/%d/weight", i);
+      rc = tl_ckpt_read_f32(r, nm, 0, (uint64_t)d * d, params + i * per);
+      snprintf(nm, sizeof nm, "lens/%d/bias", i);
+      if (rc == 0) rc = tl_ckpt_read_f32(r, nm, 0, (uint64_t)d, params + i * per + (size_t)d * d);
+    }
+  }
+  if (rc == 0) rc = tl_ckpt_read_str(r, "run/config", &config);
+  if (rc == 0) rc = tl_ckpt_read_str(r, "model/unembed_hash", &hash);
+  cJSON *j = rc == 0 ? cJSON_Parse(config) : NULL;
+  if (rc == 0 && !cJSON_IsObject(j)) rc = tl_fail("%s: run/config is not a JSON object", tl_ckpt_file(r));
+  if (rc == 0) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "model.name");
+    const cJSON *rev = cJSON_GetObjectItemCaseSensitive(j, "model.revision");
+    lc.base_model_name_or_path = name ? (char *)name : cJSON_IsString(m) ? m->valuestring : "";
+    lc.base_model_revision = cJSON_IsString(rev) ? rev->valuestring : NULL;
+    lc.d_model = d;
+    lc.num_hidden_layers = L;
+    lc.bias = true;
+    lc.unembed_hash = hash;
+    rc = tl_mkdirs(out);
+    if (rc == 0) rc = tl_lens_dir_save(out, &lc, params, dt);
+    if (rc == 0)
+      printf("wrote %s/config.json and %s/params.pt (%d translators, d_model %d, %s) from %s\n", out, out, L, d,
+             dtype_s, tl_ckpt_file(r));
+  }
+  cJSON_Delete(j);
+  free(config);
+  free(hash);
+  free(params);
+  tl_ckpt_close(r);
+  return rc;
+}
+
 int tl_cmd_export(int argc, char **argv) {
-  (void)argc; (void)argv;
-  fprintf(stderr, "tlens export: error: this build does not include the export command yet\n");
-  return 1;
+  char *ckpt = NULL, *out = NULL, *dtype = tl_strdup("f32"), *name = NULL;
+  tl_opt opts[] = {
+      {"checkpoint", 0, TL_OPT_STR, &ckpt, "checkpoint file (step_*.h5) or folder (newest valid one)", 0, 0, false},
+      {"output|o", 'o', TL_OPT_STR, &out, "output folder, e.g. lens/<model-name>/", 0, 0, false},
+      {"dtype", 0, TL_OPT_STR, &dtype, "storage dtype of params.pt: f32, f16 or bf16", 0, 0, false},
+      {"model.name|model", 0, TL_OPT_STR, &name, "base_model_name_or_path to record [the run's --model.name]", 0, 0, false},
+  };
+  int n = (int)(sizeof opts / sizeof opts[0]);
+  int rc = tl_args_parse(opts, n, argc, argv, usage, false, NULL, NULL);
+  int status = 0;
+  if (rc == TL_ARGS_ERROR) {
+    fprintf(stderr, "tlens export: error: %s\n", tl_errmsg());
+    status = 2;
+  } else if (rc == TL_ARGS_OK) {
+    if (!ckpt || !out) {
+      fprintf(stderr, "tlens export: error: --checkpoint and --output are required (see --help)\n");
+      status = 2;
+    } else if (run_export(ckpt, out, dtype, name) != 0) {
+      status = tl_cli_error("export");
+    }
+  }
+  tl_args_free(opts, n);
+  return status;
 }

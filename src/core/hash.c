@@ -1,5 +1,6 @@
 /* SHA-256 (FIPS 180-4) and CRC-32 (IEEE 802.3, as zip uses). Written out plainly:
  * these hash model identities, cache keys and zip entries, never hot loops. */
+#include <pthread.h>
 #include <string.h>
 
 #include "tlens/core.h"
@@ -101,19 +102,34 @@ void tl_sha256_hex(const void *data, size_t n, char out[65]) {
   tl_hex(d, 32, out);
 }
 
-uint32_t tl_crc32(uint32_t crc, const void *data, size_t n) {
-  static uint32_t table[256];
-  static int ready = 0;
-  if (!ready) { /* benign race: every thread computes the same table */
-    for (uint32_t i = 0; i < 256; i++) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; k++) c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-      table[i] = c;
-    }
-    ready = 1;
+/* CRC-32 "slicing by 8": eight 256-entry tables let the loop consume 8 bytes per
+ * step (about 5x the byte-at-a-time speed), which matters for multi-GB params.pt
+ * files and checkpoints. Tables are built once, thread-safely. */
+static uint32_t crc_tab[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void) {
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; k++) c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+    crc_tab[0][i] = c;
   }
+  for (uint32_t i = 0; i < 256; i++)
+    for (int t = 1; t < 8; t++) crc_tab[t][i] = crc_tab[0][crc_tab[t - 1][i] & 0xff] ^ (crc_tab[t - 1][i] >> 8);
+}
+
+uint32_t tl_crc32(uint32_t crc, const void *data, size_t n) {
+  pthread_once(&crc_once, crc_init);
   const unsigned char *p = data;
   crc = ~crc;
-  for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+  while (n >= 8) {
+    uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+    uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+    crc = crc_tab[7][lo & 0xff] ^ crc_tab[6][(lo >> 8) & 0xff] ^ crc_tab[5][(lo >> 16) & 0xff] ^ crc_tab[4][lo >> 24] ^
+          crc_tab[3][hi & 0xff] ^ crc_tab[2][(hi >> 8) & 0xff] ^ crc_tab[1][(hi >> 16) & 0xff] ^ crc_tab[0][hi >> 24];
+    p += 8;
+    n -= 8;
+  }
+  while (n--) crc = crc_tab[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
   return ~crc;
 }

@@ -423,6 +423,9 @@ static void extend_line(tl_buf *s, tl_buf *line, const char *word, size_t wlen, 
 #define LINE_WIDTH 75
 
 char *tl_array_str_f32(const float *a, int64_t rows, int64_t cols, int precision) {
+  /* digit buffers are sized for float32 at these precisions */
+  if (precision < 0) precision = 0;
+  if (precision > 16) precision = 16;
   int summarise = rows * cols > THRESHOLD;
   int sum_r = summarise && rows > 2 * EDGE, sum_c = summarise && cols > 2 * EDGE;
   /* indices of the printed rows/columns */

@@ -317,8 +317,6 @@ static float *model_lse(const float *model_logits, int64_t rows, int V) {
 }
 
 /* ---- training ---- */
-static double PT[3];
-#include <stdio.h>
 
 int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_cfg *cfg, const float *hidden,
                         const float *model_logits, const int32_t *ids, int B, int T, float scale, float *grad,
@@ -336,7 +334,8 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
   int p0, p1;
   shift_range(T, shift, &p0, &p1);
   const int64_t N = (int64_t)B * (p1 - p0);
-  const int C = (int)(N < (cfg->chunk ? cfg->chunk : TL_LENS_CHUNK) ? N : (cfg->chunk ? cfg->chunk : TL_LENS_CHUNK));
+  const int want = cfg->chunk ? cfg->chunk : TL_LENS_CHUNK;
+  const int C = (int)(N < want ? N : want);
   /* d(scale * mean loss)/dz = scale/N * (q - p) for kl, (q - onehot) for ce */
   const float gscale = (float)((double)scale / (double)N);
 
@@ -350,12 +349,10 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
     double loss_sum = 0;
     for (int64_t k0 = 0; k0 < N; k0 += C) {
       const int n = (int)(N - k0 < C ? N - k0 : C);
-      double q0 = tl_now();
       gather_rows(&w, h, T, p0, p1, k0, n);
       translate(lens, i, w.h, n, w.t);
       norm_forward(u, w.gain, w.t, n, w.y, w.mu, w.rstd);
       unembed_rows(u, w.y, n, w.z);
-      double q1 = tl_now(); PT[0] += q1 - q0;
 
       /* log-softmax, loss and dL/dz, one row at a time (the row stays in L2) */
 #pragma omp parallel for schedule(static) reduction(+ : loss_sum)
@@ -384,10 +381,8 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
         }
       }
 
-      double q2 = tl_now(); PT[1] += q2 - q1;
       /* dL/dy = dz W_U, back through the norm, then dW += dt^T h, db += sum dt */
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, V, 1.0f, w.z, V, u->W_U, d, 0.0f, w.y, d);
-      double q3 = tl_now(); PT[2] += q3 - q2;
       norm_backward(u, w.gain, w.t, w.mu, w.rstd, w.y, n, w.dt);
       if (!lens->bias_only)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, n, 1.0f, w.dt, d, w.h, d, 1.0f, gW, d);
@@ -400,7 +395,6 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
     }
     if (losses) losses[i] = (float)(loss_sum / (double)N);
   }
-  fprintf(stderr, "PROFILE fwd %.3f elem %.3f bwdgemm %.3f\n", PT[0], PT[1], PT[2]); PT[0]=PT[1]=PT[2]=0;
   free(lse_m);
   work_free(&w);
   return 0;

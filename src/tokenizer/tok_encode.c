@@ -78,12 +78,27 @@ static tok_cache *thread_cache(const tl_tokenizer *tc) {
   return c;
 }
 
+/* Equality of two short byte strings of length n, inlined (a memcmp call costs
+ * more than the comparison for typical 2-10 byte words). */
+static inline int bytes_equal(const unsigned char *a, const unsigned char *b, size_t n) {
+  while (n >= 8) {
+    uint64_t x, y;
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    if (x != y) return 0;
+    a += 8; b += 8; n -= 8;
+  }
+  for (size_t k = 0; k < n; k++)
+    if (a[k] != b[k]) return 0;
+  return 1;
+}
+
 static const cache_slot *cache_get(const tok_cache *c, const unsigned char *w, size_t len, uint64_t h) {
   size_t mask = c->nslots - 1, i = (size_t)h & mask;
   for (;;) {
     const cache_slot *s = &c->slots[i];
     if (s->key_len == 0) return NULL;
-    if (s->hash == h && s->key_len == len && memcmp(c->keys.data + s->key_off, w, len) == 0) return s;
+    if (s->hash == h && s->key_len == len && bytes_equal(c->keys.data + s->key_off, w, len)) return s;
     i = (i + 1) & mask;
   }
 }
@@ -406,7 +421,21 @@ static void split_added(const tl_tokenizer *t, tok_cache *c, const tok_trie *tr,
                         idvec *out, piece_fn fn) {
   if (tr->ntokens == 0) { fn(t, c, s, n, out); return; }
   size_t done = 0; /* s[done..) not yet emitted */
+  /* with few distinct first bytes, skip 8 bytes at a time that hold none of them */
+  uint64_t bcast[4];
+  int nb = tr->nfirst <= 4 ? tr->nfirst : 0;
+  for (int k = 0; k < nb; k++) bcast[k] = tr->first_bytes[k] * 0x0101010101010101ull;
   for (size_t i = 0; i < n;) {
+    if (nb && i + 8 <= n) {
+      uint64_t w, hit = 0;
+      memcpy(&w, s + i, 8);
+      for (int k = 0; k < nb; k++) {
+        uint64_t x = w ^ bcast[k]; /* a zero byte where s has first_bytes[k] */
+        hit |= (x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull;
+      }
+      if (!hit) { i += 8; continue; }
+      i += (size_t)__builtin_ctzll(hit) / 8; /* the first candidate (earlier bytes cannot match) */
+    }
     if (!tr->first[s[i]]) { i++; continue; }
     size_t end;
     int k = trie_match(tr, s, n, i, &end);

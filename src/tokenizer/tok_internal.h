@@ -45,6 +45,7 @@ typedef struct {
 typedef struct {
   char *content; /* as matched in text: normalized when `normalized` and a normalizer exists */
   size_t len;
+  char *name;    /* the content as written in tokenizer.json (how configs name the token) */
   int32_t id;    /* assigned as HF does: the model's id when the content is in the vocab */
   int special, lstrip, rstrip, single_word, normalized;
 } tok_added;
@@ -56,6 +57,7 @@ typedef struct {
   tok_trie_node *nodes;
   int n, cap;
   unsigned char first[256]; /* 1 when some token starts with this byte */
+  unsigned char first_bytes[4]; int nfirst; /* the distinct first bytes (listed when <= 4) */
   int ntokens;
 } tok_trie;
 

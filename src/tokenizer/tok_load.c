@@ -6,6 +6,7 @@
  * ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace, Sequence. */
 #include <cjson/cJSON.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@ uint64_t tok_hash_bytes(const void *p, size_t n) {
     s += 8; n -= 8;
   }
   uint64_t w = 0;
-  memcpy(&w, s, n);
+  for (size_t k = 0; k < n; k++) w |= (uint64_t)s[k] << (8 * k); /* cheaper than a variable-length memcpy */
   h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
   h ^= h >> 29;
   return h;
@@ -99,17 +100,17 @@ void tok_bytelevel_tables(uint32_t byte_to_cp[256]) {
   }
 }
 
+static int16_t cp_to_byte[324]; /* inverse of the byte alphabet; -1 outside it */
+static pthread_once_t cp_to_byte_once = PTHREAD_ONCE_INIT;
+static void init_cp_to_byte(void) {
+  uint32_t b2c[256];
+  tok_bytelevel_tables(b2c);
+  for (int i = 0; i < 324; i++) cp_to_byte[i] = -1;
+  for (int b = 0; b < 256; b++) cp_to_byte[b2c[b]] = (int16_t)b;
+}
+
 int tok_bytelevel_decode(const char *s, size_t n, tl_buf *out) {
-  static int16_t cp_to_byte[324];
-  static atomic_int ready;
-  if (!atomic_load_explicit(&ready, memory_order_acquire)) {
-    /* idempotent: concurrent first calls write the same values */
-    uint32_t b2c[256];
-    tok_bytelevel_tables(b2c);
-    for (int i = 0; i < 324; i++) cp_to_byte[i] = -1;
-    for (int b = 0; b < 256; b++) cp_to_byte[b2c[b]] = (int16_t)b;
-    atomic_store_explicit(&ready, 1, memory_order_release);
-  }
+  pthread_once(&cp_to_byte_once, init_cp_to_byte);
   size_t start = out->len;
   const unsigned char *u = (const unsigned char *)s;
   for (size_t i = 0; i < n;) {
@@ -259,7 +260,7 @@ static int parse_decoder(ctx *c, tl_tokenizer *t, const cJSON *j, int depth) {
 /* The id of a token named in a post-processor: an added token or a vocab entry. */
 static int32_t token_id_by_name(const tl_tokenizer *t, const char *name) {
   for (int i = 0; i < t->nadded; i++)
-    if (!strcmp(t->added[i].content, name)) return t->added[i].id;
+    if (!strcmp(t->added[i].name, name)) return t->added[i].id;
   if (t->id_token)
     for (int32_t id = 0; id < t->vocab_size; id++)
       if (t->id_token[id] && !strcmp(t->id_token[id], name)) return id;
@@ -330,7 +331,10 @@ static void trie_add(tok_trie *tr, const char *s, size_t len, int token) {
     tr->nodes[0] = (tok_trie_node){-1, -1, -1, 0};
     tr->n = 1;
   }
-  tr->first[(unsigned char)s[0]] = 1;
+  unsigned char b0 = (unsigned char)s[0];
+  if (!tr->first[b0] && tr->nfirst < 4) tr->first_bytes[tr->nfirst] = b0;
+  if (!tr->first[b0]) tr->nfirst++;
+  tr->first[b0] = 1;
   int node = 0;
   for (size_t i = 0; i < len; i++) {
     unsigned char b = (unsigned char)s[i];
@@ -366,6 +370,7 @@ static int parse_added(ctx *c, tl_tokenizer *t, const cJSON *list) {
       return tl_fail("%s: %s.id: expected a non-negative integer", c->path, where);
     tok_added *a = &t->added[i];
     a->content = tl_strdup(content);
+    a->name = tl_strdup(content);
     a->len = strlen(content);
     a->id = (int32_t)id;
     TL_TRY(get_bool(c, e, "special", where, 0, &a->special));
@@ -561,15 +566,13 @@ static int load_config(tl_tokenizer *t) {
     }
     const cJSON *mml = get_field(cfg, "model_max_length");
     if (!is_null(mml)) {
-      if (!cJSON_IsNumber(mml) || !(mml->valuedouble >= 1) || mml->valuedouble != (double)(int64_t)mml->valuedouble) {
-        if (!(cJSON_IsNumber(mml) && mml->valuedouble >= 9.2e18)) {
-          rc = tl_fail("%s: model_max_length: expected a positive integer", cfg_path);
-          goto done;
-        }
-      } else {
-        t->model_max_length = (int64_t)mml->valuedouble;
+      double d = cJSON_IsNumber(mml) ? mml->valuedouble : -1;
+      if (!(d >= 1) || (d < 9.2e18 && d != (double)(int64_t)d)) {
+        rc = tl_fail("%s: model_max_length: expected a positive integer", cfg_path);
+        goto done;
       }
       /* HF writes 1e30 for "no limit": anything that large stays INT64_MAX */
+      if (d < 9.2e18) t->model_max_length = (int64_t)d;
     }
     eos = config_token(cfg, "eos_token");
     bos = config_token(cfg, "bos_token");
@@ -586,7 +589,8 @@ static int load_config(tl_tokenizer *t) {
     rc = tl_fail("%s: eos_token: '%s' is not a token of %s", cfg_path, eos, t->path);
     goto done;
   }
-  t->eos_text = t->eos_id >= 0 ? tl_strdup(t->id_token[t->eos_id] ? t->id_token[t->eos_id] : eos) : NULL;
+  /* the name as written in text (e.g. when documents are joined with it) */
+  t->eos_text = t->eos_id >= 0 ? tl_strdup(eos) : NULL;
   /* BOS: the config's, else what the post-processor puts first, else <s> */
   t->bos_id = bos ? token_id_by_name(t, bos) : -1;
   if (t->bos_id < 0 && t->npost_prefix > 0) t->bos_id = t->post_prefix[0];
@@ -649,8 +653,9 @@ static int load_json(tl_tokenizer *t, const char *data, size_t len) {
       a->len = n;
     }
     if (a->len == 0) continue;
-    /* without a normalizer both kinds match on the same text */
-    trie_add(a->normalized && t->nnorm > 0 ? &t->trie_norm : &t->trie_raw, a->content, a->len, i);
+    /* two passes even without a normalizer: the pieces between raw matches are
+     * searched separately, which matters for single_word checks at their edges */
+    trie_add(a->normalized ? &t->trie_norm : &t->trie_raw, a->content, a->len, i);
   }
   for (int i = 0; i < t->nadded; i++) { /* decoding shows added tokens' own text */
     tok_added *a = &t->added[i];
@@ -673,8 +678,14 @@ int tl_tokenizer_load(tl_tokenizer **out, const char *path) {
   t->path = tl_strdup(path);
   tl_sha256_hex(data, len, t->hash);
   pthread_mutex_init(&t->cache_lock, NULL);
-  pthread_key_create(&t->cache_key, NULL);
   t->serial = atomic_fetch_add(&tok_serial, 1) + 1;
+  if (pthread_key_create(&t->cache_key, NULL) != 0) {
+    free(data);
+    pthread_mutex_destroy(&t->cache_lock);
+    free(t->path);
+    free(t);
+    return tl_fail("%s: cannot create the per-thread cache key (too many tokenizers loaded)", path);
+  }
   int rc = load_json(t, data, len);
   free(data);
   if (rc == 0) rc = load_config(t);
@@ -699,7 +710,10 @@ void tl_tokenizer_free(tl_tokenizer *t) {
   free_steps(t->dec, t->ndec);
   free(t->post_prefix);
   free(t->post_suffix);
-  for (int i = 0; i < t->nadded; i++) free(t->added[i].content);
+  for (int i = 0; i < t->nadded; i++) {
+    free(t->added[i].content);
+    free(t->added[i].name);
+  }
   free(t->added);
   free(t->trie_raw.nodes);
   free(t->trie_norm.nodes);
@@ -719,3 +733,6 @@ const char *tl_tokenizer_eos_text(const tl_tokenizer *t) { return t->eos_text; }
 int tl_tokenizer_adds_bos(const tl_tokenizer *t) { return t->adds_bos; }
 int64_t tl_tokenizer_model_max_length(const tl_tokenizer *t) { return t->model_max_length; }
 const char *tl_tokenizer_hash(const tl_tokenizer *t) { return t->hash; }
+const char *tl_tokenizer_id_to_token(const tl_tokenizer *t, int32_t id) {
+  return id >= 0 && id < t->vocab_size ? t->id_token[id] : NULL;
+}

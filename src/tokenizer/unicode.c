@@ -51,9 +51,17 @@ static int utf8_step(const unsigned char *s, size_t n) {
   return need + 1;
 }
 
+/* 1 when the 8 bytes at s are all ASCII */
+static inline int ascii8(const unsigned char *s) {
+  uint64_t w;
+  memcpy(&w, s, 8);
+  return (w & 0x8080808080808080ull) == 0;
+}
+
 int tl_utf8_valid(const unsigned char *s, size_t n) {
   size_t i = 0;
   while (i < n) {
+    if (i + 8 <= n && ascii8(s + i)) { i += 8; continue; }
     if (s[i] < 0x80) { i++; continue; }
     int k = utf8_step(s + i, n - i);
     if (k < 0) return 0;
@@ -123,6 +131,7 @@ static uint32_t compose_pair(uint32_t a, uint32_t b) {
 
 int tl_nfc_quick_yes(const unsigned char *s, size_t n) {
   for (size_t i = 0; i < n;) {
+    if (i + 8 <= n && ascii8(s + i)) { i += 8; continue; }
     /* every code point below U+0300 is stable under NFC and composes with nothing before it */
     if (s[i] < 0xCC) { i += s[i] < 0x80 ? 1 : 2; continue; }
     int len;

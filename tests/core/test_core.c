@@ -27,6 +27,21 @@ static void test_hashes(void) {
   tl_hex(d, 32, hex);
   CHECK(!strcmp(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"));
   CHECK(tl_crc32(0, "123456789", 9) == 0xCBF43926u);
+  /* the 8-bytes-at-a-time path against a plain bitwise CRC, at every length and split */
+  unsigned char buf[300];
+  for (int i = 0; i < 300; i++) buf[i] = (unsigned char)(i * 37 + 11);
+  int bad = 0;
+  for (int n = 0; n <= 300; n += 7) {
+    uint32_t ref = 0xffffffffu;
+    for (int i = 0; i < n; i++) {
+      ref ^= buf[i];
+      for (int k = 0; k < 8; k++) ref = ref & 1 ? 0xedb88320u ^ (ref >> 1) : ref >> 1;
+    }
+    ref = ~ref;
+    uint32_t split = tl_crc32(tl_crc32(0, buf, (size_t)n / 3), buf + n / 3, (size_t)(n - n / 3));
+    if (tl_crc32(0, buf, (size_t)n) != ref || split != ref) bad++;
+  }
+  CHECK(bad == 0);
 }
 
 static void test_dtypes(void) {

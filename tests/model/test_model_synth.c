@@ -30,10 +30,12 @@ static long long expected_params(const synth_case *c, int P) {
 static void run_case(const synth_case *c, const char *tlens, const char *work) {
   const int P = 64, B = 2, T = 7;
   char *dir = tl_sprintf("%s/%s_%s%s", work, c->arch, c->dtype, c->tie ? "_tied" : "");
+  char kv[32] = "";
+  if (c->KV) snprintf(kv, sizeof kv, "--kv_heads %d", c->KV);
   char *cmd = tl_sprintf("'%s' synth --arch %s --layers %d --hidden %d --heads %d --vocab %d --intermediate %d "
                          "--seq %d --seed 7 --dtype %s %s %s --output '%s' > /dev/null",
                          tlens, c->arch, c->L, c->d, c->H, c->V, c->ff, P, c->dtype, c->tie ? "--tie" : "",
-                         c->KV ? tl_sprintf("--kv_heads %d", c->KV) : "", dir);
+                         kv, dir);
   CHECKF(system(cmd) == 0, "%s", cmd);
   free(cmd);
 

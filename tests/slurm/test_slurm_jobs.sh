@@ -47,14 +47,14 @@ ncpu=$(nproc)
 MODEL=$FIXTURES/models/stories260k
 DATA=$FIXTURES/data/tinystories_train_head.jsonl
 STEPS=${TLENS_SLURM_STEPS:-40}
-ARGS="--max_seq_len 128 --tokens_per_step 1024 --per_gpu_batch_size 4 --checkpoint_freq 5 --seed 42"
+ARGS="--max_seq_len 128 --tokens_per_step 2048 --per_gpu_batch_size 4 --checkpoint_freq 5 --seed 42"
 [ -d "$MODEL" ] && [ -f "$DATA" ] || fail "fixtures missing: $MODEL, $DATA"
 
 # submit NAME [sbatch options...]: a 2-rank training run writing to $WORK/NAME.
 submit() {
   local name=$1; shift
   TLENS_BIN=$TLENS TLENS_MODEL=$MODEL TLENS_DATA=$DATA TLENS_OUTPUT=$WORK/$name \
-  TLENS_STEPS=$STEPS TLENS_ARGS=$ARGS TLENS_LAUNCH=srun \
+  TLENS_STEPS=$STEPS TLENS_ARGS=$ARGS TLENS_LAUNCH=srun OMP_NUM_THREADS=1 \
     sbatch --parsable -J "tlens-$name" -n 2 -o "$WORK/$name.out" "$@" "$SRC/jobs/train.sbatch"
 }
 field() { scontrol -o show job "$1" 2>/dev/null | grep -oP "(^| )$2=\K\S+" || true; }
@@ -67,10 +67,10 @@ wait_state() {
   done
   return 1
 }
-# A checkpoint is complete once it has its final name (written under a temporary name,
-# then renamed); anything else in the directory is work in progress.
+# A checkpoint is complete once it has its final name, step_<8 digits>.h5 (it is written
+# as *.tmp and renamed).
 has_checkpoint() {
-  [ -d "$1/checkpoints" ] && [ -n "$(find "$1/checkpoints" -mindepth 1 -maxdepth 1 ! -name '.*' ! -name '*.tmp*' -print -quit)" ]
+  [ -d "$1/checkpoints" ] && [ -n "$(find "$1/checkpoints" -maxdepth 1 -name 'step_*.h5' -print -quit)" ]
 }
 # wait_mid_run NAME JOB: until the run has a complete checkpoint but is not finished.
 wait_mid_run() {
@@ -98,6 +98,11 @@ resumed() {
   grep -q 'start (restart 0)' "$out" && grep -q 'start (restart 1)' "$out" \
     || { cat "$out"; fail "$1: the log does not show a first start and one restart"; }
   grep -q 'checkpointed (status 3)' "$out" || { cat "$out"; fail "$1: tlens did not report 'checkpointed, not finished' (status 3)"; }
+  local at
+  at=$(grep -oP 'resuming from \S+ at step \K[0-9]+' "$out" | tail -1)
+  [ -n "$at" ] && [ "$at" -gt 0 ] && [ "$at" -lt "$STEPS" ] \
+    || { cat "$out"; fail "$1: the restarted run did not resume from a mid-run checkpoint"; }
+  say "$1: resumed at step $at of $STEPS"
   cmp "$WORK/ref/params.pt" "$WORK/$1/params.pt" || fail "$1: params.pt differs from the uninterrupted run's"
   cmp "$WORK/ref/config.json" "$WORK/$1/config.json" || fail "$1: config.json differs from the uninterrupted run's"
 }

@@ -131,6 +131,19 @@ int main(void) {
 
   /* the fixture tokenizers: values read off their JSON and tokenizer_config.json */
   const char *fx = tl_test_fixtures();
+  /* GPT-2's " the" is "\u0120the", id 262 (tokenizer.json) */
+  {
+    char *p = tl_sprintf("%s/tokenizers/gpt2/tokenizer.json", fx);
+    tl_tokenizer *t = NULL;
+    CHECKF(tl_tokenizer_load(&t, p) == 0, "%s", tl_errmsg());
+    if (t) {
+      CHECK(!strcmp(tl_tokenizer_id_to_token(t, 262), "\xC4\xA0the"));
+      /* sha256 of the file as listed in the fixtures README */
+      CHECK(!strcmp(tl_tokenizer_hash(t), "f4b816122a84b1b1947731284efdb47e50308dbb71f8a65f2d6324419b1592d8"));
+      tl_tokenizer_free(t);
+    }
+    free(p);
+  }
   struct { const char *rel; int32_t vocab, eos, bos; const char *eos_text; int adds_bos; int64_t mml; } cases[] = {
       {"tokenizers/gpt2/tokenizer.json", 50257, 50256, -1, "<|endoftext|>", 0, INT64_MAX},
       {"tokenizers/neox-20b/tokenizer.json", 50281, 0, -1, "<|endoftext|>", 0, INT64_MAX},
@@ -149,6 +162,8 @@ int main(void) {
       CHECKF(tl_tokenizer_adds_bos(t) == cases[i].adds_bos, "%s", p);
       CHECKF(tl_tokenizer_model_max_length(t) == cases[i].mml, "%s", p);
       CHECK(strlen(tl_tokenizer_hash(t)) == 64);
+      CHECK(tl_tokenizer_id_to_token(t, cases[i].vocab) == NULL && tl_tokenizer_id_to_token(t, -1) == NULL);
+      CHECK(!strcmp(tl_tokenizer_id_to_token(t, cases[i].eos), cases[i].eos_text));
       tl_tokenizer_free(t);
     }
     free(p);

@@ -217,6 +217,25 @@ int main(int argc, char **argv) {
     free(g);
     tl_tokenizer_free(tok);
   }
+  /* a tokenizer using the added-token flags (lstrip, rstrip, single_word, normalized)
+   * and a Metaspace decoder, made by gen_flags_tokenizer.py from stories260k */
+  if (src) {
+    char *path = tl_sprintf("%s/tests/data/tokenizer_flags/tokenizer.json", src);
+    char *g = tl_sprintf("%s/tests/data/tokenizer_golden_flags.txt", src);
+    tl_tokenizer *tok = NULL;
+    CHECKF(tl_tokenizer_load(&tok, path) == 0, "%s", tl_errmsg());
+    if (tok) {
+      int n = check_hashed(tok, fx, g);
+      fprintf(stderr, "%s: %d lines\n", g, n);
+      CHECK(n == 600);
+      total += n;
+      tl_tokenizer_free(tok);
+    }
+    free(path);
+    free(g);
+  } else {
+    CHECKF(0, "SRC is not set: the goldens under tests/data were not checked");
+  }
   CHECK(total > 200);
   return tl_test_finish("test_tokenizer_golden");
 }

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef TLENS_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 #include "tlens/backend.h"
 #include "tlens/core.h"
 
@@ -151,58 +154,53 @@ static void cpu_rope(float *x, int B, int T, int row_stride, int n_heads, int he
 }
 
 /* ---- attention ----
- * One (batch, head) pair per task. Its keys are first transposed into Kt[c][s]
- * so that both inner loops (scores over keys, and the weighted sum of values)
- * are unit-stride multiply-adds the compiler vectorises. Scratch per thread is
- * head_dim*T + T floats, so memory stays bounded for long sequences. */
+ * Tasks are (batch, head, block of ATT_BLOCK queries). For a block of queries
+ * [i0, i1) only keys [k0, i1) can be visible (k0 > 0 with a sliding window), so
+ * the scores are one small sgemm S = Q K^T (alpha = scale), then a masked softmax
+ * per row, then O = P V, another sgemm. Scratch per thread is ATT_BLOCK x T
+ * floats: memory stays bounded for long sequences. */
+#define ATT_BLOCK 64
 static void cpu_attention(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads, int head_dim,
                           float scale, int window) {
-  const int hd = head_dim;
-  const size_t rs = (size_t)(n_heads + 2 * n_kv_heads) * hd; /* qkv row stride */
-  const size_t os = (size_t)n_heads * hd;                    /* out row stride */
-  const int group = n_heads / n_kv_heads;
+  const int hd = head_dim, rs = (n_heads + 2 * n_kv_heads) * hd, os = n_heads * hd;
+  const int group = n_heads / n_kv_heads, nblk = (T + ATT_BLOCK - 1) / ATT_BLOCK;
+  const int ntask = B * n_heads * nblk;
 #pragma omp parallel
   {
-    float *Kt = tl_malloc((size_t)hd * T * sizeof(float));
-    float *s = tl_malloc((size_t)T * sizeof(float));
+    float *S = tl_malloc((size_t)ATT_BLOCK * T * sizeof(float));
 #pragma omp for schedule(dynamic, 1)
-    for (int bh = 0; bh < B * n_heads; bh++) {
+    for (int task = 0; task < ntask; task++) {
+      /* largest blocks first: later query blocks see more keys */
+      int blk = nblk - 1 - task % nblk, bh = task / nblk;
       int b = bh / n_heads, h = bh % n_heads, kvh = h / group;
+      int i0 = blk * ATT_BLOCK, i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T, nq = i1 - i0;
+      int k0 = (window > 0 && i0 - window + 1 > 0) ? i0 - window + 1 : 0, nk = i1 - k0;
       const float *base = qkv + (size_t)b * T * rs;
-      const size_t qo = (size_t)h * hd, ko = (size_t)(n_heads + kvh) * hd,
-                   vo = (size_t)(n_heads + n_kv_heads + kvh) * hd;
-      for (int t = 0; t < T; t++)
-        for (int c = 0; c < hd; c++) Kt[(size_t)c * T + t] = base[(size_t)t * rs + ko + c];
-      for (int t = 0; t < T; t++) {
-        int j0 = (window > 0 && t - window + 1 > 0) ? t - window + 1 : 0;
-        int n = t + 1 - j0;
-        float *sj = s + j0;
-        const float *q = base + (size_t)t * rs + qo;
-        for (int j = 0; j < n; j++) sj[j] = 0.0f;
-        for (int c = 0; c < hd; c++) {
-          float qc = q[c] * scale;
-          const float *kc = Kt + (size_t)c * T + j0;
-          for (int j = 0; j < n; j++) sj[j] += qc * kc[j];
-        }
-        float mx = sj[0];
-        for (int j = 1; j < n; j++) mx = sj[j] > mx ? sj[j] : mx;
+      const float *Q = base + (size_t)i0 * rs + (size_t)h * hd;
+      const float *K = base + (size_t)k0 * rs + (size_t)(n_heads + kvh) * hd;
+      const float *V = base + (size_t)k0 * rs + (size_t)(n_heads + n_kv_heads + kvh) * hd;
+      float *O = out + ((size_t)b * T + i0) * os + (size_t)h * hd;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, scale, Q, rs, K, rs, 0.0f, S, nk);
+      for (int r = 0; r < nq; r++) {
+        int i = i0 + r;                                                     /* query position */
+        int lo = (window > 0 && i - window + 1 > k0) ? i - window + 1 - k0 : 0; /* first visible key */
+        int hi = i - k0;                                                    /* last visible key */
+        float *sr = S + (size_t)r * nk;
+        float mx = sr[lo];
+        for (int j = lo + 1; j <= hi; j++) mx = sr[j] > mx ? sr[j] : mx;
         float sum = 0.0f;
-        for (int j = 0; j < n; j++) {
-          sj[j] = expf(sj[j] - mx);
-          sum += sj[j];
+        for (int j = lo; j <= hi; j++) {
+          sr[j] = expf(sr[j] - mx);
+          sum += sr[j];
         }
         float inv = 1.0f / sum;
-        float *o = out + ((size_t)b * T + t) * os + qo;
-        for (int c = 0; c < hd; c++) o[c] = 0.0f;
-        for (int j = 0; j < n; j++) {
-          float p = sj[j] * inv;
-          const float *v = base + (size_t)(j0 + j) * rs + vo;
-          for (int c = 0; c < hd; c++) o[c] += p * v[c];
-        }
+        for (int j = 0; j < lo; j++) sr[j] = 0.0f;
+        for (int j = lo; j <= hi; j++) sr[j] *= inv;
+        for (int j = hi + 1; j < nk; j++) sr[j] = 0.0f;
       }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, 1.0f, S, nk, V, rs, 0.0f, O, os);
     }
-    free(s);
-    free(Kt);
+    free(S);
   }
 }
 
@@ -309,6 +307,9 @@ void tl_backend_cpu_set_threads(int n) {
 
 const tl_backend *tl_backend_get(tl_device dev) {
   if (dev == TL_DEVICE_CPU) return tl_backend_cpu();
+#ifdef TLENS_HAVE_CUDA
+  if (dev == TL_DEVICE_CUDA) return tl_backend_cuda(); /* NULL + a recorded reason without a usable GPU */
+#endif
   tl_fail("backend: this build has no CUDA backend (rebuild with the CUDA toolkit and -DTLENS_CUDA=ON)");
   return NULL;
 }

@@ -1,0 +1,144 @@
+/* CPU backend ops against direct double-precision formulas: causal GQA attention
+ * (with and without a sliding window, T not a multiple of the block size), rotary
+ * embeddings (full and partial), layernorm, rmsnorm, activations, sgemm splits. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tl_test.h"
+#include "tlens/backend.h"
+
+static float frand(unsigned *s) {
+  *s = *s * 1664525u + 1013904223u;
+  return ((*s >> 8) / 16777216.0f) * 2.0f - 1.0f;
+}
+
+static void check_attention(const tl_backend *be, int B, int T, int H, int KV, int hd, int window) {
+  unsigned seed = 1234u + T + window;
+  int rs = (H + 2 * KV) * hd;
+  float *qkv = malloc(sizeof(float) * B * T * rs), *out = malloc(sizeof(float) * B * T * H * hd);
+  for (long i = 0; i < (long)B * T * rs; i++) qkv[i] = 2.0f * frand(&seed);
+  float scale = 1.0f / sqrtf((float)hd);
+  be->attention(out, qkv, B, T, H, KV, hd, scale, window);
+  double maxerr = 0;
+  double *p = malloc(sizeof(double) * T);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++)
+      for (int i = 0; i < T; i++) {
+        int kvh = h / (H / KV);
+        const float *q = qkv + ((size_t)b * T + i) * rs + h * hd;
+        double mx = -1e300, sum = 0;
+        for (int j = 0; j <= i; j++) {
+          p[j] = -1e300;
+          if (window > 0 && i - j >= window) continue;
+          const float *k = qkv + ((size_t)b * T + j) * rs + (H + kvh) * hd;
+          double s = 0;
+          for (int c = 0; c < hd; c++) s += (double)q[c] * k[c];
+          p[j] = s * scale;
+          mx = p[j] > mx ? p[j] : mx;
+        }
+        for (int j = 0; j <= i; j++) sum += (p[j] = p[j] > -1e299 ? exp(p[j] - mx) : 0);
+        for (int c = 0; c < hd; c++) {
+          double o = 0;
+          for (int j = 0; j <= i; j++) o += p[j] / sum * qkv[((size_t)b * T + j) * rs + (H + KV + kvh) * hd + c];
+          double e = fabs(o - out[((size_t)b * T + i) * H * hd + h * hd + c]);
+          maxerr = e > maxerr ? e : maxerr;
+        }
+      }
+  CHECKF(maxerr < 1e-5, "attention B%d T%d H%d KV%d hd%d window %d: max error %.3g", B, T, H, KV, hd, window, maxerr);
+  free(p), free(qkv), free(out);
+}
+
+int main(void) {
+  const tl_backend *be = tl_backend_cpu();
+  tl_backend_cpu_set_threads(2);
+  check_attention(be, 2, 150, 4, 2, 16, 0);
+  check_attention(be, 1, 130, 6, 3, 8, 40);
+  check_attention(be, 3, 5, 2, 1, 4, 0);
+
+  /* rope: full (llama) and partial (neox, 4 of 16 dims), on a q|k row of 3 heads */
+  unsigned seed = 7;
+  for (int rot = 16; rot >= 4; rot -= 12) {
+    int B = 2, T = 9, nh = 3, hd = 16, rs = nh * hd + 5;
+    float theta = 10000.0f;
+    float *x = malloc(sizeof(float) * B * T * rs), *x0 = malloc(sizeof(float) * B * T * rs);
+    for (int i = 0; i < B * T * rs; i++) x0[i] = x[i] = frand(&seed);
+    be->rope(x, B, T, rs, nh, hd, rot, theta);
+    double err = 0;
+    for (int r = 0; r < B * T; r++) {
+      int t = r % T;
+      for (int c = 0; c < rs; c++) {
+        double want = x0[r * rs + c];
+        int h = c / hd, i = c % hd, half = rot / 2;
+        if (h < nh && i < rot) {
+          int f = i % half;
+          double ang = t * pow(theta, -2.0 * f / rot);
+          double a = x0[r * rs + h * hd + f], bb = x0[r * rs + h * hd + f + half];
+          want = i < half ? a * cos(ang) - bb * sin(ang) : bb * cos(ang) + a * sin(ang);
+        }
+        double e = fabs(want - x[r * rs + c]);
+        err = e > err ? e : err;
+      }
+    }
+    CHECKF(err < 1e-5, "rope rot %d: max error %.3g", rot, err);
+    free(x), free(x0);
+  }
+
+  /* norms */
+  int rows = 5, d = 37;
+  float *x = malloc(sizeof(float) * rows * d), *y = malloc(sizeof(float) * rows * d), w[37], bias[37];
+  for (int i = 0; i < rows * d; i++) x[i] = 3.0f * frand(&seed) + 1.0f;
+  for (int i = 0; i < d; i++) w[i] = frand(&seed), bias[i] = frand(&seed);
+  be->layernorm(y, x, w, bias, rows, d, 1e-5f);
+  double eln = 0, erms = 0;
+  for (int r = 0; r < rows; r++) {
+    double m = 0, v = 0;
+    for (int i = 0; i < d; i++) m += x[r * d + i] / (double)d;
+    for (int i = 0; i < d; i++) v += (x[r * d + i] - m) * (x[r * d + i] - m) / d;
+    for (int i = 0; i < d; i++) {
+      double e = fabs((x[r * d + i] - m) / sqrt(v + 1e-5) * w[i] + bias[i] - y[r * d + i]);
+      eln = e > eln ? e : eln;
+    }
+  }
+  be->rmsnorm(y, x, w, rows, d, 1e-6f, 1);
+  for (int r = 0; r < rows; r++) {
+    double ms = 0;
+    for (int i = 0; i < d; i++) ms += (double)x[r * d + i] * x[r * d + i] / d;
+    for (int i = 0; i < d; i++) {
+      double e = fabs(x[r * d + i] / sqrt(ms + 1e-6) * (1.0 + w[i]) - y[r * d + i]);
+      erms = e > erms ? e : erms;
+    }
+  }
+  CHECKF(eln < 1e-5 && erms < 1e-5, "layernorm %.3g rmsnorm %.3g", eln, erms);
+
+  /* activations at hand-checked points: gelu(1) = 0.841345, gelu_new(1) = 0.841192, silu(1) = 0.731059 */
+  float a[4] = {1, 1, 1, -2};
+  be->act(a, 1, TL_ACT_GELU);
+  be->act(a + 1, 1, TL_ACT_GELU_NEW);
+  be->act(a + 2, 1, TL_ACT_SILU);
+  be->act(a + 3, 1, TL_ACT_RELU);
+  CHECKF(fabsf(a[0] - 0.8413447f) < 1e-6f && fabsf(a[1] - 0.8411920f) < 1e-6f && fabsf(a[2] - 0.7310586f) < 1e-6f &&
+             a[3] == 0.0f, "act %g %g %g %g", a[0], a[1], a[2], a[3]);
+
+  /* sgemm split over threads, both orientations, against a direct sum */
+  for (int shape = 0; shape < 2; shape++) {
+    int M = shape ? 300 : 33, N = shape ? 40 : 517, K = 70;
+    float *A = malloc(sizeof(float) * M * K), *W = malloc(sizeof(float) * N * K), *C = malloc(sizeof(float) * M * N),
+          *bb = malloc(sizeof(float) * N);
+    for (int i = 0; i < M * K; i++) A[i] = frand(&seed);
+    for (int i = 0; i < N * K; i++) W[i] = frand(&seed);
+    for (int i = 0; i < N; i++) bb[i] = frand(&seed);
+    for (int i = 0; i < M * N; i++) C[i] = 1.0f;
+    be->linear(C, A, W, bb, M, N, K, 1); /* C = 1 + A W^T + b */
+    double e = 0;
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) {
+        double s = 1.0 + bb[j];
+        for (int k = 0; k < K; k++) s += (double)A[i * K + k] * W[j * K + k];
+        e = fabs(s - C[i * N + j]) > e ? fabs(s - C[i * N + j]) : e;
+      }
+    CHECKF(e < 1e-4, "linear %dx%dx%d: max error %.3g", M, N, K, e);
+    free(A), free(W), free(C), free(bb);
+  }
+  free(x), free(y);
+  return tl_test_finish("test_model_backend");
+}

@@ -1,0 +1,13 @@
+# Training and evaluation end to end: rank-count invariance (mpirun), exact resume after
+# signals / kill -9 / corrupt checkpoints / elastic world sizes, the stories260k
+# acceptance run with eval, and CLI error paths.
+add_executable(cmp_lens ${CMAKE_CURRENT_SOURCE_DIR}/train/cmp_lens.c)
+target_link_libraries(cmp_lens PRIVATE tlens_lib)
+foreach(cfg "1" "2" "4" "1;--fsdp" "2;--fsdp" "4;--fsdp" "2;--zero" "4;--fsdp;--zero")
+  string(REPLACE ";" "" tname "train_ranks_${cfg}")
+  string(REPLACE "--" "_" tname "${tname}")
+  tlens_sh_test(${tname} train/test_train_ranks.sh ${cfg})
+endforeach()
+tlens_sh_test(train_resume train/test_train_resume.sh)
+tlens_sh_test(train_stories_eval train/test_train_stories.sh)
+tlens_sh_test(train_errors train/test_train_errors.sh)
