@@ -1,6 +1,6 @@
 # dist: the communicator, run alone (MPI singleton) and under mpirun with 2 and 4
 # ranks (4 oversubscribes a 2-core machine). Checked against hand-computed values.
-add_executable(test_dist ${CMAKE_CURRENT_SOURCE_DIR}/test_dist.c)
+add_executable(test_dist ${CMAKE_CURRENT_SOURCE_DIR}/dist/test_dist.c)
 target_link_libraries(test_dist PRIVATE tlens_lib)
 target_include_directories(test_dist PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR})
 

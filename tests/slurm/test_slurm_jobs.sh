@@ -50,12 +50,15 @@ STEPS=${TLENS_SLURM_STEPS:-40}
 ARGS="--max_seq_len 128 --tokens_per_step 2048 --per_gpu_batch_size 4 --checkpoint_freq 5 --seed 42"
 [ -d "$MODEL" ] && [ -f "$DATA" ] || fail "fixtures missing: $MODEL, $DATA"
 
-# submit NAME [sbatch options...]: a 2-rank training run writing to $WORK/NAME.
+# submit NAME [sbatch options...]: a 2-rank training run writing to $WORK/NAME. One token
+# cache for every run (flags after the script go to tlens as they are): tokenizing the
+# corpus is not what is tested here.
 submit() {
   local name=$1; shift
   TLENS_BIN=$TLENS TLENS_MODEL=$MODEL TLENS_DATA=$DATA TLENS_OUTPUT=$WORK/$name \
   TLENS_STEPS=$STEPS TLENS_ARGS=$ARGS TLENS_LAUNCH=srun OMP_NUM_THREADS=1 \
-    sbatch --parsable -J "tlens-$name" -n 2 -o "$WORK/$name.out" "$@" "$SRC/jobs/train.sbatch"
+    sbatch --parsable -J "tlens-$name" -n 2 -o "$WORK/$name.out" "$@" "$SRC/jobs/train.sbatch" \
+    --cache_dir "$WORK/cache"
 }
 field() { scontrol -o show job "$1" 2>/dev/null | grep -oP "(^| )$2=\K\S+" || true; }
 # wait_state JOB REGEX SECONDS

@@ -33,6 +33,10 @@ expect_error "lens" train "${BASE[@]}" -l "$WORK/no_lens" "${O[@]}"
 expect_error "nothing to evaluate" eval --model.name "$MODEL" --data.name "$DATA" --nologit "${O[@]}"
 expect_error "tokens" eval --model.name "$MODEL" --data.name "$DATA" --max_seq_len 64 --tokens 999999999 "${O[@]}"
 expect_error "unknown option" eval --bogus
+# the example configs parse (the error is about their placeholder model folder, not a key)
+expect_error "models/EleutherAI/pythia-160m-deduped" train --config "$SRC/configs/pythia-160m.json" --output "$WORK/o"
+expect_error "models/EleutherAI/pythia-160m-deduped" eval --config "$SRC/configs/eval.json" --output "$WORK/o"
+expect_error "model.name" train --config "$SRC/configs/stories260k-demo.json" --output "$WORK/o"
 # --help works for both
 "$TLENS" train --help | grep -q -- "--checkpoint_freq" || fail "train --help"
 "$TLENS" eval --help | grep -q -- "--layer_transfer" || fail "eval --help"
