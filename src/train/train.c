@@ -192,17 +192,48 @@ static int train_step(tl_run *r, double *loss_out, double *gnorm_out, double *lr
   if (count != r->acc * r->B) return tl_fail("internal: sampler gave %lld samples, expected %lld", (long long)count, (long long)(r->acc * r->B));
   memset(r->grad, 0, (size_t)r->lens.n_params * sizeof(float));
   for (int i = 0; i < L; i++) r->loss_acc[i] = 0;
+  /* With several ranks (and no ZeRO), the last micro-batch runs stream by stream and
+   * starts averaging each stream's gradients while the next stream computes. */
+  bool overlap = d->world > 1 && !r->shard;
+  int64_t per = (int64_t)dm * dm + dm;
+  tl_dist_req reqs[TL_DIST_MAX_INFLIGHT];
+  int inflight = 0, first = 0;
   for (int64_t k = 0; k < r->acc; k++) {
+    float scale = (float)(1.0 / (double)r->acc);
     int rc = tl_data_gather(r->data, r->idx + k * r->B, r->B, r->ids);
     if (rc == 0) rc = tl_model_forward(r->model, r->ids, B, T, r->hidden, r->logits);
-    if (rc == 0)
-      rc = tl_lens_train_micro(&r->lens, &r->u, &r->lcfg, r->hidden, r->logits, r->ids, B, T,
-                               (float)(1.0 / (double)r->acc), r->grad, r->losses);
+    if (rc == 0 && !(overlap && k == r->acc - 1))
+      rc = tl_lens_train_micro(&r->lens, &r->u, &r->lcfg, r->hidden, r->logits, r->ids, B, T, scale, r->grad,
+                               r->losses);
     TL_TRY(tl_dist_agree(d, rc));
+    if (overlap && k == r->acc - 1) {
+      for (int i = 0; i < L; i++) {
+        /* a one-translator view of the lens: stream i's parameters, states and gradients */
+        tl_lens one = r->lens;
+        one.n_layers = 1;
+        one.n_params = per;
+        one.params = r->lens.params + i * per;
+        rc = tl_lens_train_micro(&one, &r->u, &r->lcfg, r->hidden + (size_t)i * B * T * dm, r->logits, r->ids, B,
+                                 T, scale, r->grad + i * per, r->losses + i);
+        TL_TRY(tl_dist_agree(d, rc));
+        if (inflight == TL_DIST_MAX_INFLIGHT) {
+          TL_TRY(tl_dist_wait(&reqs[first % TL_DIST_MAX_INFLIGHT]));
+          first++;
+          inflight--;
+        }
+        TL_TRY(tl_dist_iallreduce_avg(d, r->grad + i * per, (size_t)per, &reqs[(first + inflight) % TL_DIST_MAX_INFLIGHT]));
+        inflight++;
+        for (int q = 0; q < inflight; q++) TL_TRY(tl_dist_test(&reqs[(first + q) % TL_DIST_MAX_INFLIGHT], NULL));
+      }
+      while (inflight > 0) {
+        TL_TRY(tl_dist_wait(&reqs[first % TL_DIST_MAX_INFLIGHT]));
+        first++;
+        inflight--;
+      }
+    }
     for (int i = 0; i < L; i++) r->loss_acc[i] += r->losses[i] / (double)r->acc;
   }
-  (void)dm;
-  /* average the gradients over ranks, then clip by the global norm */
+  /* average the gradients over ranks (done above when overlapped), then clip by the global norm */
   int64_t n = r->lens.n_params;
   double sumsq;
   if (r->shard) {
@@ -211,7 +242,7 @@ static int train_step(tl_run *r, double *loss_out, double *gnorm_out, double *lr
     sumsq = tl_sumsq(r->grad + r->opt.off, r->opt.n);
     TL_TRY(tl_dist_allreduce_f64(d, &sumsq, 1, TL_RED_SUM));
   } else {
-    if (d->world > 1) TL_TRY(tl_dist_allreduce_avg(d, r->grad, (size_t)n));
+    if (d->world > 1 && !overlap) TL_TRY(tl_dist_allreduce_avg(d, r->grad, (size_t)n));
     sumsq = tl_sumsq(r->grad, n);
   }
   double norm = sqrt(sumsq);
