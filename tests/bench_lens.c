@@ -1,29 +1,33 @@
 /* Benchmark of one training micro-step on a pythia-70m-shaped model (gpt_neox,
- * d 512, 6 layers, V 50304, T 512, batch 1, fp32, 2 threads): the model forward
+ * d 512, 6 layers, V 50304, T 512, batch 1, 2 threads): the model forward
  * (hidden states + logits) and the fused lens forward/backward of all streams,
- * plus one optimizer step. Prints seconds per micro-step, peak RSS, and the lens
- * GEMM throughput against an sgemm peak measured in the same run.
+ * plus one optimizer step, with the lens GEMMs in fp32 and in bf16. Prints:
+ *   - the two lens GEMM shapes ([256,512]x[512,V] and [256,V]x[V,512]) through
+ *     OpenBLAS (as this build runs it: one single-threaded call per thread) and
+ *     through our fp32 and bf16 kernels, in GFLOP/s (best of several runs);
+ *   - per precision: seconds per micro-step, the lens' achieved GFLOP/s, the
+ *     time left outside the two big GEMMs, and the peak RSS of the step.
  *
- * Targets: < 1 s per micro-step and < 0.5 GB peak RSS. */
+ * Targets: < 1 s per micro-step and < 0.5 GB peak RSS. The machine may be
+ * shared: every timing is the best of several runs, and the load average is
+ * printed with them. OpenMP threads wait passively (OMP_WAIT_POLICY=passive,
+ * set by re-executing itself when unset): spinning waiters only steal the
+ * cores from the thread that has work on a loaded machine. */
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "lens/lens_gemm.h"
 #include "tlens/backend.h"
 #include "tlens/core.h"
 #include "tlens/lens.h"
 #include "tlens/model.h"
 #include "tlens/optim.h"
-
-static double peak_rss_mb(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss / 1024.0;
-}
 
 /* Peak RSS since the last reset_hwm() (Linux VmHWM), in MB; -1 if unavailable. */
 static double hwm_mb(void) {
@@ -41,12 +45,127 @@ static void reset_hwm(void) {
   if (f) fputs("5", f), fclose(f);
 }
 
+static double loadavg(void) {
+  double l = -1;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f && fscanf(f, "%lf", &l) != 1) l = -1;
+  if (f) fclose(f);
+  return l;
+}
+
+enum { L = 6, D = 512, V = 50304, T = 512, C = TL_LENS_CHUNK, STEPS = 3, GEMM_RUNS = 5 };
+
+/* OpenBLAS on the two shapes, split over the OpenMP threads like the CPU backend. */
+static void blas_logits(const float *x, const float *W, float *z) {
+#pragma omp parallel
+  {
+    int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    int n0 = V * t / nt, n1 = V * (t + 1) / nt;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, n1 - n0, D, 1.0f, x, D, W + (size_t)n0 * D, D, 0.0f,
+                z + n0, V);
+  }
+}
+
+static void blas_backward(const float *dz, const float *W, float *dx) {
+#pragma omp parallel
+  {
+    int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    int m0 = C * t / nt, m1 = C * (t + 1) / nt;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, D, V, 1.0f, dz + (size_t)m0 * V, V, W, D, 0.0f,
+                dx + (size_t)m0 * D, D);
+  }
+}
+
+/* Best GFLOP/s of the logits and backward products for kind 0 = OpenBLAS,
+ * 1 = our fp32 kernels, 2 = our bf16 kernels. */
+static void gemm_rates(int kind, const float *W, const float *x, const float *dz, float *z, float *dx,
+                       uint16_t *dzb, double *gf_logits, double *gf_back) {
+  const double flop = 2.0 * C * V * D;
+  lens_gemm_wu g;
+  void *scratch = NULL;
+  if (kind) {
+    lens_gemm_pack(&g, W, V, D, kind == 2 ? LENS_PREC_BF16 : LENS_PREC_FP32);
+    scratch = tl_aligned_alloc(lens_gemm_scratch_bytes(&g, C) + 64);
+    if (g.prec == LENS_PREC_BF16)
+      for (int r = 0; r < C; r++) lens_gemm_to_bf16(dz + (size_t)r * V, V, dzb + (size_t)r * lens_gemm_bf16_row(V));
+  }
+  *gf_logits = *gf_back = 0;
+  for (int r = 0; r < GEMM_RUNS; r++) {
+    double t0 = tl_now();
+    if (kind)
+      lens_gemm_logits(&g, x, C, NULL, z, scratch);
+    else
+      blas_logits(x, W, z);
+    double t1 = tl_now();
+    if (kind)
+      lens_gemm_backward(&g, dz, dzb, C, dx);
+    else
+      blas_backward(dz, W, dx);
+    double t2 = tl_now();
+    if (flop / (t1 - t0) / 1e9 > *gf_logits) *gf_logits = flop / (t1 - t0) / 1e9;
+    if (flop / (t2 - t1) / 1e9 > *gf_back) *gf_back = flop / (t2 - t1) / 1e9;
+  }
+  if (kind) lens_gemm_free(&g);
+  free(scratch);
+}
+
+typedef struct {
+  double step, fwd, lens, opt, hwm;
+  float losses[L];
+} step_times;
+
+static int run_steps(tl_model *m, const tl_unembed *u, tl_lens_gemm_precision prec, const int32_t *ids,
+                     float *hidden, float *logits, step_times *st) {
+  tl_lens lens;
+  tl_lens_init(&lens, L, D);
+  for (int64_t k = 0; k < lens.n_params; k++) lens.params[k] = 0.01f * (float)((k * 2654435761u) % 2001 - 1000) / 1000;
+  float *grad = calloc((size_t)lens.n_params, sizeof(float));
+  tl_opt_cfg oc = tl_opt_cfg_default();
+  tl_optim opt;
+  tl_optim_init(&opt, &oc, 0, lens.n_params);
+  tl_lens_cfg cfg = tl_lens_cfg_default();
+  cfg.gemm_precision = prec;
+  reset_hwm();
+  if (tl_lens_prepare(u, prec, &cfg.ws)) return -1; /* once per run, as training does */
+  memset(st, 0, sizeof *st);
+  st->step = st->fwd = st->lens = st->opt = 1e30;
+  for (int s = 0; s <= STEPS; s++) { /* step 0 warms up; then the best of STEPS */
+    double t0 = tl_now();
+    if (tl_model_forward(m, ids, 1, T, hidden, logits)) return -1;
+    double t1 = tl_now();
+    memset(grad, 0, (size_t)lens.n_params * sizeof(float));
+    if (tl_lens_train_micro(&lens, u, &cfg, hidden, logits, ids, 1, T, 1.0f, grad, st->losses)) return -1;
+    double t2 = tl_now();
+    double norm = sqrt(tl_sumsq(grad, lens.n_params));
+    tl_scale(grad, lens.n_params, tl_clip_coef(norm, 1.0));
+    tl_lens_optim_step(&lens, &opt, grad, opt.lr);
+    double t3 = tl_now();
+    if (s > 0) {
+      if (t1 - t0 < st->fwd) st->fwd = t1 - t0;
+      if (t2 - t1 < st->lens) st->lens = t2 - t1;
+      if (t3 - t2 < st->opt) st->opt = t3 - t2;
+      if (t2 - t0 < st->step) st->step = t2 - t0;
+    }
+  }
+  st->hwm = hwm_mb();
+  tl_lens_ws_free(cfg.ws);
+  free(grad);
+  tl_optim_free(&opt);
+  tl_lens_free(&lens);
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  const int threads = 2, L = 6, d = 512, V = 50304, T = 512, steps = 3;
+  if (!getenv("OMP_WAIT_POLICY")) { /* must be set before the OpenMP runtime starts */
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);
+    fprintf(stderr, "bench_lens: could not re-execute itself; running with spinning OpenMP threads\n");
+  }
+  const int threads = 2;
   tl_backend_cpu_set_threads(threads);
   char dir[256];
   snprintf(dir, sizeof dir, "%s/tlens_bench_lens_%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
-  tl_synth_opts so = {"gpt_neox", L, d, 8, 0, 2048, V, 2048, 1234, TL_F32, 0};
+  tl_synth_opts so = {"gpt_neox", L, D, 8, 0, 2048, V, 2048, 1234, TL_F32, 0};
   tl_model *m = NULL;
   if (tl_model_synth(&so, dir) || tl_model_load(&m, dir)) {
     fprintf(stderr, "bench_lens: %s\n", tl_errmsg());
@@ -57,74 +176,61 @@ int main(int argc, char **argv) {
   if (system(cmd) != 0) fprintf(stderr, "bench_lens: could not remove %s\n", dir);
   tl_unembed u;
   tl_model_unembed(m, &u);
-  double rss_load = peak_rss_mb();
-  reset_hwm();
 
   int32_t *ids = malloc(T * sizeof(int32_t));
   for (int t = 0; t < T; t++) ids[t] = (int32_t)((t * 7919u + 13) % V);
-  float *hidden = tl_aligned_alloc((size_t)(L + 1) * T * d * sizeof(float));
+  float *hidden = tl_aligned_alloc((size_t)(L + 1) * T * D * sizeof(float));
   float *logits = tl_aligned_alloc((size_t)T * V * sizeof(float));
-  tl_lens lens;
-  tl_lens_init(&lens, L, d);
-  for (int64_t k = 0; k < lens.n_params; k++) lens.params[k] = 0.01f * (float)((k * 2654435761u) % 2001 - 1000) / 1000;
-  float *grad = calloc((size_t)lens.n_params, sizeof(float));
-  tl_opt_cfg oc = tl_opt_cfg_default();
-  tl_optim opt;
-  tl_optim_init(&opt, &oc, 0, lens.n_params);
-  tl_lens_cfg cfg = tl_lens_cfg_default();
-  float losses[6];
 
-  double t_fwd = 0, t_lens = 0, t_opt = 0;
-  for (int s = 0; s <= steps; s++) { /* step 0 warms up */
-    double t0 = tl_now();
-    if (tl_model_forward(m, ids, 1, T, hidden, logits)) {
+  const char *isa[] = {"none (OpenBLAS fallback)", "AVX-512F", "AVX-512F + AVX-512 BF16"};
+  printf("bench_lens: pythia-70m shape (gpt_neox, d %d, %d layers, V %d), T %d, batch 1, %d threads, chunk %d\n", D,
+         L, V, T, threads, C);
+  printf("  CPU: %s; OPENBLAS_CORETYPE=%s; OMP_WAIT_POLICY=%s; load average %.2f\n", isa[lens_gemm_cpu_isa()],
+         getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)", getenv("OMP_WAIT_POLICY"),
+         loadavg());
+
+  /* the two GEMM shapes alone */
+  {
+    float *x = tl_aligned_alloc((size_t)C * D * sizeof(float)), *dx = tl_aligned_alloc((size_t)C * D * sizeof(float));
+    float *z = tl_aligned_alloc((size_t)C * V * sizeof(float)), *dz = tl_aligned_alloc((size_t)C * V * sizeof(float));
+    uint16_t *dzb = tl_aligned_alloc((size_t)C * lens_gemm_bf16_row(V) * sizeof(uint16_t));
+    for (size_t k = 0; k < (size_t)C * D; k++) x[k] = (float)((k * 40503u) % 2001) / 1000 - 1;
+    for (size_t k = 0; k < (size_t)C * V; k++) dz[k] = ((float)((k * 69069u) % 2001) / 1000 - 1) * 1e-5f;
+    const char *names[] = {"OpenBLAS sgemm", "fp32 AVX-512 kernels", "bf16 AVX-512 kernels"};
+    for (int kind = 0; kind < 3; kind++) {
+      if (kind == 1 && lens_gemm_cpu_isa() < LENS_ISA_AVX512) break;
+      if (kind == 2 && lens_gemm_cpu_isa() < LENS_ISA_AVX512_BF16) break;
+      double a, b;
+      gemm_rates(kind, u.W_U, x, dz, z, dx, dzb, &a, &b);
+      printf("  %-22s logits [%d,%d]x[%d,%d] %6.1f GFLOP/s   backward [%d,%d]x[%d,%d] %6.1f GFLOP/s\n", names[kind],
+             C, D, D, V, a, C, V, V, D, b);
+    }
+    free(x), free(dx), free(z), free(dz), free(dzb);
+  }
+
+  /* full micro-steps */
+  const double lens_gflop = L * (2.0 * 2 * T * (double)V * D + 2.0 * 2 * T * (double)D * D) / 1e9;
+  printf("  micro-step (best of %d), lens %.1f GFLOP:\n", STEPS, lens_gflop);
+  for (int p = 0; p < 2; p++) {
+    tl_lens_gemm_precision prec = p ? TL_LENS_GEMM_BF16 : TL_LENS_GEMM_FP32;
+    if (p && lens_gemm_cpu_isa() < LENS_ISA_AVX512_BF16) {
+      printf("    bf16: skipped (no AVX-512 BF16 on this CPU)\n");
+      break;
+    }
+    step_times st;
+    if (run_steps(m, &u, prec, ids, hidden, logits, &st)) {
       fprintf(stderr, "bench_lens: %s\n", tl_errmsg());
       return 1;
     }
-    double t1 = tl_now();
-    memset(grad, 0, (size_t)lens.n_params * sizeof(float));
-    if (tl_lens_train_micro(&lens, &u, &cfg, hidden, logits, ids, 1, T, 1.0f, grad, losses)) {
-      fprintf(stderr, "bench_lens: %s\n", tl_errmsg());
-      return 1;
-    }
-    double t2 = tl_now();
-    double norm = sqrt(tl_sumsq(grad, lens.n_params));
-    tl_scale(grad, lens.n_params, tl_clip_coef(norm, 1.0));
-    tl_lens_optim_step(&lens, &opt, grad, opt.lr);
-    double t3 = tl_now();
-    if (s > 0) t_fwd += t1 - t0, t_lens += t2 - t1, t_opt += t3 - t2;
+    printf("    %s: %.3f s  (model forward %.3f s + lens fwd/bwd %.3f s = %.1f GFLOP/s); optimizer %.4f s; "
+           "peak RSS %.0f MB; load %.2f\n",
+           p ? "bf16" : "fp32", st.step, st.fwd, st.lens, lens_gflop / st.lens, st.opt, st.hwm, loadavg());
+    printf("      losses (stream 0..5):");
+    for (int i = 0; i < L; i++) printf(" %.4f", st.losses[i]);
+    printf("\n");
   }
-  t_fwd /= steps, t_lens /= steps, t_opt /= steps;
-  double hwm = hwm_mb(), rss = peak_rss_mb();
-
-  /* sgemm peak on the lens' own big shape: [chunk, d] x [d, V] */
-  const int C = TL_LENS_CHUNK;
-  float *z = tl_aligned_alloc((size_t)C * V * sizeof(float));
-  double best = 0;
-  for (int r = 0; r < 4; r++) {
-    double t0 = tl_now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, V, d, 1.0f, hidden, d, u.W_U, d, 0.0f, z, V);
-    double gf = 2.0 * C * V * d / (tl_now() - t0) / 1e9;
-    if (gf > best) best = gf;
-  }
-  const double lens_gflop = L * (2.0 * 2 * T * (double)V * d + 2.0 * 2 * T * (double)d * d) / 1e9;
-  printf("bench_lens: pythia-70m shape (gpt_neox, d %d, %d layers, V %d), T %d, batch 1, fp32, %d threads, chunk %d\n",
-         d, L, V, T, threads, C);
-  printf("  micro-step: %.3f s  (model forward %.3f s + lens fwd/bwd %.3f s); optimizer step %.4f s\n",
-         t_fwd + t_lens, t_fwd, t_lens, t_opt);
-  printf("  lens: %.1f GFLOP per micro-step -> %.1f GFLOP/s; sgemm peak [%d,%d]x[%d,%d] %.1f GFLOP/s (%.0f%%)\n",
-         lens_gflop, lens_gflop / t_lens, C, d, d, V, best, 100 * lens_gflop / t_lens / best);
-  printf("  lens floor at that peak: %.3f s\n", lens_gflop / best);
-  /* clear_refs resets both VmHWM and getrusage's maxrss, so the load peak was taken before */
-  printf("  peak RSS: %.0f MB while training (getrusage %.0f MB since the reset); %.0f MB while loading the model\n",
-         hwm, rss, rss_load);
-  printf("  losses (stream 0..5):");
-  for (int i = 0; i < L; i++) printf(" %.3f", losses[i]);
-  printf("\n");
-  free(z), free(hidden), free(logits), free(grad), free(ids);
-  tl_optim_free(&opt);
-  tl_lens_free(&lens);
+  free(hidden), free(logits), free(ids);
   tl_model_free(m);
-  (void)argc, (void)argv;
+  (void)argc;
   return 0;
 }

@@ -6,20 +6,23 @@
  * back through W_U (V*d MACs); the translator and its gradient add 2*d*d. On a
  * pythia-70m shape (d 512, V 50304, T 512) that is 2 * 2*T*V*d = 52.7 GFLOP per
  * stream, so the step is GEMM-bound and everything else must stay out of the
- * way: the GEMMs run on [chunk, *] blocks large enough for OpenBLAS to reach its
- * peak, and the softmax/loss passes touch each logits row (200 KB, L2-resident)
- * three times with a vectorisable exp.
+ * way: the two products with W_U run in our own AVX-512 kernels (lens_gemm.c) on
+ * [chunk, *] blocks, with W_U packed once for them (tl_lens_prepare), and the
+ * softmax/loss passes touch each logits row (200 KB, L2-resident) three times
+ * with a vectorisable exp.
  *
- * GEMMs are issued from the calling thread (OpenBLAS threads them); the per-row
- * loops are OpenMP loops. */
+ * The kernels and the per-row loops are OpenMP loops; the small translator
+ * GEMMs ([chunk,d] x [d,d]) go to OpenBLAS from the calling thread. */
 #include "tlens/lens.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lens/lens_gemm.h"
 #include "tlens/core.h"
 
 /* ---- parameters ---- */
@@ -79,7 +82,8 @@ int tl_lens_check(const tl_lens *lens, const tl_unembed *u) {
 }
 
 tl_lens_cfg tl_lens_cfg_default(void) {
-  tl_lens_cfg c = {TL_LOSS_KL, TL_SHIFT_DEFAULT, 0};
+  tl_lens_cfg c = {.loss = TL_LOSS_KL, .token_shift = TL_SHIFT_DEFAULT, .chunk = 0,
+                   .gemm_precision = TL_LENS_GEMM_FP32, .ws = NULL};
   return c;
 }
 
@@ -118,8 +122,16 @@ static inline float exp_nonpos(float x) {
   return y * s.f;
 }
 
+/* ---- the per-row passes over the vocabulary ----
+ * Each is written once (an always-inline body) and compiled twice: for the
+ * build's baseline (AVX2) and, through a target attribute, for AVX-512 with
+ * 16-float vectors, picked at run time. These loops touch every (token, vocab)
+ * pair of every stream, a few exps each. */
+#define ROW_BODY static inline __attribute__((always_inline))
+#define ROW_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,prefer-vector-width=512")))
+
 /* log(sum(exp(row))) of a row of n, in two passes (max, then sum). */
-static float row_logsumexp(const float *z, int n) {
+ROW_BODY float lse_body(const float *z, int n) {
   float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
   for (int v = 0; v < n; v++) mx = z[v] > mx ? z[v] : mx;
@@ -127,6 +139,182 @@ static float row_logsumexp(const float *z, int n) {
 #pragma omp simd reduction(+ : s)
   for (int v = 0; v < n; v++) s += exp_nonpos(z[v] - mx);
   return mx + logf(s);
+}
+
+/* kl training row: returns sum p (lp - lq) and overwrites z with g (q - p), where
+ * lq = z - lse, lp = zm - lm. */
+ROW_BODY float kl_grad_body(float *z, const float *zm, int n, float lse, float lm, float g) {
+  float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+  for (int v = 0; v < n; v++) {
+    float lq = z[v] - lse, lp = zm[v] - lm;
+    float q = exp_nonpos(lq), p = exp_nonpos(lp);
+    acc += p * (lp - lq);
+    z[v] = g * (q - p);
+  }
+  return acc;
+}
+
+/* ce training row: z = g q */
+ROW_BODY void ce_grad_body(float *z, int n, float lse, float g) {
+#pragma omp simd
+  for (int v = 0; v < n; v++) z[v] = g * exp_nonpos(z[v] - lse);
+}
+
+/* evaluation: sum p (lp - lq) (zm NULL: 0); entropy -sum q lq, and z = q */
+ROW_BODY float kl_body(const float *z, const float *zm, int n, float lse, float lm) {
+  float klr = 0.0f;
+#pragma omp simd reduction(+ : klr)
+  for (int v = 0; v < n; v++) {
+    float lq = z[v] - lse, lp = zm[v] - lm;
+    klr += exp_nonpos(lp) * (lp - lq);
+  }
+  return klr;
+}
+
+ROW_BODY float entropy_body(float *z, int n, float lse) {
+  float ent = 0.0f;
+#pragma omp simd reduction(+ : ent)
+  for (int v = 0; v < n; v++) {
+    float lq = z[v] - lse, q = exp_nonpos(lq);
+    ent -= q * lq;
+    z[v] = q; /* keep the probabilities for prob_sum */
+  }
+  return ent;
+}
+
+static float lse_2(const float *z, int n) { return lse_body(z, n); }
+static float kl_grad_2(float *z, const float *zm, int n, float lse, float lm, float g) {
+  return kl_grad_body(z, zm, n, lse, lm, g);
+}
+static void ce_grad_2(float *z, int n, float lse, float g) { ce_grad_body(z, n, lse, g); }
+static float kl_2(const float *z, const float *zm, int n, float lse, float lm) { return kl_body(z, zm, n, lse, lm); }
+static float entropy_2(float *z, int n, float lse) { return entropy_body(z, n, lse); }
+ROW_AVX512 static float lse_5(const float *z, int n) { return lse_body(z, n); }
+ROW_AVX512 static float kl_grad_5(float *z, const float *zm, int n, float lse, float lm, float g) {
+  return kl_grad_body(z, zm, n, lse, lm, g);
+}
+ROW_AVX512 static void ce_grad_5(float *z, int n, float lse, float g) { ce_grad_body(z, n, lse, g); }
+ROW_AVX512 static float kl_5(const float *z, const float *zm, int n, float lse, float lm) {
+  return kl_body(z, zm, n, lse, lm);
+}
+ROW_AVX512 static float entropy_5(float *z, int n, float lse) { return entropy_body(z, n, lse); }
+
+static int rows512(void) { return lens_gemm_cpu_isa() >= LENS_ISA_AVX512; }
+static float row_logsumexp(const float *z, int n) { return rows512() ? lse_5(z, n) : lse_2(z, n); }
+static float row_kl_grad(float *z, const float *zm, int n, float lse, float lm, float g) {
+  return rows512() ? kl_grad_5(z, zm, n, lse, lm, g) : kl_grad_2(z, zm, n, lse, lm, g);
+}
+static void row_ce_grad(float *z, int n, float lse, float g) {
+  if (rows512())
+    ce_grad_5(z, n, lse, g);
+  else
+    ce_grad_2(z, n, lse, g);
+}
+static float row_kl(const float *z, const float *zm, int n, float lse, float lm) {
+  return rows512() ? kl_5(z, zm, n, lse, lm) : kl_2(z, zm, n, lse, lm);
+}
+static float row_entropy(float *z, int n, float lse) { return rows512() ? entropy_5(z, n, lse) : entropy_2(z, n, lse); }
+
+/* ---- the prepared unembedding ---- */
+
+struct tl_lens_ws {
+  lens_gemm_wu g;
+  tl_lens_gemm_precision requested;
+  const float *W_U; /* what it was packed from, and its shape and content */
+  int V, d;
+  uint64_t fingerprint;
+};
+
+/* A content fingerprint of W_U, so a cached packing is never used for another
+ * model that happens to sit at the same address. Mixes every word with its
+ * index; one pass over the matrix (a few ms at 100 MB, next to a step of ~1 s). */
+static uint64_t fingerprint(const float *a, int64_t n) {
+  uint64_t s = 0;
+#pragma omp parallel for schedule(static) reduction(+ : s)
+  for (int64_t i = 0; i < n; i++) {
+    uint32_t x;
+    memcpy(&x, a + i, sizeof x);
+    uint32_t h = (x ^ (uint32_t)i) * 0x9E3779B1u;
+    s += h ^ (h >> 15);
+  }
+  return s ^ (uint64_t)n << 40;
+}
+
+int tl_lens_prepare(const tl_unembed *u, tl_lens_gemm_precision prec, tl_lens_ws **out) {
+  *out = NULL;
+  TL_TRY(tl_lens_check(NULL, u));
+  if (prec != TL_LENS_GEMM_FP32 && prec != TL_LENS_GEMM_BF16)
+    return tl_fail("lens: unknown GEMM precision %d (expected fp32 or bf16)", (int)prec);
+  tl_lens_ws *ws = tl_calloc(1, sizeof *ws);
+  ws->requested = prec;
+  ws->W_U = u->W_U, ws->V = u->vocab, ws->d = u->d_model;
+  ws->fingerprint = fingerprint(u->W_U, (int64_t)u->vocab * u->d_model);
+  lens_gemm_pack(&ws->g, u->W_U, u->vocab, u->d_model, prec == TL_LENS_GEMM_BF16 ? LENS_PREC_BF16 : LENS_PREC_FP32);
+  *out = ws;
+  return 0;
+}
+
+void tl_lens_ws_free(tl_lens_ws *ws) {
+  if (!ws) return;
+  lens_gemm_free(&ws->g);
+  free(ws);
+}
+
+tl_lens_gemm_precision tl_lens_ws_precision(const tl_lens_ws *ws) {
+  return ws->g.prec == LENS_PREC_BF16 ? TL_LENS_GEMM_BF16 : TL_LENS_GEMM_FP32;
+}
+
+const char *tl_lens_ws_kernels(const tl_lens_ws *ws) {
+  if (ws->g.isa == LENS_ISA_BLAS) return "openblas";
+  return ws->g.prec == LENS_PREC_BF16 ? "avx512-bf16" : "avx512-fp32";
+}
+
+/* Without a prepared ws, calls share a process-wide one per precision, built on
+ * first use and rebuilt when the unembedding changes. The lock is held for the
+ * whole call, so concurrent callers cannot free it under each other. */
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static tl_lens_ws *cache[2];
+
+void tl_lens_cache_free(void) {
+  pthread_mutex_lock(&cache_lock);
+  for (int k = 0; k < 2; k++) tl_lens_ws_free(cache[k]), cache[k] = NULL;
+  pthread_mutex_unlock(&cache_lock);
+}
+
+/* The ws a call runs with: the caller's (checked against u) or the cached one
+ * (then *locked = 1 and ws_release must follow). */
+static int ws_acquire(const tl_unembed *u, tl_lens_ws *given, tl_lens_gemm_precision prec, tl_lens_ws **ws,
+                      int *locked) {
+  *ws = NULL, *locked = 0;
+  if (prec != TL_LENS_GEMM_FP32 && prec != TL_LENS_GEMM_BF16)
+    return tl_fail("lens: unknown GEMM precision %d (expected fp32 or bf16)", (int)prec);
+  if (given) {
+    if (given->W_U != u->W_U || given->V != u->vocab || given->d != u->d_model)
+      return tl_fail("lens: the prepared unembedding belongs to a different model (%d x %d)", given->V, given->d);
+    if (given->requested != prec)
+      return tl_fail("lens: the prepared unembedding is for %s GEMMs, the step asks for %s",
+                     given->requested == TL_LENS_GEMM_BF16 ? "bf16" : "fp32",
+                     prec == TL_LENS_GEMM_BF16 ? "bf16" : "fp32");
+    *ws = given;
+    return 0;
+  }
+  pthread_mutex_lock(&cache_lock);
+  tl_lens_ws *c = cache[prec];
+  if (!c || c->W_U != u->W_U || c->V != u->vocab || c->d != u->d_model ||
+      c->fingerprint != fingerprint(u->W_U, (int64_t)u->vocab * u->d_model)) {
+    tl_lens_ws_free(c), cache[prec] = NULL;
+    if (tl_lens_prepare(u, prec, &cache[prec])) {
+      pthread_mutex_unlock(&cache_lock);
+      return -1;
+    }
+  }
+  *ws = cache[prec], *locked = 1;
+  return 0;
+}
+
+static void ws_release(int locked) {
+  if (locked) pthread_mutex_unlock(&cache_lock);
 }
 
 /* ---- the frozen unembedding, per chunk ---- */
@@ -215,19 +403,14 @@ void tl_lens_transform(const tl_lens *lens, int i, const float *h, int n, float 
   translate(lens, i, h, n, out);
 }
 
-/* z[n,V] = W_U x^T (+ b_U) for normalised rows x[n,d]. */
-static void unembed_rows(const tl_unembed *u, const float *x, int n, float *z) {
-  const int d = u->d_model, V = u->vocab;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, V, d, 1.0f, x, d, u->W_U, d, 0.0f, z, V);
-  if (u->b_U) {
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < n; r++)
-      for (int v = 0; v < V; v++) z[(size_t)r * V + v] += u->b_U[v];
-  }
-}
-
 void tl_lens_logits(const tl_lens *lens, const tl_unembed *u, int i, const float *h, int n, float *logits) {
   const int d = u->d_model;
+  tl_lens_ws *ws;
+  int locked;
+  if (ws_acquire(u, NULL, TL_LENS_GEMM_FP32, &ws, &locked)) { /* only on an incomplete unembedding */
+    tl_warn("%s", tl_errmsg());
+    return;
+  }
   float *t = tl_malloc((size_t)n * d * sizeof(float) + 1), *y = tl_malloc((size_t)n * d * sizeof(float) + 1);
   float *mu = tl_malloc((size_t)n * sizeof(float) + 1), *rs = tl_malloc((size_t)n * sizeof(float) + 1);
   float *gain = make_gain(u);
@@ -236,7 +419,8 @@ void tl_lens_logits(const tl_lens *lens, const tl_unembed *u, int i, const float
   else
     memcpy(t, h, (size_t)n * d * sizeof(float));
   norm_forward(u, gain, t, n, y, mu, rs);
-  unembed_rows(u, y, n, logits);
+  lens_gemm_logits(&ws->g, y, n, u->b_U, logits, NULL); /* fp32: no scratch */
+  ws_release(locked);
   free(t), free(y), free(mu), free(rs), free(gain);
 }
 
@@ -250,11 +434,20 @@ typedef struct {
   float *dt;        /* [C,d] dL/dt */
   float *mu, *rstd; /* [C] */
   float *z;         /* [C,V] logits, then dL/dlogits in place */
+  uint16_t *zb;     /* [C, V rounded up to even] bf16 dL/dlogits (bf16 GEMMs) */
+  void *scratch;    /* for lens_gemm_logits */
   float *gain;      /* [d] */
   int *pos;         /* [C] flat (b*T + t) position of each prediction row */
+  const lens_gemm_wu *g;
 } work;
 
-static void work_init(work *w, const tl_unembed *u, int C) {
+static void work_init(work *w, const tl_unembed *u, int C, const tl_lens_ws *ws) {
+  memset(w, 0, sizeof *w);
+  w->g = &ws->g;
+  if (ws->g.prec == LENS_PREC_BF16) {
+    w->zb = tl_aligned_alloc((size_t)C * lens_gemm_bf16_row(u->vocab) * sizeof(uint16_t));
+    w->scratch = tl_aligned_alloc(lens_gemm_scratch_bytes(&ws->g, C));
+  }
   w->C = C;
   w->d = u->d_model;
   w->V = u->vocab;
@@ -272,7 +465,7 @@ static void work_init(work *w, const tl_unembed *u, int C) {
 
 static void work_free(work *w) {
   free(w->h), free(w->t), free(w->y), free(w->dt), free(w->mu), free(w->rstd), free(w->z), free(w->gain),
-      free(w->pos);
+      free(w->pos), free(w->zb), free(w->scratch);
 }
 
 /* Prediction rows are positions t in [p0, p1) of every sequence, flattened
@@ -329,6 +522,9 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
   TL_TRY(check_inputs(u, model_logits, ids, B, T, shift, kl, !kl));
   if (cfg->chunk < 0) return tl_fail("lens: chunk must be >= 0, got %d", cfg->chunk);
   if (!isfinite(scale)) return tl_fail("lens: loss scale must be finite");
+  tl_lens_ws *ws;
+  int locked;
+  TL_TRY(ws_acquire(u, cfg->ws, cfg->gemm_precision, &ws, &locked));
 
   const int d = u->d_model, V = u->vocab, L = lens->n_layers;
   int p0, p1;
@@ -339,8 +535,9 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
   /* d(scale * mean loss)/dz = scale/N * (q - p) for kl, (q - onehot) for ce */
   const float gscale = (float)((double)scale / (double)N);
 
+  const int V2 = lens_gemm_bf16_row(V);
   work w;
-  work_init(&w, u, C);
+  work_init(&w, u, C, ws);
   float *lse_m = kl ? model_lse(model_logits, (int64_t)B * T, V) : NULL;
 
   for (int i = 0; i < L; i++) {
@@ -352,7 +549,7 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
       gather_rows(&w, h, T, p0, p1, k0, n);
       translate(lens, i, w.h, n, w.t);
       norm_forward(u, w.gain, w.t, n, w.y, w.mu, w.rstd);
-      unembed_rows(u, w.y, n, w.z);
+      lens_gemm_logits(w.g, w.y, n, u->b_U, w.z, w.scratch);
 
       /* log-softmax, loss and dL/dz, one row at a time (the row stays in L2) */
 #pragma omp parallel for schedule(static) reduction(+ : loss_sum)
@@ -361,28 +558,18 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
         const float lse = row_logsumexp(z, V);
         const int lab = w.pos[r] + shift; /* flat position of the label */
         if (kl) {
-          const float *zm = model_logits + (size_t)lab * V;
-          const float lm = lse_m[lab];
-          float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-          for (int v = 0; v < V; v++) {
-            float lq = z[v] - lse, lp = zm[v] - lm;
-            float q = exp_nonpos(lq), p = exp_nonpos(lp);
-            acc += p * (lp - lq);
-            z[v] = gscale * (q - p);
-          }
-          loss_sum += acc;
+          loss_sum += row_kl_grad(z, model_logits + (size_t)lab * V, V, lse, lse_m[lab], gscale);
         } else {
           const int y = ids[lab];
           loss_sum += (double)(lse - z[y]);
-#pragma omp simd
-          for (int v = 0; v < V; v++) z[v] = gscale * exp_nonpos(z[v] - lse);
+          row_ce_grad(z, V, lse, gscale);
           z[y] -= gscale;
         }
+        if (w.zb) lens_gemm_to_bf16(z, V, w.zb + (size_t)r * V2); /* while the row is in cache */
       }
 
       /* dL/dy = dz W_U, back through the norm, then dW += dt^T h, db += sum dt */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, V, 1.0f, w.z, V, u->W_U, d, 0.0f, w.y, d);
+      lens_gemm_backward(w.g, w.z, w.zb, n, w.y);
       norm_backward(u, w.gain, w.t, w.mu, w.rstd, w.y, n, w.dt);
       if (!lens->bias_only)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, n, 1.0f, w.dt, d, w.h, d, 1.0f, gW, d);
@@ -397,6 +584,7 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
   }
   free(lse_m);
   work_free(&w);
+  ws_release(locked);
   return 0;
 }
 
@@ -417,23 +605,8 @@ static void eval_chunk(work *w, int n, const float *model_logits, const float *l
       ce_sum += (double)(lse - z[ids[pos + shift]]);
       n_ce++;
     }
-    float ent = 0.0f, klr = 0.0f;
-    if (model_logits) {
-      const float *zm = model_logits + (size_t)pos * V, lm = lse_m[pos];
-#pragma omp simd reduction(+ : klr)
-      for (int v = 0; v < V; v++) {
-        float lq = z[v] - lse, lp = zm[v] - lm;
-        klr += exp_nonpos(lp) * (lp - lq);
-      }
-    }
-#pragma omp simd reduction(+ : ent)
-    for (int v = 0; v < V; v++) {
-      float lq = z[v] - lse, q = exp_nonpos(lq);
-      ent -= q * lq;
-      z[v] = q; /* keep the probabilities for prob_sum */
-    }
-    ent_sum += ent;
-    kl_sum += klr;
+    if (model_logits) kl_sum += row_kl(z, model_logits + (size_t)pos * V, V, lse, lse_m[pos]);
+    ent_sum += row_entropy(z, V, lse);
   }
   out->kl_sum += kl_sum;
   out->entropy_sum += ent_sum;
@@ -464,8 +637,11 @@ int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const
   const int64_t N = (int64_t)B * T;
   const int want = chunk ? chunk : TL_LENS_CHUNK;
   const int C = (int)(N < want ? N : want);
+  tl_lens_ws *ws;
+  int locked;
+  TL_TRY(ws_acquire(u, NULL, TL_LENS_GEMM_FP32, &ws, &locked));
   work w;
-  work_init(&w, u, C);
+  work_init(&w, u, C, ws);
   float *lse_m = model_logits ? model_lse(model_logits, N, V) : NULL;
   for (int64_t k0 = 0; k0 < N; k0 += C) {
     const int n = (int)(N - k0 < C ? N - k0 : C);
@@ -475,12 +651,13 @@ int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const
     else
       memcpy(w.t, w.h, (size_t)n * d * sizeof(float));
     norm_forward(u, w.gain, w.t, n, w.y, w.mu, w.rstd);
-    unembed_rows(u, w.y, n, w.z);
+    lens_gemm_logits(w.g, w.y, n, u->b_U, w.z, w.scratch);
     eval_chunk(&w, n, model_logits, lse_m, ids, token_shift, T, out, prob_sum);
   }
   out->kl_sum = model_logits ? out->kl_sum : 0;
   free(lse_m);
   work_free(&w);
+  ws_release(locked);
   return 0;
 }
 

@@ -12,6 +12,9 @@ set -euo pipefail
 for v in TLENS FIXTURES SRC WORK; do
   [ -n "${!v:-}" ] || { echo "FAIL: environment variable $v is not set"; exit 1; }
 done
+# Open MPI's plugins leak at exit in frames LeakSanitizer cannot name or suppress;
+# address and undefined-behaviour checks stay on in sanitizer builds.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 fail() { echo "FAIL: $*"; exit 1; }
 command -v mpirun >/dev/null || fail "mpirun not found"
 rm -rf "$WORK"

@@ -10,7 +10,7 @@ ranks 2 train --model.name "$MODEL" --data.name "$FIXTURES/data/tinystories_trai
   || { cat "$WORK/train.log"; fail "train"; }
 for f in config.json params.pt metrics.jsonl; do [ -s "$WORK/lens/$f" ] || fail "missing $f"; done
 [ "$(wc -l < "$WORK/lens/metrics.jsonl")" -eq 60 ] || fail "metrics.jsonl should have 60 lines"
-"$TLENS" eval --model.name "$MODEL" --data.name "$VALID" -l "$WORK/lens" --max_seq_len 256 --tokens 65536 \
+"$TLENS" eval --model.name "$MODEL" --data.name "$VALID" -l "$WORK/lens" --max_seq_len 256 --tokens 16384 \
   --record_logit_stats --layer_transfer --cache_dir "$WORK/cache" --progress=false --output "$WORK/eval" \
   >"$WORK/eval.out" 2>"$WORK/eval.log" || { cat "$WORK/eval.log"; fail "eval"; }
 cat "$WORK/eval.out"
@@ -30,7 +30,7 @@ for i in range(L):
     assert t < l, f"layer {i}: tuned kl {t} >= logit kl {l}"
 assert set(agg["baseline"]) == {"ce", "entropy"}
 batches = json.load(open(f"{d}/batches.jsonl"))
-assert len(batches) == 65536 // 256, len(batches)
+assert len(batches) == 16384 // 256, len(batches)
 # the aggregate is the mean of the batches
 for i in range(L):
     mean = sum(b["tuned"]["kl"][f"layer_{i}"] for b in batches) / len(batches)

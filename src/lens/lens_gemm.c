@@ -1,0 +1,450 @@
+/* The lens GEMMs with the frozen unembedding (see lens_gemm.h).
+ *
+ * Both products are written as one kind of tile: C[mr, 64] (+)= A[mr, K] B[K, 64]
+ * with A read in place (row-major, one scalar per row and k broadcast to a
+ * vector) and B a packed panel whose 64 values per k are contiguous. Six rows by
+ * four 16-float vectors give 24 accumulators in registers; per k the tile loads
+ * 4 vectors of B and 6 scalars of A for 24 fused multiply-adds, so it runs on
+ * the FMA units rather than on loads.
+ *
+ *   logits   (K = d):  A = normalised rows x[M,d]; B = W_U^T, packed once into
+ *                      panels [V/64][d][64]. Threads take groups of panels (V).
+ *   backward (K = V):  A = dz[M,V]; B = W_U itself, rows v, 64 columns of d at a
+ *                      time. W_U's rows are 2 KB apart at d = 512, which would map
+ *                      a block of them onto a few cache sets, so each thread
+ *                      copies KB2 rows into a contiguous panel buffer first (read
+ *                      W_U once per call, reused by every row tile). Threads
+ *                      take blocks of K (the vocabulary) and sum their [M,d]
+ *                      partials at the end: each reads only its part of dz and W_U.
+ *
+ * Work is handed out on demand (dynamic schedules), since on a shared machine
+ * one core may run slower than the other.
+ *
+ * Cache blocking (per core: 48 KB L1, 1 MB L2 on the machine this was tuned on):
+ * the logits loop keeps a KB1 x 64 block of B (32 KB) in L1 while every row
+ * tile of the chunk passes over it, and the [M, 64] block of z in L2 across
+ * the K blocks. The backward pass keeps its KB2 x 64 panel (32 KB) in L1.
+ *
+ * bf16: vdpbf16ps multiplies PAIRS of bf16 along K and accumulates in fp32, so
+ * the packed panels interleave two consecutive k per column ([k/2][64][2]) and
+ * the A side is converted to bf16 rows once per call, its pair broadcast as one
+ * 32-bit value. Same tiles, half the K steps, each doing twice the work. */
+#include "lens/lens_gemm.h"
+
+#include <cblas.h>
+#include <immintrin.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tlens/core.h"
+#include "tlens/tensor.h"
+
+#define NR 64   /* columns per tile and panel */
+#define MR 6    /* rows per tile */
+#ifndef KB1
+#define KB1 128 /* K block of the logits product (fp32: 128 x 64 x 4 B = 32 KB) */
+#endif
+#ifndef KB2
+#define KB2 128 /* K block of the backward product */
+#endif
+
+#define PANELS 4 /* logits panels per work item */
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+/* ---- CPU features ---- */
+
+static int cpu_isa = -1, max_isa = LENS_ISA_AVX512_BF16;
+
+int lens_gemm_cpu_isa(void) {
+  if (cpu_isa < 0) {
+    __builtin_cpu_init();
+    int f = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl");
+    int b = f && __builtin_cpu_supports("avx512bf16");
+    cpu_isa = b ? LENS_ISA_AVX512_BF16 : f ? LENS_ISA_AVX512 : LENS_ISA_BLAS;
+  }
+  return cpu_isa;
+}
+
+int lens_gemm_set_max_isa(int isa) {
+  int old = max_isa;
+  max_isa = isa;
+  return old;
+}
+
+static int effective_isa(void) {
+  int c = lens_gemm_cpu_isa();
+  return c < max_isa ? c : max_isa;
+}
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+/* ---- packing W_U (once) ---- */
+
+void lens_gemm_pack(lens_gemm_wu *w, const float *W_U, int V, int d, int prec) {
+  memset(w, 0, sizeof *w);
+  w->V = V, w->d = d, w->W_U = W_U;
+  w->isa = effective_isa();
+  w->prec = prec;
+  if (prec == LENS_PREC_BF16 && w->isa < LENS_ISA_AVX512_BF16) {
+    static int warned = 0;
+    if (!warned)
+      tl_warn("lens: bf16 GEMMs need a CPU with AVX-512 BF16; running them in fp32 instead"), warned = 1;
+    w->prec = LENS_PREC_FP32;
+  }
+  if (w->isa == LENS_ISA_BLAS) return; /* cblas_sgemm on W_U itself */
+  const int np = ceil_div(V, NR);
+  if (w->prec == LENS_PREC_FP32) {
+    /* p1[j][k][c] = W_U[j*64 + c][k] */
+    w->p1 = tl_aligned_alloc((size_t)np * d * NR * sizeof(float));
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < np; j++)
+      for (int k = 0; k < d; k++)
+        for (int c = 0; c < NR; c++) {
+          int v = j * NR + c;
+          w->p1[((size_t)j * d + k) * NR + c] = v < V ? W_U[(size_t)v * d + k] : 0.0f;
+        }
+    return;
+  }
+  /* p1b[j][k2][c][e] = W_U[j*64 + c][2*k2 + e] */
+  const int d2 = ceil_div(d, 2), V2 = ceil_div(V, 2), npd = ceil_div(d, NR);
+  w->p1b = tl_aligned_alloc((size_t)np * d2 * NR * 2 * sizeof(uint16_t));
+#pragma omp parallel for schedule(static)
+  for (int j = 0; j < np; j++)
+    for (int k2 = 0; k2 < d2; k2++)
+      for (int c = 0; c < NR; c++)
+        for (int e = 0; e < 2; e++) {
+          int v = j * NR + c, k = 2 * k2 + e;
+          w->p1b[(((size_t)j * d2 + k2) * NR + c) * 2 + e] =
+              v < V && k < d ? tl_f32_to_bf16(W_U[(size_t)v * d + k]) : 0;
+        }
+  /* p2b[j][v2][c][e] = W_U[2*v2 + e][j*64 + c] */
+  w->p2b = tl_aligned_alloc((size_t)npd * V2 * NR * 2 * sizeof(uint16_t));
+#pragma omp parallel for schedule(static)
+  for (int v2 = 0; v2 < V2; v2++)
+    for (int j = 0; j < npd; j++)
+      for (int c = 0; c < NR; c++)
+        for (int e = 0; e < 2; e++) {
+          int v = 2 * v2 + e, n = j * NR + c;
+          w->p2b[(((size_t)j * V2 + v2) * NR + c) * 2 + e] =
+              v < V && n < d ? tl_f32_to_bf16(W_U[(size_t)v * d + n]) : 0;
+        }
+}
+
+void lens_gemm_free(lens_gemm_wu *w) {
+  free(w->p1), free(w->p1b), free(w->p2b);
+  memset(w, 0, sizeof *w);
+}
+
+size_t lens_gemm_scratch_bytes(const lens_gemm_wu *w, int M) {
+  if (w->prec != LENS_PREC_BF16) return 0;
+  return (size_t)M * lens_gemm_bf16_row(w->d) * sizeof(uint16_t);
+}
+
+/* ---- fallback: cblas_sgemm, one block per OpenMP thread ---- */
+
+/* OpenBLAS runs single-threaded inside our parallel regions: two thread pools
+ * on the same cores would only contend. */
+static void blas_single_thread(void) {
+  static int done = 0;
+  if (!done) openblas_set_num_threads(1), done = 1;
+}
+
+static void blas_logits(const lens_gemm_wu *w, const float *x, int M, const float *bias, float *z) {
+  const int V = w->V, d = w->d;
+  blas_single_thread();
+#pragma omp parallel
+  {
+    int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    int n0 = (int)((int64_t)V * t / nt), n1 = (int)((int64_t)V * (t + 1) / nt);
+    if (n0 < n1) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, n1 - n0, d, 1.0f, x, d, w->W_U + (size_t)n0 * d, d,
+                  0.0f, z + n0, V);
+      if (bias)
+        for (int r = 0; r < M; r++)
+          for (int v = n0; v < n1; v++) z[(size_t)r * V + v] += bias[v];
+    }
+  }
+}
+
+static void blas_backward(const lens_gemm_wu *w, const float *dz, int M, float *dx) {
+  const int V = w->V, d = w->d;
+  blas_single_thread();
+#pragma omp parallel
+  {
+    int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    int m0 = M * t / nt, m1 = M * (t + 1) / nt;
+    if (m0 < m1)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, d, V, 1.0f, dz + (size_t)m0 * V, V, w->W_U, d,
+                  0.0f, dx + (size_t)m0 * d, d);
+  }
+}
+
+/* ---- AVX-512 tiles ---- */
+
+/* Lane masks of the four 16-float vectors of a tile with nn <= 64 valid columns. */
+static void col_masks(int nn, __mmask16 m[4]) {
+  for (int j = 0; j < 4; j++) {
+    int k = nn - 16 * j;
+    m[j] = k >= 16 ? 0xFFFF : k <= 0 ? 0 : (__mmask16)((1u << k) - 1);
+  }
+}
+
+/* C[mr, 64] = (add_c ? C : 0) + (bias or 0) + A[mr, K] B[K, 64]; A row-major (lda),
+ * B packed [K][64] and 64-byte aligned; masked columns are neither read nor written. */
+static inline __attribute__((always_inline)) AVX512 void tile_f32(const int mr, int K, const float *a, int lda,
+                                                                   const float *b, float *c, int ldc,
+                                                                   const __mmask16 *m, int add_c,
+                                                                   const float *bias) {
+  __m512 acc[MR][4];
+#pragma GCC unroll 6
+  for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+      acc[i][j] = bias ? _mm512_maskz_loadu_ps(m[j], bias + 16 * j) : _mm512_setzero_ps();
+  for (int k = 0; k < K; k++) {
+    const float *bk = b + (size_t)k * NR;
+    __m512 b0 = _mm512_load_ps(bk), b1 = _mm512_load_ps(bk + 16), b2 = _mm512_load_ps(bk + 32),
+           b3 = _mm512_load_ps(bk + 48);
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++) {
+      __m512 ai = _mm512_set1_ps(a[(size_t)i * lda + k]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+      acc[i][2] = _mm512_fmadd_ps(ai, b2, acc[i][2]);
+      acc[i][3] = _mm512_fmadd_ps(ai, b3, acc[i][3]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+      float *cij = c + (size_t)i * ldc + 16 * j;
+      _mm512_mask_storeu_ps(cij, m[j], add_c ? _mm512_add_ps(acc[i][j], _mm512_maskz_loadu_ps(m[j], cij)) : acc[i][j]);
+    }
+}
+
+/* The same with bf16 inputs: K2 pairs; A rows of bf16 (lda even, in elements),
+ * B packed [K2][64][2]. */
+static inline __attribute__((always_inline)) AVX512 void tile_bf16(const int mr, int K2, const uint16_t *a, int lda,
+                                                                    const uint16_t *b, float *c, int ldc,
+                                                                    const __mmask16 *m, int add_c,
+                                                                    const float *bias) {
+  __m512 acc[MR][4];
+#pragma GCC unroll 6
+  for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+      acc[i][j] = bias ? _mm512_maskz_loadu_ps(m[j], bias + 16 * j) : _mm512_setzero_ps();
+  for (int k = 0; k < K2; k++) {
+    const uint16_t *bk = b + (size_t)k * NR * 2;
+    __m512bh b0 = (__m512bh)_mm512_load_si512(bk), b1 = (__m512bh)_mm512_load_si512(bk + 32),
+             b2 = (__m512bh)_mm512_load_si512(bk + 64), b3 = (__m512bh)_mm512_load_si512(bk + 96);
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++) {
+      int32_t pair;
+      memcpy(&pair, a + (size_t)i * lda + 2 * k, sizeof pair);
+      __m512bh ai = (__m512bh)_mm512_set1_epi32(pair);
+      acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
+      acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
+      acc[i][2] = _mm512_dpbf16_ps(acc[i][2], ai, b2);
+      acc[i][3] = _mm512_dpbf16_ps(acc[i][3], ai, b3);
+    }
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+      float *cij = c + (size_t)i * ldc + 16 * j;
+      _mm512_mask_storeu_ps(cij, m[j], add_c ? _mm512_add_ps(acc[i][j], _mm512_maskz_loadu_ps(m[j], cij)) : acc[i][j]);
+    }
+}
+
+/* One instance per row count, so the tiles keep their accumulators in registers. */
+AVX512 static void tile_f32_any(int mr, int K, const float *a, int lda, const float *b, float *c, int ldc,
+                                const __mmask16 *m, int add_c, const float *bias) {
+  switch (mr) {
+  case 6: tile_f32(6, K, a, lda, b, c, ldc, m, add_c, bias); break;
+  case 5: tile_f32(5, K, a, lda, b, c, ldc, m, add_c, bias); break;
+  case 4: tile_f32(4, K, a, lda, b, c, ldc, m, add_c, bias); break;
+  case 3: tile_f32(3, K, a, lda, b, c, ldc, m, add_c, bias); break;
+  case 2: tile_f32(2, K, a, lda, b, c, ldc, m, add_c, bias); break;
+  default: tile_f32(1, K, a, lda, b, c, ldc, m, add_c, bias); break;
+  }
+}
+
+AVX512 static void tile_bf16_any(int mr, int K2, const uint16_t *a, int lda, const uint16_t *b, float *c, int ldc,
+                                 const __mmask16 *m, int add_c, const float *bias) {
+  switch (mr) {
+  case 6: tile_bf16(6, K2, a, lda, b, c, ldc, m, add_c, bias); break;
+  case 5: tile_bf16(5, K2, a, lda, b, c, ldc, m, add_c, bias); break;
+  case 4: tile_bf16(4, K2, a, lda, b, c, ldc, m, add_c, bias); break;
+  case 3: tile_bf16(3, K2, a, lda, b, c, ldc, m, add_c, bias); break;
+  case 2: tile_bf16(2, K2, a, lda, b, c, ldc, m, add_c, bias); break;
+  default: tile_bf16(1, K2, a, lda, b, c, ldc, m, add_c, bias); break;
+  }
+}
+
+/* dst[0..n2) = bf16(src[0..n)) rounded to nearest even, n2 = n rounded up to
+ * even, the pad zero. */
+AVX512 static void row_to_bf16(const float *src, int n, uint16_t *dst) {
+  const int n2 = n + (n & 1);
+  for (int i = 0; i < n2; i += 32) {
+    int k0 = n - i, k1 = n - i - 16;
+    __mmask16 m0 = k0 >= 16 ? 0xFFFF : k0 <= 0 ? 0 : (__mmask16)((1u << k0) - 1);
+    __mmask16 m1 = k1 >= 16 ? 0xFFFF : k1 <= 0 ? 0 : (__mmask16)((1u << k1) - 1);
+    __m512 lo = _mm512_maskz_loadu_ps(m0, src + i), hi = _mm512_maskz_loadu_ps(m1, src + i + 16);
+    __m512i v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+    int ks = n2 - i;
+    __mmask32 ms = ks >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << ks) - 1);
+    _mm512_mask_storeu_epi16(dst + i, ms, v);
+  }
+}
+
+/* ---- AVX-512 products, per thread ---- */
+
+/* z[:, panels j0..j1) of the logits, fp32. */
+AVX512 static void logits_f32_range(const lens_gemm_wu *w, const float *x, int M, const float *bias, float *z, int j0,
+                                    int j1) {
+  const int V = w->V, d = w->d;
+  for (int j = j0; j < j1; j++) {
+    const int n0 = j * NR;
+    __mmask16 m[4];
+    col_masks(V - n0 < NR ? V - n0 : NR, m);
+    const float *bp = w->p1 + (size_t)j * d * NR;
+    for (int k0 = 0; k0 < d; k0 += KB1) {
+      const int kb = d - k0 < KB1 ? d - k0 : KB1;
+      for (int m0 = 0; m0 < M; m0 += MR)
+        tile_f32_any(M - m0 < MR ? M - m0 : MR, kb, x + (size_t)m0 * d + k0, d, bp + (size_t)k0 * NR,
+                     z + (size_t)m0 * V + n0, V, m, k0 > 0, k0 == 0 && bias ? bias + n0 : NULL);
+    }
+  }
+}
+
+AVX512 static void logits_bf16_range(const lens_gemm_wu *w, const uint16_t *xb, int M, const float *bias, float *z,
+                                     int j0, int j1) {
+  const int V = w->V, d2 = ceil_div(w->d, 2), lda = 2 * d2;
+  for (int j = j0; j < j1; j++) {
+    const int n0 = j * NR;
+    __mmask16 m[4];
+    col_masks(V - n0 < NR ? V - n0 : NR, m);
+    const uint16_t *bp = w->p1b + (size_t)j * d2 * NR * 2;
+    for (int k0 = 0; k0 < d2; k0 += KB1) { /* KB1 pairs: the same 32 KB of B as fp32 */
+      const int kb = d2 - k0 < KB1 ? d2 - k0 : KB1;
+      for (int m0 = 0; m0 < M; m0 += MR)
+        tile_bf16_any(M - m0 < MR ? M - m0 : MR, kb, xb + (size_t)m0 * lda + 2 * k0, lda, bp + (size_t)k0 * NR * 2,
+                      z + (size_t)m0 * V + n0, V, m, k0 > 0, k0 == 0 && bias ? bias + n0 : NULL);
+    }
+  }
+}
+
+/* C[M,d] += dz[:, vb..vb+kb) W_U[vb..vb+kb, :], fp32, kb <= KB2; buf: KB2 *
+ * ceil(d/64) * 64 floats. */
+AVX512 static void backward_f32_block(const lens_gemm_wu *w, const float *dz, int M, float *C, int vb, int kb,
+                                      float *buf) {
+  const int V = w->V, d = w->d, npd = ceil_div(d, NR);
+
+  /* buf[j][k][c] = W_U[vb + k][j*64 + c] */
+  for (int j = 0; j < npd; j++) {
+    const int nn = d - j * NR < NR ? d - j * NR : NR;
+    for (int k = 0; k < kb; k++) {
+      float *dst = buf + ((size_t)j * kb + k) * NR;
+      memcpy(dst, w->W_U + (size_t)(vb + k) * d + j * NR, (size_t)nn * sizeof(float));
+      if (nn < NR) memset(dst + nn, 0, (size_t)(NR - nn) * sizeof(float));
+    }
+  }
+  for (int j = 0; j < npd; j++) {
+    __mmask16 m[4];
+    col_masks(d - j * NR < NR ? d - j * NR : NR, m);
+    for (int m0 = 0; m0 < M; m0 += MR)
+      tile_f32_any(M - m0 < MR ? M - m0 : MR, kb, dz + (size_t)m0 * V + vb, V, buf + (size_t)j * kb * NR,
+                   C + (size_t)m0 * d + j * NR, d, m, 1, NULL);
+  }
+}
+
+/* The same over pairs [pb, pb+kb) of the vocabulary, bf16 (dzb rows of 2*ceil(V/2)). */
+AVX512 static void backward_bf16_block(const lens_gemm_wu *w, const uint16_t *dzb, int M, float *C, int pb, int kb) {
+  const int d = w->d, V2 = ceil_div(w->V, 2), lda = 2 * V2, npd = ceil_div(d, NR);
+  for (int j = 0; j < npd; j++) {
+    __mmask16 m[4];
+    col_masks(d - j * NR < NR ? d - j * NR : NR, m);
+    const uint16_t *bp = w->p2b + ((size_t)j * V2 + pb) * NR * 2;
+    for (int m0 = 0; m0 < M; m0 += MR)
+      tile_bf16_any(M - m0 < MR ? M - m0 : MR, kb, dzb + (size_t)m0 * lda + 2 * pb, lda, bp,
+                    C + (size_t)m0 * d + j * NR, d, m, 1, NULL);
+  }
+}
+
+void lens_gemm_to_bf16(const float *src, int n, uint16_t *dst) { row_to_bf16(src, n, dst); }
+
+AVX512 static void rows_to_bf16(const float *src, int M, int n, uint16_t *dst) {
+  const int n2 = n + (n & 1);
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < M; r++) row_to_bf16(src + (size_t)r * n, n, dst + (size_t)r * n2);
+}
+
+/* ---- entry points ---- */
+
+void lens_gemm_logits(const lens_gemm_wu *w, const float *x, int M, const float *bias, float *z, void *scratch) {
+  if (M <= 0) return;
+  if (w->isa == LENS_ISA_BLAS) {
+    blas_logits(w, x, M, bias, z);
+    return;
+  }
+  const int np = ceil_div(w->V, NR);
+  if (w->prec == LENS_PREC_BF16) rows_to_bf16(x, M, w->d, scratch);
+  /* groups of PANELS panels handed out on demand: on a shared machine one
+   * thread may run slower than the other */
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int j = 0; j < np; j += PANELS) {
+    int j1 = j + PANELS < np ? j + PANELS : np;
+    if (w->prec == LENS_PREC_BF16)
+      logits_bf16_range(w, scratch, M, bias, z, j, j1);
+    else
+      logits_f32_range(w, x, M, bias, z, j, j1);
+  }
+}
+
+void lens_gemm_backward(const lens_gemm_wu *w, const float *dz, const uint16_t *dzb, int M, float *dx) {
+  if (M <= 0) return;
+  if (w->isa == LENS_ISA_BLAS) {
+    blas_backward(w, dz, M, dx);
+    return;
+  }
+  const int d = w->d, bf = w->prec == LENS_PREC_BF16;
+  const int K = bf ? ceil_div(w->V, 2) : w->V; /* in pairs for bf16 */
+  const int nt_max = omp_get_max_threads();
+  /* thread 0 sums into dx, the others into their own partial; blocks of K are
+   * handed out on demand (on a shared machine one thread may run slower) */
+  float *part = nt_max > 1 ? tl_aligned_alloc((size_t)(nt_max - 1) * M * d * sizeof(float)) : NULL;
+  int nt_used = 1;
+#pragma omp parallel
+  {
+    int t = omp_get_thread_num();
+    if (t == 0) nt_used = omp_get_num_threads();
+    float *C = t == 0 ? dx : part + (size_t)(t - 1) * M * d;
+    memset(C, 0, (size_t)M * d * sizeof(float));
+    float *buf = bf ? NULL : tl_aligned_alloc((size_t)KB2 * ceil_div(d, NR) * NR * sizeof(float));
+#pragma omp for schedule(dynamic, 1)
+    for (int k0 = 0; k0 < K; k0 += KB2) {
+      const int kb = K - k0 < KB2 ? K - k0 : KB2;
+      if (bf)
+        backward_bf16_block(w, dzb, M, C, k0, kb);
+      else
+        backward_f32_block(w, dz, M, C, k0, kb, buf);
+    }
+    free(buf);
+  }
+  if (nt_used > 1) {
+    const int64_t n = (int64_t)M * d;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+      float s = dx[i];
+      for (int t = 1; t < nt_used; t++) s += part[(size_t)(t - 1) * n + i];
+      dx[i] = s;
+    }
+  }
+  free(part);
+}
