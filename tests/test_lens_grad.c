@@ -110,7 +110,7 @@ static void check_grad(tl_norm_kind norm, int with_bU, int add_one, tl_loss_kind
   tl_lens lens;
   double P[L * (D * D + D)];
   random_lens(&lens, P);
-  tl_lens_cfg cfg = {kind, shift, 3};
+  tl_lens_cfg cfg = {.loss = kind, .token_shift = shift, .chunk = 3};
   float grad[L * (D * D + D)] = {0}, losses[L];
   const float scale = 0.5f;
   CHECK(tl_lens_train_micro(&lens, &p.u, &cfg, p.hidden, p.logits, p.ids, B, T, scale, grad, losses) == 0);
@@ -147,7 +147,7 @@ static void check_chunks(void) {
   const int chunks[3] = {1, 7, 0};
   float g[3][L * (D * D + D)], loss[3][L];
   for (int c = 0; c < 3; c++) {
-    tl_lens_cfg cfg = {TL_LOSS_KL, TL_SHIFT_DEFAULT, chunks[c]};
+    tl_lens_cfg cfg = {.loss = TL_LOSS_KL, .token_shift = TL_SHIFT_DEFAULT, .chunk = chunks[c]};
     memset(g[c], 0, sizeof g[c]);
     CHECK(tl_lens_train_micro(&lens, &p.u, &cfg, p.hidden, p.logits, NULL, B, T, 1.0f, g[c], loss[c]) == 0);
   }
@@ -156,7 +156,7 @@ static void check_chunks(void) {
     CHECK(tl_test_maxerr(loss[c], loss[0], L) < 1e-6);
   }
   /* accumulation: a second call adds the same gradient again */
-  tl_lens_cfg cfg = {TL_LOSS_KL, TL_SHIFT_DEFAULT, 0};
+  tl_lens_cfg cfg = {.loss = TL_LOSS_KL, .token_shift = TL_SHIFT_DEFAULT};
   CHECK(tl_lens_train_micro(&lens, &p.u, &cfg, p.hidden, p.logits, NULL, B, T, 1.0f, g[2], NULL) == 0);
   for (int k = 0; k < L * (D * D + D); k++) CHECK(fabsf(g[2][k] - 2 * g[0][k]) <= 1e-6f * fmaxf(1, fabsf(g[0][k])));
   /* bias_only */
@@ -241,7 +241,7 @@ static void check_errors(void) {
   double P[L * (D * D + D)];
   random_lens(&lens, P);
   float grad[L * (D * D + D)] = {0};
-  tl_lens_cfg cfg = {TL_LOSS_CE, TL_SHIFT_DEFAULT, 0};
+  tl_lens_cfg cfg = {.loss = TL_LOSS_CE, .token_shift = TL_SHIFT_DEFAULT};
   p.ids[3] = V;
   CHECK(tl_lens_train_micro(&lens, &p.u, &cfg, p.hidden, p.logits, p.ids, B, T, 1, grad, NULL) == -1 &&
         strstr(tl_errmsg(), "vocabulary"));

@@ -29,9 +29,10 @@
 
 /* Tokens per chunk of the fused step. 256 x V fp32 is 51 MB at V = 50304: large
  * enough that the two big GEMMs per chunk (M = 256, N = V, K = d and M = 256,
- * N = d, K = V) run near OpenBLAS's peak on two threads (M = 64 loses ~70%), and
- * small next to the model's own [T, V] logits. Each row (V floats, 200 KB) stays
- * in L2 across the log-softmax passes. */
+ * N = d, K = V) run near the matrix kernels' peak on two threads (each block of
+ * W_U streamed from memory is reused by all 256 rows), and small next to the
+ * model's own [T, V] logits. Each row (V floats, 200 KB) stays in L2 across the
+ * log-softmax passes. */
 #define TL_LENS_CHUNK 256
 
 typedef struct {
@@ -75,16 +76,18 @@ typedef enum { TL_LOSS_KL = 0, TL_LOSS_CE = 1 } tl_loss_kind;
  * logits and the gradient back through W_U; everything else stays fp32).
  *   FP32 (default): agrees with PyTorch's fp32 reference to ~1e-6.
  *   BF16: W_U, the normalised rows and dL/dlogits are rounded to bf16 (8-bit
- *     mantissa, relative rounding 2^-9) and multiplied with fp32 accumulation,
- *     as PyTorch's bf16 autocast does on GPUs. Each logit is off by ~1e-3 of the
- *     scale of its dot product; losses and gradients agree with fp32 to about
- *     1e-2 relative. About twice as fast, on CPUs with AVX-512 BF16 only:
- *     elsewhere it runs in fp32 after one warning. */
+ *     significand: each value off by up to 2^-8 = 0.4%) and multiplied with fp32
+ *     accumulation, as PyTorch's bf16 autocast does on GPUs. A logit is off by
+ *     ~1e-3 of the scale of its dot product (sum of |terms|; at most 0.8%);
+ *     losses and gradients agree with fp32 to about 1e-2 relative. About twice
+ *     as fast, on CPUs with AVX-512 BF16 only: elsewhere it runs in fp32 after
+ *     one warning. */
 typedef enum { TL_LENS_GEMM_FP32 = 0, TL_LENS_GEMM_BF16 = 1 } tl_lens_gemm_precision;
 
 /* The unembedding prepared for the lens step: W_U repacked once (it is frozen)
- * into the layout of the matrix kernels chosen for this CPU. Holds a pointer to
- * u->W_U, which must outlive it and stay unchanged. */
+ * into the layout of the matrix kernels chosen for this CPU, plus the step's
+ * chunk buffers (about chunk x V floats), kept between calls. Holds a pointer to
+ * u->W_U, which must outlive it and stay unchanged. One call at a time per ws. */
 typedef struct tl_lens_ws tl_lens_ws;
 
 typedef struct {
@@ -106,7 +109,8 @@ void tl_lens_ws_free(tl_lens_ws *ws);
 tl_lens_gemm_precision tl_lens_ws_precision(const tl_lens_ws *ws);
 const char *tl_lens_ws_kernels(const tl_lens_ws *ws);
 /* Frees what the functions below cached when called without a prepared ws (the
- * packed W_U of the last model they saw, checked by content on every call). */
+ * packed W_U of the last model they saw, checked by content on every call, and
+ * its chunk buffers). Calls without a ws are serialised by a lock. */
 void tl_lens_cache_free(void);
 
 tl_lens_cfg tl_lens_cfg_default(void);

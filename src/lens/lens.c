@@ -12,10 +12,9 @@
  * with a vectorisable exp.
  *
  * The kernels and the per-row loops are OpenMP loops; the small translator
- * GEMMs ([chunk,d] x [d,d]) go to OpenBLAS from the calling thread. */
+ * GEMMs ([chunk,d] x [d,d]) go to OpenBLAS, split by columns over the threads. */
 #include "tlens/lens.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -224,7 +223,11 @@ struct tl_lens_ws {
   const float *W_U; /* what it was packed from, and its shape and content */
   int V, d;
   uint64_t fingerprint;
+  void *work; /* the chunk buffers of the last call (a `work`, below), kept: a fresh
+                 [chunk, V] buffer on every call costs page faults on every step */
 };
+
+static void work_release(void *w);
 
 /* A content fingerprint of W_U, so a cached packing is never used for another
  * model that happens to sit at the same address. Mixes every word with its
@@ -257,6 +260,7 @@ int tl_lens_prepare(const tl_unembed *u, tl_lens_gemm_precision prec, tl_lens_ws
 
 void tl_lens_ws_free(tl_lens_ws *ws) {
   if (!ws) return;
+  work_release(ws->work);
   lens_gemm_free(&ws->g);
   free(ws);
 }
@@ -396,7 +400,7 @@ static void translate(const tl_lens *lens, int i, const float *h, int n, float *
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < n; r++)
     for (int j = 0; j < d; j++) t[(size_t)r * d + j] = h[(size_t)r * d + j] + b[j];
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, d, 1.0f, h, d, W, d, 1.0f, t, d);
+  lens_sgemm_cols(0, 1, n, d, d, h, d, W, d, 1.0f, t, d);
 }
 
 void tl_lens_transform(const tl_lens *lens, int i, const float *h, int n, float *out) {
@@ -468,6 +472,25 @@ static void work_free(work *w) {
       free(w->pos), free(w->zb), free(w->scratch);
 }
 
+static void work_release(void *w) {
+  if (w) work_free(w), free(w);
+}
+
+/* The buffers of ws for chunks of up to C rows (reused when large enough). */
+static work work_get(tl_lens_ws *ws, const tl_unembed *u, int C) {
+  work *w = ws->work;
+  if (w && w->C >= C) {
+    free(w->gain);
+    w->gain = make_gain(u); /* the norm may differ between calls; W_U may not */
+    return *w;
+  }
+  work_release(w);
+  w = tl_malloc(sizeof *w);
+  work_init(w, u, C, ws);
+  ws->work = w;
+  return *w;
+}
+
 /* Prediction rows are positions t in [p0, p1) of every sequence, flattened
  * b-major; their labels sit at t + shift. */
 static void shift_range(int T, int shift, int *p0, int *p1) {
@@ -536,8 +559,7 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
   const float gscale = (float)((double)scale / (double)N);
 
   const int V2 = lens_gemm_bf16_row(V);
-  work w;
-  work_init(&w, u, C, ws);
+  work w = work_get(ws, u, C);
   float *lse_m = kl ? model_lse(model_logits, (int64_t)B * T, V) : NULL;
 
   for (int i = 0; i < L; i++) {
@@ -572,7 +594,7 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
       lens_gemm_backward(w.g, w.z, w.zb, n, w.y);
       norm_backward(u, w.gain, w.t, w.mu, w.rstd, w.y, n, w.dt);
       if (!lens->bias_only)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, n, 1.0f, w.dt, d, w.h, d, 1.0f, gW, d);
+        lens_sgemm_cols(1, 0, d, d, n, w.dt, d, w.h, d, 1.0f, gW, d);
 #pragma omp parallel for schedule(static)
       for (int j = 0; j < d; j++) {
         float s = 0.0f;
@@ -583,7 +605,6 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
     if (losses) losses[i] = (float)(loss_sum / (double)N);
   }
   free(lse_m);
-  work_free(&w);
   ws_release(locked);
   return 0;
 }
@@ -640,8 +661,7 @@ int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const
   tl_lens_ws *ws;
   int locked;
   TL_TRY(ws_acquire(u, NULL, TL_LENS_GEMM_FP32, &ws, &locked));
-  work w;
-  work_init(&w, u, C, ws);
+  work w = work_get(ws, u, C);
   float *lse_m = model_logits ? model_lse(model_logits, N, V) : NULL;
   for (int64_t k0 = 0; k0 < N; k0 += C) {
     const int n = (int)(N - k0 < C ? N - k0 : C);
@@ -656,7 +676,6 @@ int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const
   }
   out->kl_sum = model_logits ? out->kl_sum : 0;
   free(lse_m);
-  work_free(&w);
   ws_release(locked);
   return 0;
 }

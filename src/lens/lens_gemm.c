@@ -14,8 +14,9 @@
  *                      a block of them onto a few cache sets, so each thread
  *                      copies KB2 rows into a contiguous panel buffer first (read
  *                      W_U once per call, reused by every row tile). Threads
- *                      take blocks of K (the vocabulary) and sum their [M,d]
- *                      partials at the end: each reads only its part of dz and W_U.
+ *                      take slices of K (the vocabulary), each summed into its
+ *                      own [M,d] partial, added up in a fixed order at the end:
+ *                      each thread reads only its part of dz and W_U.
  *
  * Work is handed out on demand (dynamic schedules), since on a shared machine
  * one core may run slower than the other.
@@ -42,14 +43,11 @@
 
 #define NR 64   /* columns per tile and panel */
 #define MR 6    /* rows per tile */
-#ifndef KB1
-#define KB1 128 /* K block of the logits product (fp32: 128 x 64 x 4 B = 32 KB) */
-#endif
-#ifndef KB2
-#define KB2 128 /* K block of the backward product */
-#endif
+#define KB1 128 /* K block of the logits product (fp32: 128 x 64 x 4 B = 32 KB of B) */
+#define KB2 128 /* K block of the backward product (the same) */
 
-#define PANELS 4 /* logits panels per work item */
+#define PANELS 4  /* logits panels per work item */
+#define SLICES 8  /* work items of the backward product (see lens_gemm_backward) */
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
@@ -166,6 +164,21 @@ static void blas_logits(const lens_gemm_wu *w, const float *x, int M, const floa
         for (int r = 0; r < M; r++)
           for (int v = n0; v < n1; v++) z[(size_t)r * V + v] += bias[v];
     }
+  }
+}
+
+void lens_sgemm_cols(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc) {
+  const enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+  blas_single_thread();
+#pragma omp parallel
+  {
+    int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    int per = (ceil_div(N, nt) + 15) / 16 * 16; /* whole vectors per thread */
+    int n0 = t * per, n1 = n0 + per < N ? n0 + per : N;
+    if (n0 < n1)
+      cblas_sgemm(CblasRowMajor, ta, tb, M, n1 - n0, K, 1.0f, A, lda, trans_b ? B + (size_t)n0 * ldb : B + n0, ldb,
+                  beta, C + n0, ldc);
   }
 }
 
@@ -415,34 +428,38 @@ void lens_gemm_backward(const lens_gemm_wu *w, const float *dz, const uint16_t *
   }
   const int d = w->d, bf = w->prec == LENS_PREC_BF16;
   const int K = bf ? ceil_div(w->V, 2) : w->V; /* in pairs for bf16 */
-  const int nt_max = omp_get_max_threads();
-  /* thread 0 sums into dx, the others into their own partial; blocks of K are
-   * handed out on demand (on a shared machine one thread may run slower) */
-  float *part = nt_max > 1 ? tl_aligned_alloc((size_t)(nt_max - 1) * M * d * sizeof(float)) : NULL;
-  int nt_used = 1;
+  /* K is cut into a fixed number of slices, each summed in order into its own
+   * [M,d] partial (slice 0 into dx), and the partials are added in slice order:
+   * the result does not depend on which thread took which slice, nor on the
+   * number of threads (training runs are reproducible bit for bit), while the
+   * slices are still handed out on demand (one core may run slower on a
+   * shared machine). */
+  const int nblocks = ceil_div(K, KB2), nslices = nblocks < SLICES ? nblocks : SLICES;
+  const int64_t n = (int64_t)M * d;
+  float *part = nslices > 1 ? tl_aligned_alloc((size_t)(nslices - 1) * n * sizeof(float)) : NULL;
 #pragma omp parallel
   {
-    int t = omp_get_thread_num();
-    if (t == 0) nt_used = omp_get_num_threads();
-    float *C = t == 0 ? dx : part + (size_t)(t - 1) * M * d;
-    memset(C, 0, (size_t)M * d * sizeof(float));
     float *buf = bf ? NULL : tl_aligned_alloc((size_t)KB2 * ceil_div(d, NR) * NR * sizeof(float));
 #pragma omp for schedule(dynamic, 1)
-    for (int k0 = 0; k0 < K; k0 += KB2) {
-      const int kb = K - k0 < KB2 ? K - k0 : KB2;
-      if (bf)
-        backward_bf16_block(w, dzb, M, C, k0, kb);
-      else
-        backward_f32_block(w, dz, M, C, k0, kb, buf);
+    for (int sl = 0; sl < nslices; sl++) {
+      float *C = sl == 0 ? dx : part + (size_t)(sl - 1) * n;
+      memset(C, 0, (size_t)n * sizeof(float));
+      const int b0 = (int)((int64_t)nblocks * sl / nslices), b1 = (int)((int64_t)nblocks * (sl + 1) / nslices);
+      for (int b = b0; b < b1; b++) {
+        const int k0 = b * KB2, kb = K - k0 < KB2 ? K - k0 : KB2;
+        if (bf)
+          backward_bf16_block(w, dzb, M, C, k0, kb);
+        else
+          backward_f32_block(w, dz, M, C, k0, kb, buf);
+      }
     }
     free(buf);
   }
-  if (nt_used > 1) {
-    const int64_t n = (int64_t)M * d;
+  if (nslices > 1) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
       float s = dx[i];
-      for (int t = 1; t < nt_used; t++) s += part[(size_t)(t - 1) * n + i];
+      for (int sl = 1; sl < nslices; sl++) s += part[(size_t)(sl - 1) * n + i];
       dx[i] = s;
     }
   }

@@ -56,4 +56,10 @@ void lens_gemm_backward(const lens_gemm_wu *w, const float *dz, const uint16_t *
  * the pad zero. Only on CPUs with AVX-512 BF16 (a bf16-packed lens_gemm_wu). */
 void lens_gemm_to_bf16(const float *src, int n, uint16_t *dst);
 
+/* C[M,N] = op(A)[M,K] op(B)[K,N] + beta C (row-major) through OpenBLAS, the N
+ * columns split over the OpenMP threads, each call single-threaded: for the
+ * small translator products of the step. */
+void lens_sgemm_cols(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc);
+
 #endif
