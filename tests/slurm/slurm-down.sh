@@ -12,8 +12,9 @@ alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 if alive "$BASE/run/slurmctld.pid"; then
   jobs=$(squeue -h -o %i 2>/dev/null || true)
   if [ -n "$jobs" ]; then
+    # shellcheck disable=SC2086  # one job id per word
     scancel $jobs 2>/dev/null || true
-    for i in $(seq 1 30); do
+    for _ in $(seq 1 30); do
       [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break
       sleep 0.5
     done
@@ -21,11 +22,11 @@ if alive "$BASE/run/slurmctld.pid"; then
 fi
 
 stop() {
-  local pf=$1 pid i
+  local pf=$1 pid
   alive "$pf" || return 0
   pid=$(cat "$pf")
   kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     kill -0 "$pid" 2>/dev/null || return 0
     sleep 0.1
   done

@@ -15,7 +15,7 @@ unavailable() { say "$*"; exit 77; }
 
 # --- packages. The Debian postinsts create the munge/slurm users and start no daemon.
 need=()
-for p in slurm-wlm munge libpmix-dev; do
+for p in slurm-wlm slurmctld slurmd slurm-client slurm-wlm-basic-plugins munge libpmix-dev; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -29,6 +29,12 @@ fi
 for c in munged mungekey slurmctld slurmd sinfo sbatch srun scontrol; do
   command -v "$c" >/dev/null || { say "$c not found after installing"; exit 1; }
 done
+
+alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+if alive "$BASE/munge/munged.pid" && alive "$BASE/run/slurmctld.pid" && alive "$BASE/run/slurmd.pid"; then
+  say "already up: SLURM_CONF=$BASE/etc/slurm.conf"
+  exit 0
+fi
 
 # --- names and ports. slurmd finds its node by the short host name, which must resolve.
 host=$(hostname -s)
@@ -54,13 +60,12 @@ chmod 0755 "$BASE"
 M=$BASE/munge
 chown munge:munge "$M"; chmod 0755 "$M"   # munged wants its socket directory searchable by all
 [ -s "$M/munge.key" ] || runuser -u munge -- mungekey --create --keyfile="$M/munge.key"
-alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 if ! alive "$M/munged.pid"; then
   runuser -u munge -- munged --key-file="$M/munge.key" --socket="$M/munge.socket" \
     --pid-file="$M/munged.pid" --log-file="$M/munged.log" --seed-file="$M/munged.seed"
 fi
 ok=0
-for i in $(seq 1 50); do
+for _ in $(seq 1 50); do
   if munge -S "$M/munge.socket" -n </dev/null | unmunge -S "$M/munge.socket" >/dev/null 2>&1; then ok=1; break; fi
   sleep 0.1
 done
@@ -119,7 +124,7 @@ export SLURM_CONF=$BASE/etc/slurm.conf
 # Both daemons fork into the background and write their pidfiles.
 alive "$BASE/run/slurmctld.pid" || slurmctld
 alive "$BASE/run/slurmd.pid" || slurmd
-for i in $(seq 1 60); do
+for _ in $(seq 1 60); do
   [ "$(sinfo -h -n "$host" -o %T 2>/dev/null | head -1)" = idle ] && break
   sleep 0.5
 done

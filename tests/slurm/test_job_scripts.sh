@@ -74,7 +74,7 @@ cmp ref/params.pt nr/params.pt || fail "lens resumed across invocations differs 
 SLURM_NTASKS=2 TLENS_LAUNCH=mpirun TLENS_OUTPUT=$WORK/sig \
   bash "$SRC/jobs/train.sbatch" "${train_args[@]}" >sig.log 2>&1 &
 spid=$!
-for i in $(seq 1 200); do
+for _ in $(seq 1 200); do
   [ -n "$(find sig/checkpoints -name 'step_*.h5' 2>/dev/null | head -1)" ] && break
   kill -0 "$spid" 2>/dev/null || break
   sleep 0.05
