@@ -2,6 +2,8 @@
  * rules written out step by step in the comments), plus sharding and error paths. */
 #include <string.h>
 
+#include <omp.h>
+
 #include "tl_test.h"
 #include "tlens/core.h"
 #include "tlens/lens.h"
@@ -167,7 +169,36 @@ static void test_errors(void) {
   CHECK(tl_lens_init(&l, 2, 0) == -1 && strstr(tl_errmsg(), "d_model"));
 }
 
+/* The global grad norm against a plain double sum, and the same bits with 1, 2 and 3
+ * threads (clipping with it must not depend on thread count or timing, so a resumed
+ * run is exact). Sizes around the block boundaries and far past the block cap. */
+static void test_sumsq_threads(void) {
+  const int64_t sizes[] = {1, 65537, 16384 * 7 + 3, 40000000};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    int64_t n = sizes[k];
+    float *g = tl_malloc((size_t)n * sizeof(float));
+    uint32_t x = 12345;
+    double ref = 0;
+    for (int64_t i = 0; i < n; i++) {
+      x = x * 1664525u + 1013904223u;
+      g[i] = (float)((int32_t)x) * 0x1p-31f;
+      ref += (double)g[i] * g[i];
+    }
+    const int nt = omp_get_max_threads();
+    double got[3];
+    for (int t = 0; t < 3; t++) {
+      omp_set_num_threads(t + 1);
+      got[t] = tl_sumsq(g, n);
+    }
+    omp_set_num_threads(nt);
+    CHECKF(fabs(got[0] - ref) <= 1e-9 * ref, "sumsq n=%lld: %.17g vs %.17g", (long long)n, got[0], ref);
+    CHECKF(got[0] == got[1] && got[1] == got[2], "sumsq n=%lld depends on the thread count", (long long)n);
+    free(g);
+  }
+}
+
 int main(void) {
+  test_sumsq_threads();
   test_sgd();
   test_adam();
   test_schedule_and_clip();

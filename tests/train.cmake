@@ -3,9 +3,11 @@
 # acceptance run with eval, and CLI error paths.
 add_executable(cmp_lens ${CMAKE_CURRENT_SOURCE_DIR}/train/cmp_lens.c)
 target_link_libraries(cmp_lens PRIVATE tlens_lib)
-foreach(cfg "1" "2" "4" "1;--fsdp" "2;--fsdp" "4;--fsdp" "2;--zero" "4;--fsdp;--zero")
+foreach(cfg "1" "2" "4" "1;--fsdp" "2;--fsdp" "4;--fsdp" "2;--zero" "4;--fsdp;--zero"
+        "2;--lens_precision;bf16")
   string(REPLACE ";" "" tname "train_ranks_${cfg}")
   string(REPLACE "--" "_" tname "${tname}")
+  string(REPLACE "_lens_precision" "_" tname "${tname}")
   tlens_sh_test(${tname} train/test_train_ranks.sh ${cfg})
 endforeach()
 tlens_sh_test(train_resume train/test_train_resume.sh)

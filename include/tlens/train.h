@@ -52,6 +52,7 @@ typedef struct {
   bool fsdp;               /* shard the frozen model's layers across ranks */
   bool zero;               /* shard the optimizer state across ranks (ZeRO-1) */
   long threads;            /* [0: OMP_NUM_THREADS or all cores / ranks per node] */
+  char *lens_precision;    /* [fp32] or bf16: the precision of the lens step's two large GEMMs */
   long lens_chunk;         /* [0: TL_LENS_CHUNK] tokens per chunk of the fused lens step */
   bool progress;           /* [true] progress line on a terminal */
   long stop_after;         /* [0] testing aid: behave as if preempted after this many steps */

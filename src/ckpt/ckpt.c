@@ -848,7 +848,7 @@ static int mismatch(bool force, const char *fmt, ...) {
     tl_warn("%s (continuing: forced)", line);
     return 0;
   }
-  return tl_fail("%s; refusing to resume (force to override)", line);
+  return tl_fail("%s; refusing to resume (--force overrides)", line);
 }
 
 int tl_ckpt_check_compat(tl_ckpt_reader *r, const tl_ckpt_expect *ident, int nident, const char *config_item,

@@ -442,6 +442,9 @@ typedef struct {
   void *scratch;    /* for lens_gemm_logits */
   float *gain;      /* [d] */
   int *pos;         /* [C] flat (b*T + t) position of each prediction row */
+  double *rowv;     /* [4C] per-row values, summed in row order afterwards: an
+                       OpenMP reduction adds the threads' partials in the order
+                       they finish, so its last bits would vary from run to run */
   const lens_gemm_wu *g;
 } work;
 
@@ -465,11 +468,12 @@ static void work_init(work *w, const tl_unembed *u, int C, const tl_lens_ws *ws)
   w->z = tl_aligned_alloc((size_t)C * w->V * sizeof(float));
   w->gain = make_gain(u);
   w->pos = tl_malloc((size_t)C * sizeof(int));
+  w->rowv = tl_malloc((size_t)4 * C * sizeof(double));
 }
 
 static void work_free(work *w) {
   free(w->h), free(w->t), free(w->y), free(w->dt), free(w->mu), free(w->rstd), free(w->z), free(w->gain),
-      free(w->pos), free(w->zb), free(w->scratch);
+      free(w->pos), free(w->zb), free(w->scratch), free(w->rowv);
 }
 
 static void work_release(void *w) {
@@ -574,21 +578,22 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
       lens_gemm_logits(w.g, w.y, n, u->b_U, w.z, w.scratch);
 
       /* log-softmax, loss and dL/dz, one row at a time (the row stays in L2) */
-#pragma omp parallel for schedule(static) reduction(+ : loss_sum)
+#pragma omp parallel for schedule(static)
       for (int r = 0; r < n; r++) {
         float *z = w.z + (size_t)r * V;
         const float lse = row_logsumexp(z, V);
         const int lab = w.pos[r] + shift; /* flat position of the label */
         if (kl) {
-          loss_sum += row_kl_grad(z, model_logits + (size_t)lab * V, V, lse, lse_m[lab], gscale);
+          w.rowv[r] = row_kl_grad(z, model_logits + (size_t)lab * V, V, lse, lse_m[lab], gscale);
         } else {
           const int y = ids[lab];
-          loss_sum += (double)(lse - z[y]);
+          w.rowv[r] = (double)(lse - z[y]);
           row_ce_grad(z, V, lse, gscale);
           z[y] -= gscale;
         }
         if (w.zb) lens_gemm_to_bf16(z, V, w.zb + (size_t)r * V2); /* while the row is in cache */
       }
+      for (int r = 0; r < n; r++) loss_sum += w.rowv[r];
 
       /* dL/dy = dz W_U, back through the norm, then dW += dt^T h, db += sum dt */
       lens_gemm_backward(w.g, w.z, w.zb, n, w.y);
@@ -617,17 +622,20 @@ static void eval_chunk(work *w, int n, const float *model_logits, const float *l
   const int V = w->V;
   double kl_sum = 0, ent_sum = 0, ce_sum = 0;
   int64_t n_ce = 0;
-#pragma omp parallel for schedule(static) reduction(+ : kl_sum, ent_sum, ce_sum, n_ce)
+  double *kl = w->rowv, *ent = kl + n, *ce = ent + n, *has_ce = ce + n;
+#pragma omp parallel for schedule(static)
   for (int r = 0; r < n; r++) {
     float *z = w->z + (size_t)r * V;
     const float lse = row_logsumexp(z, V);
     const int pos = w->pos[r], t = pos % T;
-    if (ids && t + shift >= 0 && t + shift < T) {
-      ce_sum += (double)(lse - z[ids[pos + shift]]);
-      n_ce++;
-    }
-    if (model_logits) kl_sum += row_kl(z, model_logits + (size_t)pos * V, V, lse, lse_m[pos]);
-    ent_sum += row_entropy(z, V, lse);
+    has_ce[r] = ids && t + shift >= 0 && t + shift < T;
+    ce[r] = has_ce[r] ? (double)(lse - z[ids[pos + shift]]) : 0.0;
+    kl[r] = model_logits ? row_kl(z, model_logits + (size_t)pos * V, V, lse, lse_m[pos]) : 0.0;
+    ent[r] = row_entropy(z, V, lse);
+  }
+  for (int r = 0; r < n; r++) {
+    kl_sum += kl[r], ent_sum += ent[r], ce_sum += ce[r];
+    n_ce += has_ce[r] != 0;
   }
   out->kl_sum += kl_sum;
   out->entropy_sum += ent_sum;
@@ -694,12 +702,13 @@ int tl_lens_eval_final(const float *model_logits, int vocab, const int32_t *ids,
   w.V = vocab;
   w.z = tl_aligned_alloc((size_t)C * vocab * sizeof(float));
   w.pos = tl_malloc((size_t)C * sizeof(int));
+  w.rowv = tl_malloc((size_t)4 * C * sizeof(double));
   for (int64_t k0 = 0; k0 < N; k0 += C) {
     const int n = (int)(N - k0 < C ? N - k0 : C);
     for (int r = 0; r < n; r++) w.pos[r] = (int)(k0 + r);
     memcpy(w.z, model_logits + (size_t)k0 * vocab, (size_t)n * vocab * sizeof(float));
     eval_chunk(&w, n, NULL, NULL, ids, token_shift, T, out, prob_sum);
   }
-  free(w.z), free(w.pos);
+  free(w.z), free(w.pos), free(w.rowv);
   return 0;
 }

@@ -113,10 +113,25 @@ int64_t tl_default_warmup(tl_opt_kind kind, int64_t num_steps) {
   return w < 1000 ? w : 1000;
 }
 
+/* Sums fixed blocks in parallel, then the blocks in order: the result is the same
+ * bits whatever the thread count or timing (an OpenMP reduction adds the threads'
+ * partials in the order they finish), so the clipping, and with it a resumed
+ * run, is reproducible exactly. */
 double tl_sumsq(const float *g, int64_t n) {
+  enum { MAXB = 1024 };
+  int64_t per = 16384; /* elements per block, grown so that there are at most MAXB */
+  while ((n + per - 1) / per > MAXB) per *= 2;
+  const int64_t nb = (n + per - 1) / per;
+  double part[MAXB];
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t b = 0; b < nb; b++) {
+    const int64_t lo = b * per, hi = lo + per < n ? lo + per : n;
+    double s = 0;
+    for (int64_t i = lo; i < hi; i++) s += (double)g[i] * g[i];
+    part[b] = s;
+  }
   double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+  for (int64_t b = 0; b < nb; b++) s += part[b];
   return s;
 }
 

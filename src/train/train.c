@@ -28,6 +28,7 @@ void tl_train_cfg_default(tl_train_cfg *c) {
   c->shuffle = true;
   c->loss = tl_strdup("kl");
   c->optimizer = tl_strdup("sgd");
+  c->lens_precision = tl_strdup("fp32");
   c->lr_scale = 1.0;
   c->momentum = 0.9;
   c->weight_decay = 1e-3;
@@ -39,7 +40,8 @@ void tl_train_cfg_default(tl_train_cfg *c) {
 
 void tl_train_cfg_free(tl_train_cfg *c) {
   char **strs[] = {&c->model, &c->data, &c->text_column, &c->tokenizer, &c->revision, &c->loss,
-                   &c->lens_init, &c->optimizer, &c->output, &c->checkpoint_dir, &c->cache_dir, &c->hub_layout};
+                   &c->lens_init, &c->optimizer, &c->output, &c->checkpoint_dir, &c->cache_dir, &c->hub_layout,
+                   &c->lens_precision};
   for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
     free(*strs[i]);
     *strs[i] = NULL;
@@ -54,6 +56,8 @@ static int check_cfg(const tl_train_cfg *c) {
   if (strcmp(c->loss, "kl") && strcmp(c->loss, "ce")) return tl_fail("--loss: expected kl or ce, got '%s'", c->loss);
   if (strcmp(c->optimizer, "sgd") && strcmp(c->optimizer, "adam"))
     return tl_fail("--optimizer: expected sgd or adam, got '%s'", c->optimizer);
+  if (strcmp(c->lens_precision, "fp32") && strcmp(c->lens_precision, "bf16"))
+    return tl_fail("--lens_precision: expected fp32 or bf16, got '%s'", c->lens_precision);
   if (c->max_seq_len < 2) return tl_fail("--max_seq_len: expected at least 2, got %ld", c->max_seq_len);
   if (c->per_gpu_batch_size < 1) return tl_fail("--per_gpu_batch_size: expected at least 1");
   if (c->tokens_per_step < 1) return tl_fail("--tokens_per_step: expected at least 1");
@@ -166,6 +170,11 @@ static int init_lens_and_optim(tl_run *r) {
     r->lcfg.token_shift = (int)c->token_shift;
   }
   if (c->lens_chunk > 0) r->lcfg.chunk = (int)c->lens_chunk;
+  /* W_U packed once for the whole run (and the chunk buffers kept) */
+  r->lcfg.gemm_precision = strcmp(c->lens_precision, "bf16") ? TL_LENS_GEMM_FP32 : TL_LENS_GEMM_BF16;
+  TL_TRY(tl_lens_prepare(&r->u, r->lcfg.gemm_precision, &r->lcfg.ws));
+  if (r->lcfg.gemm_precision == TL_LENS_GEMM_BF16 && tl_lens_ws_precision(r->lcfg.ws) != TL_LENS_GEMM_BF16)
+    r->lcfg.gemm_precision = TL_LENS_GEMM_FP32; /* no AVX-512 BF16 here: warned once, runs in fp32 */
 
   r->ocfg = tl_opt_cfg_default();
   r->ocfg.kind = strcmp(c->optimizer, "adam") ? TL_OPT_SGD : TL_OPT_ADAM;
@@ -363,6 +372,8 @@ static void run_free(tl_run *r) {
   free(r->fsdp_shards);
   if (r->metrics) fclose(r->metrics);
   free(r->grad);
+  tl_lens_ws_free(r->lcfg.ws);
+  r->lcfg.ws = NULL;
   free(r->shard);
   free(r->idx);
   free(r->ids);

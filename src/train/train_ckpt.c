@@ -44,6 +44,7 @@ static char *config_json(const tl_run *r) {
   cJSON_AddNumberToObject(j, "token_shift", (double)tl_lens_shift(&r->lcfg));
   cJSON_AddBoolToObject(j, "bias_only", c->bias_only);
   cJSON_AddStringToObject(j, "optimizer", c->optimizer);
+  cJSON_AddStringToObject(j, "lens_precision", tl_lens_ws_precision(r->lcfg.ws) == TL_LENS_GEMM_BF16 ? "bf16" : "fp32");
   cJSON_AddNumberToObject(j, "lr_scale", c->lr_scale);
   cJSON_AddNumberToObject(j, "momentum", c->momentum);
   cJSON_AddNumberToObject(j, "weight_decay", c->weight_decay);
@@ -119,7 +120,7 @@ int tl_train_resume(tl_run *r) {
   tl_ckpt_expect ident[] = {{"model/config_hash", r->mc.config_hash}, {"model/unembed_hash", r->unembed_hash}};
   static const char *keys[] = {"max_seq_len", "tokens_per_step", "num_steps", "seed", "dataloader_shuffle",
                                "loss", "token_shift", "bias_only", "optimizer", "lr_scale", "momentum",
-                               "weight_decay", "warmup_steps", "text_column"};
+                               "weight_decay", "warmup_steps", "text_column", "lens_precision"};
   char *cfg = config_json(r);
   int rc = tl_ckpt_check_compat(rd, ident, 2, "run/config", cfg, keys, (int)(sizeof keys / sizeof keys[0]),
                                 r->c->force);

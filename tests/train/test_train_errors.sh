@@ -18,6 +18,7 @@ expect_error "num_steps: expected an integer" train "${BASE[@]}" --num_steps ten
 expect_error "unknown option '--num_stepz'" train "${BASE[@]}" --num_stepz 3 "${O[@]}"
 expect_error "loss: expected kl or ce" train "${BASE[@]}" --loss mse "${O[@]}"
 expect_error "optimizer: expected sgd or adam" train "${BASE[@]}" --optimizer lion "${O[@]}"
+expect_error "lens_precision: expected fp32 or bf16" train "${BASE[@]}" --lens_precision fp16 "${O[@]}"
 expect_error "not a multiple of the sequence length" train "${BASE[@]}" --tokens_per_step 100 "${O[@]}"
 expect_error "config.json" train "${BASE[@]}" --model.name "$WORK" "${O[@]}"
 expect_error "nope.jsonl" train "${BASE[@]}" --data.name "$WORK/nope.jsonl" "${O[@]}"

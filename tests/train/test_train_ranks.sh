@@ -1,6 +1,6 @@
 # The lens trained with 1, 2 and 4 ranks, with and without --fsdp (and --zero), is the
 # same within 1e-5 relative: the global batch and sample order do not depend on the
-# world size. Usage: test_train_ranks.sh RANKS [flags...]; compares with a 1-rank run.
+# world size. With --lens_precision bf16, within bf16's rounding. Usage: test_train_ranks.sh RANKS [flags...]; compares with a 1-rank run.
 source "$(dirname "$0")/common.sh"
 n=$1; shift
 "$TLENS" train "${BASE[@]}" --num_steps 6 --checkpoint_freq 0 --threads 1 --output "$WORK/ref" 2>"$WORK/ref.log" \
@@ -11,7 +11,12 @@ if [[ " $* " == *" --fsdp "* ]]; then
   if [ "$n" -gt 1 ]; then want="fsdp: each rank keeps"; else want="fsdp: a single rank holds"; fi
   grep -q "$want" "$WORK/run.log" || fail "fsdp was not active"
 fi
-out=$("$CMP" "$WORK/ref" "$WORK/run" 1e-5) || { echo "$out"; fail "$n ranks $* differ from 1 rank"; }
+# bf16 lens GEMMs round W_U and dL/dlogits to 8-bit significands (0.4%): after 6 steps
+# the translators stay within 2e-3 of fp32 (a broken kernel is off by ~0.1); on a
+# CPU without AVX-512 BF16 the run falls back to fp32 and matches exactly.
+tol=1e-5
+[[ " $* " == *" bf16 "* ]] && tol=2e-3
+out=$("$CMP" "$WORK/ref" "$WORK/run" $tol) || { echo "$out"; fail "$n ranks $* differ from 1 rank"; }
 echo "$out"
 # the lens moved away from its zero start, so the comparison is not between two no-ops
 [[ "$out" != *"largest |value| 0)"* ]] || fail "the lens did not train"
