@@ -424,13 +424,16 @@ static int run_body(tl_run *r, int *exit_code) {
   TL_TRY(tl_preempt_install());
   r->t_start = tl_now();
   r->step0 = r->step;
+  /* the step the newest checkpoint holds (resumed from, or written since): a stop
+   * there writes no second copy. After --force the old one holds other settings. */
+  int64_t saved = c->force || r->step == 0 ? -1 : r->step;
   while (r->step < c->num_steps) {
     bool stop = false;
     TL_TRY(tl_dist_preempt_agree(d, &stop));
     if (!stop && c->stop_after > 0 && r->step - r->step0 >= c->stop_after) stop = true;
     if (stop) {
       if (r->tty) fputc('\n', stderr);
-      TL_TRY(tl_dist_agree(d, tl_train_checkpoint(r)));
+      if (saved != r->step) TL_TRY(tl_dist_agree(d, tl_train_checkpoint(r)));
       tl_info("stopped at step %lld of %ld on request (signal %d): checkpoint written; run again to resume",
               (long long)r->step, c->num_steps, tl_preempt_signal());
       *exit_code = TL_EXIT_PREEMPTED;
@@ -440,8 +443,10 @@ static int run_body(tl_run *r, int *exit_code) {
     TL_TRY(train_step(r, &loss, &gnorm, &lr));
     if (!isfinite(loss)) return tl_fail("step %lld: the loss is not finite (%g)", (long long)r->step, loss);
     report_step(r, loss, gnorm, lr, tl_now() - t0);
-    if (c->checkpoint_freq > 0 && r->step % c->checkpoint_freq == 0 && r->step < c->num_steps)
+    if (c->checkpoint_freq > 0 && r->step % c->checkpoint_freq == 0 && r->step < c->num_steps) {
       TL_TRY(tl_dist_agree(d, tl_train_checkpoint(r)));
+      saved = r->step;
+    }
   }
   /* a final checkpoint marks the run finished, so a rerun only re-exports */
   TL_TRY(tl_dist_agree(d, tl_train_checkpoint(r)));
