@@ -1,14 +1,25 @@
 /* tlens info: describe a Hugging Face model folder (loads and validates it). */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "tlens/backend.h"
 #include "tlens/core.h"
 #include "tlens/model.h"
 
-static const char *USAGE = "usage: tlens info --model DIR\n"
-                           "Loads and validates the model, then prints its architecture, sizes and memory.";
+static const char *USAGE = "usage: tlens info --model DIR | --devices\n"
+                           "Loads and validates the model, then prints its architecture, sizes and memory;\n"
+                           "with --devices, what this machine and build can compute on.";
+
+/* The compute devices: the CPU (threads) and whether the CUDA module loads and finds a GPU. */
+static void print_devices(void) {
+  printf("cpu:            %d threads (OpenMP)\n", omp_get_max_threads());
+  const tl_backend *gpu = tl_backend_get(TL_DEVICE_CUDA);
+  if (gpu) printf("cuda:           available (%s)\n", gpu->name);
+  else printf("cuda:           unavailable: %s\n", tl_errmsg());
+}
 
 static const char *act_str(tl_act a) {
   switch (a) {
@@ -22,19 +33,25 @@ static const char *act_str(tl_act a) {
 
 int tl_cmd_info(int argc, char **argv) {
   char *model = NULL;
-  tl_opt opts[] = {{"model", 'm', TL_OPT_STR, &model, "Hugging Face model folder", 0, 0, 0}};
-  int rc = tl_args_parse(opts, 1, argc, argv, USAGE, false, NULL, NULL);
+  bool devices = false;
+  tl_opt opts[] = {{"model", 'm', TL_OPT_STR, &model, "Hugging Face model folder", 0, 0, 0},
+                   {"devices", 0, TL_OPT_BOOL, &devices, "list the compute devices instead", 0, 0, 0}};
+  int rc = tl_args_parse(opts, 2, argc, argv, USAGE, false, NULL, NULL);
   if (rc == TL_ARGS_HELP) return 0;
-  if (rc != TL_ARGS_OK || !model) {
-    if (rc == TL_ARGS_OK) tl_fail("--model is required (see --help)");
+  if (rc == TL_ARGS_OK && devices && !model) {
+    print_devices();
+    return 0;
+  }
+  if (rc != TL_ARGS_OK || !model || devices) {
+    if (rc == TL_ARGS_OK) tl_fail(devices ? "--devices takes no --model" : "--model is required (see --help)");
     tl_cli_error("info");
-    tl_args_free(opts, 1);
+    tl_args_free(opts, 2);
     return 2;
   }
   tl_model *m;
   if (tl_model_load(&m, model)) {
     tl_cli_error("info");
-    tl_args_free(opts, 1);
+    tl_args_free(opts, 2);
     return 1;
   }
   const tl_model_config *c = tl_model_cfg(m);
@@ -61,6 +78,6 @@ int tl_cmd_info(int argc, char **argv) {
   printf("memory:         %.1f MiB on disk, %.1f MiB as fp32\n", disk_mb, fp32_mb);
   printf("config_sha256:  %s\n", c->config_hash);
   tl_model_free(m);
-  tl_args_free(opts, 1);
+  tl_args_free(opts, 2);
   return 0;
 }

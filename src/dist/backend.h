@@ -26,8 +26,7 @@ typedef struct tl_dist_ops {
   int (*iallgatherv)(void *state, const void *shard, void *out, size_t numel, size_t elem_size, void **req);
 } tl_dist_ops;
 
-#ifdef TLENS_HAVE_CUDA
+/* In the CUDA module (libtlens_cuda.so, see backend/cuda_module.h). */
 const tl_dist_ops *tl_nccl_dist_ops(void);
-#endif
 
 #endif

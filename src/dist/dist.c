@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cuda_module.h"
 #include "dist/backend.h"
 #include "tlens/core.h"
 
@@ -84,17 +85,15 @@ int tl_dist_set_backend(tl_dist *d, tl_dist_backend b) {
     return 0;
   }
   if (b != TL_DIST_NCCL) return tl_fail("dist: unknown backend %d", (int)b);
-#ifdef TLENS_HAVE_CUDA
-  const tl_dist_ops *ops = tl_nccl_dist_ops();
+  const tl_cuda_module *cm = tl_cuda_module_load(); /* NCCL lives in the CUDA module */
+  if (!cm) return -1;
+  const tl_dist_ops *ops = cm->nccl_dist_ops();
   void *state = NULL;
   if (ops->init(d, &state) != 0) return -1;
   d->ops = ops;
   d->backend_state = state;
   d->backend = b;
   return 0;
-#else
-  return tl_fail("dist: the NCCL backend needs a build with the CUDA backend (TLENS_CUDA=ON); this build has none");
-#endif
 }
 
 int tl_dist_barrier(tl_dist *d) {

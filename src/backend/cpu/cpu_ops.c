@@ -8,9 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef TLENS_HAVE_CUDA
-#include "backend/cuda/cuda_backend.h"
-#endif
+#include "backend/cuda_module.h"
 #include "tlens/backend.h"
 #include "tlens/core.h"
 
@@ -307,9 +305,10 @@ void tl_backend_cpu_set_threads(int n) {
 
 const tl_backend *tl_backend_get(tl_device dev) {
   if (dev == TL_DEVICE_CPU) return tl_backend_cpu();
-#ifdef TLENS_HAVE_CUDA
-  if (dev == TL_DEVICE_CUDA) return tl_backend_cuda(); /* NULL + a recorded reason without a usable GPU */
-#endif
-  tl_fail("backend: this build has no CUDA backend (rebuild with the CUDA toolkit and -DTLENS_CUDA=ON)");
+  if (dev == TL_DEVICE_CUDA) { /* NULL + a recorded reason without the module or a usable GPU */
+    const tl_cuda_module *cm = tl_cuda_module_load();
+    return cm ? cm->backend() : NULL;
+  }
+  tl_fail("backend: unknown device %d", (int)dev);
   return NULL;
 }
