@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "model/model_internal.h"
 
@@ -95,6 +96,34 @@ static int emit(tl_model *m, tl_hidden_fn fn, void *ctx, int index, const float 
   return fn(ctx, index, h, B, T, m->cfg.d_model);
 }
 
+/* m->x = the embedding rows of ids, read from the weights file and converted
+ * from its dtype (see tl_model.embed_fd). */
+static int embed_from_file(tl_model *m, const int32_t *ids, int rows) {
+  const size_t d = (size_t)m->cfg.d_model, row_bytes = d * tl_dtype_size(m->embed_dtype);
+  float *dst = m->be->device == TL_DEVICE_CPU ? m->x : m->stage;
+  int bad = -1;
+#pragma omp parallel if (rows > 64)
+  {
+    char *buf = tl_malloc(row_bytes);
+#pragma omp for schedule(static)
+    for (int r = 0; r < rows; r++) {
+      off_t at = (off_t)(m->embed_off + (int64_t)ids[r] * (int64_t)row_bytes);
+      if (pread(m->embed_fd, buf, row_bytes, at) != (ssize_t)row_bytes) {
+#pragma omp critical
+        bad = r;
+        continue;
+      }
+      tl_to_f32(dst + (size_t)r * d, buf, m->embed_dtype, d);
+    }
+    free(buf);
+  }
+  if (bad >= 0)
+    return tl_fail("%s: cannot read the embedding row of token %d (was the file changed after loading?)",
+                   m->embed_path, ids[bad]);
+  if (dst != m->x) m->be->to_device(m->x, dst, (size_t)rows * d * sizeof(float));
+  return 0;
+}
+
 int tl_model_forward_cb(tl_model *m, const int32_t *ids, int B, int T, tl_hidden_fn fn, void *ctx, float *logits) {
   const tl_model_config *c = &m->cfg;
   const tl_backend *be = m->be;
@@ -112,7 +141,10 @@ int tl_model_forward_cb(tl_model *m, const int32_t *ids, int B, int T, tl_hidden
   be->to_device(m->ids_dev, ids, (size_t)rows * sizeof(int32_t));
 
   const float *g = m->global;
-  be->embed(m->x, g + m->gl.embed, m->ids_dev, rows, d);
+  if (m->embed_fd >= 0)
+    TL_TRY(embed_from_file(m, ids, rows));
+  else
+    be->embed(m->x, g + m->gl.embed, m->ids_dev, rows, d);
   if (c->learned_pos)
     for (int b = 0; b < B; b++) {
       float *xb = m->x + (size_t)b * T * d;

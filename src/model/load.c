@@ -2,8 +2,11 @@
  * model.safetensors or model.safetensors.index.json + shards, validated tensor
  * by tensor (missing, unexpected, dtype, shape) and converted to fp32 in our
  * layout (see model.h). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "model/model_internal.h"
 #include "tlens/safetensors.h"
@@ -160,6 +163,8 @@ static void convert(const tl_tspec *s, const tl_st_tensor *t, float *dst, const 
   free(tmp);
 }
 
+/* Loads every tensor into the blobs; an untied embedding is left in its file
+ * (see tl_model.embed_fd), which is opened for it. */
 static int load_weights(tl_model *m, weights *w) {
   tl_tspec *specs;
   int ns;
@@ -185,7 +190,18 @@ static int load_weights(tl_model *m, weights *w) {
     if (i == 0) m->cfg.dtype = t->dtype;
     w->used[sh][t - w->shards[sh].tensors] = 1;
     float *blob = s->layer < 0 ? m->global : m->layers[s->layer];
-    convert(s, t, blob + s->off, &m->cfg);
+    if (s->role == R_EMBED && !m->cfg.tied && s->xf == XF_COPY) {
+      m->embed_fd = open(file, O_RDONLY | O_CLOEXEC);
+      if (m->embed_fd < 0) {
+        tl_fail("%s: cannot reopen for the embedding rows: %s", file, strerror(errno));
+        goto done;
+      }
+      m->embed_off = (const char *)t->data - (const char *)w->shards[sh].map.data;
+      m->embed_dtype = t->dtype;
+      m->embed_path = tl_strdup(file);
+    } else {
+      convert(s, t, blob + s->off, &m->cfg);
+    }
     nparams += tl_numel(t->ndim, t->shape);
   }
   for (int k = 0; k < w->nshards; k++)
@@ -207,6 +223,7 @@ int tl_model_load(tl_model **out, const char *dir) {
   *out = NULL;
   tl_model *m = tl_calloc(1, sizeof *m);
   m->dir = tl_strdup(dir);
+  m->embed_fd = -1;
   m->be = tl_backend_cpu();
   char *path = tl_path_join(dir, "config.json"), *text = NULL;
   size_t len = 0;
@@ -258,6 +275,8 @@ void tl_model_free(tl_model *m) {
     for (int l = 0; l < m->cfg.n_layers; l++) free(m->layers[l]);
   free(m->layers);
   free(m->global);
+  if (m->embed_fd >= 0) close(m->embed_fd);
+  free(m->embed_path);
   free(m->dir);
   free(m);
 }

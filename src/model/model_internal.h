@@ -8,6 +8,7 @@
 #include "tlens/backend.h"
 #include "tlens/core.h"
 #include "tlens/model.h"
+#include "tlens/safetensors.h"
 
 #define TL_NONE ((size_t)-1)
 
@@ -90,6 +91,15 @@ struct tl_model {
   tl_layer_layout ll;
   tl_global_layout gl;
   float *global;  /* global blob (embeddings, final norm, unembedding) */
+  /* An untied input embedding stays in its weights file, in the file's dtype:
+   * a forward pass reads (pread) and converts only the rows of its tokens, so
+   * the table (V x d, ~100 MB at pythia sizes) never takes process memory. A
+   * mapping would not do: its touched pages stay resident, and transparent huge
+   * pages fault in megabytes per row. embed_fd -1: the rows are in global. */
+  int embed_fd;
+  int64_t embed_off; /* byte offset of the table in the file */
+  tl_dtype embed_dtype;
+  char *embed_path;
   float **layers; /* [n_layers] layer blobs */
   tl_layer_hook hook;
   int has_hook;
