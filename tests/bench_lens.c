@@ -77,14 +77,16 @@ static void blas_backward(const float *dz, const float *W, float *dx) {
 }
 
 /* Best GFLOP/s of the logits and backward products for kind 0 = OpenBLAS,
- * 1 = our fp32 kernels, 2 = our bf16 kernels. */
+ * 1 = our fp32 kernels, 2 = our bf16 AVX-512 kernels, 3 = our bf16 AMX kernels. */
 static void gemm_rates(int kind, const float *W, const float *x, const float *dz, float *z, float *dx,
                        uint16_t *dzb, double *gf_logits, double *gf_back) {
   const double flop = 2.0 * C * V * D;
   lens_gemm_wu g;
   void *scratch = NULL;
   if (kind) {
-    lens_gemm_pack(&g, W, V, D, kind == 2 ? LENS_PREC_BF16 : LENS_PREC_FP32);
+    int old = lens_gemm_set_max_isa(kind == 2 ? LENS_ISA_AVX512_BF16 : LENS_ISA_AMX);
+    lens_gemm_pack(&g, W, V, D, kind >= 2 ? LENS_PREC_BF16 : LENS_PREC_FP32);
+    lens_gemm_set_max_isa(old);
     scratch = tl_aligned_alloc(lens_gemm_scratch_bytes(&g, C) + 64);
     if (g.prec == LENS_PREC_BF16)
       for (int r = 0; r < C; r++) lens_gemm_to_bf16(dz + (size_t)r * V, V, dzb + (size_t)r * lens_gemm_bf16_row(V));
@@ -112,6 +114,7 @@ static void gemm_rates(int kind, const float *W, const float *x, const float *dz
 typedef struct {
   double step, fwd, lens, opt, hwm;
   float losses[L];
+  const char *kernels;
 } step_times;
 
 static int run_steps(tl_model *m, const tl_unembed *u, tl_lens_gemm_precision prec, const int32_t *ids,
@@ -148,6 +151,7 @@ static int run_steps(tl_model *m, const tl_unembed *u, tl_lens_gemm_precision pr
     }
   }
   st->hwm = hwm_mb();
+  st->kernels = tl_lens_ws_kernels(cfg.ws); /* a string constant */
   tl_lens_ws_free(cfg.ws);
   free(grad);
   tl_optim_free(&opt);
@@ -182,7 +186,8 @@ int main(int argc, char **argv) {
   float *hidden = tl_aligned_alloc((size_t)(L + 1) * T * D * sizeof(float));
   float *logits = tl_aligned_alloc((size_t)T * V * sizeof(float));
 
-  const char *isa[] = {"none (OpenBLAS fallback)", "AVX-512F", "AVX-512F + AVX-512 BF16"};
+  const char *isa[] = {"none (OpenBLAS fallback)", "AVX-512F", "AVX-512F + AVX-512 BF16",
+                       "AVX-512F + AVX-512 BF16 + AMX-BF16"};
   printf("bench_lens: pythia-70m shape (gpt_neox, d %d, %d layers, V %d), T %d, batch 1, %d threads, chunk %d\n", D,
          L, V, T, threads, C);
   printf("  CPU: %s; OPENBLAS_CORETYPE=%s; OMP_WAIT_POLICY=%s; load average %.2f\n", isa[lens_gemm_cpu_isa()],
@@ -196,10 +201,11 @@ int main(int argc, char **argv) {
     uint16_t *dzb = tl_aligned_alloc((size_t)C * lens_gemm_bf16_row(V) * sizeof(uint16_t));
     for (size_t k = 0; k < (size_t)C * D; k++) x[k] = (float)((k * 40503u) % 2001) / 1000 - 1;
     for (size_t k = 0; k < (size_t)C * V; k++) dz[k] = ((float)((k * 69069u) % 2001) / 1000 - 1) * 1e-5f;
-    const char *names[] = {"OpenBLAS sgemm", "fp32 AVX-512 kernels", "bf16 AVX-512 kernels"};
-    for (int kind = 0; kind < 3; kind++) {
+    const char *names[] = {"OpenBLAS sgemm", "fp32 AVX-512 kernels", "bf16 AVX-512 kernels", "bf16 AMX kernels"};
+    for (int kind = 0; kind < 4; kind++) {
       if (kind == 1 && lens_gemm_cpu_isa() < LENS_ISA_AVX512) break;
       if (kind == 2 && lens_gemm_cpu_isa() < LENS_ISA_AVX512_BF16) break;
+      if (kind == 3 && lens_gemm_cpu_isa() < LENS_ISA_AMX) break;
       double a, b;
       gemm_rates(kind, u.W_U, x, dz, z, dx, dzb, &a, &b);
       printf("  %-22s logits [%d,%d]x[%d,%d] %6.1f GFLOP/s   backward [%d,%d]x[%d,%d] %6.1f GFLOP/s\n", names[kind],
@@ -222,9 +228,9 @@ int main(int argc, char **argv) {
       fprintf(stderr, "bench_lens: %s\n", tl_errmsg());
       return 1;
     }
-    printf("    %s: %.3f s  (model forward %.3f s + lens fwd/bwd %.3f s = %.1f GFLOP/s); optimizer %.4f s; "
+    printf("    %s (%s): %.3f s  (model forward %.3f s + lens fwd/bwd %.3f s = %.1f GFLOP/s); optimizer %.4f s; "
            "peak RSS %.0f MB; load %.2f\n",
-           p ? "bf16" : "fp32", st.step, st.fwd, st.lens, lens_gflop / st.lens, st.opt, st.hwm, loadavg());
+           p ? "bf16" : "fp32", st.kernels, st.step, st.fwd, st.lens, lens_gflop / st.lens, st.opt, st.hwm, loadavg());
     printf("      losses (stream 0..5):");
     for (int i = 0; i < L; i++) printf(" %.4f", st.losses[i]);
     printf("\n");

@@ -98,6 +98,8 @@ static const int shapes[][4] = {
     /* M, V, d, bias */
     {1, 1, 1, 0},     {7, 7, 7, 1},     {1, 513, 7, 1},   {7, 65, 1, 0},   {6, 64, 64, 0},
     {13, 130, 3, 1},  {7, 200, 513, 1}, {255, 1000, 65, 1}, {256, 3001, 130, 0}, {5, 2049, 129, 1},
+    /* d % 64 == 0 with 32 rows or more: the AMX blocks, with ragged rows, panels and pairs */
+    {32, 64, 64, 1},  {70, 1000, 128, 1}, {96, 4099, 192, 0}, {33, 130, 64, 0}, {64, 4096, 256, 1},
 };
 
 static void check_kernels(int isa, int prec, double tol) {
@@ -246,9 +248,10 @@ static void check_api_errors(problem *p) {
   free(grad);
 }
 
-/* Bitwise the same results with 1 and 2 threads (training runs resume exactly). */
-static void check_deterministic(int prec) {
-  const int M = 37, V = 5000, d = 70;
+/* Bitwise the same results with 1 and 2 threads (training runs resume exactly);
+ * d 128 takes the AMX blocks where the CPU has them. */
+static void check_deterministic_d(int prec, int d) {
+  const int M = 37, V = 5000;
   float *W = rand_array((size_t)V * d, 1.0f), *x = rand_array((size_t)M * d, 1.0f), *dz = rand_array((size_t)M * V, 1.0f);
   float *z[2], *dx[2];
   lens_gemm_wu g;
@@ -270,6 +273,11 @@ static void check_deterministic(int prec) {
          prec);
   lens_gemm_free(&g);
   free(W), free(x), free(dz), free(scratch), free(dzb), free(z[0]), free(z[1]), free(dx[0]), free(dx[1]);
+}
+
+static void check_deterministic(int prec) {
+  check_deterministic_d(prec, 70);
+  check_deterministic_d(prec, 128);
 }
 
 /* bf16 asked for where the CPU (here: capped) has no AVX-512 BF16: fp32 kernels. */
@@ -298,6 +306,8 @@ int main(void) {
   }
   if (isa >= LENS_ISA_AVX512_BF16) {
     check_kernels(LENS_ISA_AVX512_BF16, LENS_PREC_BF16, 1e-2);
+    if (isa >= LENS_ISA_AMX) check_kernels(LENS_ISA_AMX, LENS_PREC_BF16, 1e-2);
+    else fprintf(stderr, "test_lens_gemm: no AMX-BF16 usable here: AMX kernel checks skipped\n");
     check_to_bf16();
     check_deterministic(LENS_PREC_BF16);
   } else {

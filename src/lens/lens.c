@@ -271,7 +271,8 @@ tl_lens_gemm_precision tl_lens_ws_precision(const tl_lens_ws *ws) {
 
 const char *tl_lens_ws_kernels(const tl_lens_ws *ws) {
   if (ws->g.isa == LENS_ISA_BLAS) return "openblas";
-  return ws->g.prec == LENS_PREC_BF16 ? "avx512-bf16" : "avx512-fp32";
+  if (ws->g.prec != LENS_PREC_BF16) return "avx512-fp32";
+  return ws->g.isa >= LENS_ISA_AMX && ws->g.d % 64 == 0 ? "amx-bf16" : "avx512-bf16";
 }
 
 /* Without a prepared ws, calls share a process-wide one per precision, built on

@@ -33,10 +33,13 @@
 #include "lens/lens_gemm.h"
 
 #include <cblas.h>
+#include <cpuid.h>
 #include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "tlens/core.h"
 #include "tlens/tensor.h"
@@ -50,10 +53,21 @@
 #define SLICES 8  /* work items of the backward product (see lens_gemm_backward) */
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16")))
 
 /* ---- CPU features ---- */
 
-static int cpu_isa = -1, max_isa = LENS_ISA_AVX512_BF16;
+static int cpu_isa = -1, max_isa = LENS_ISA_AMX;
+
+/* AMX: the CPU has the tile unit with bf16 (CPUID.7.0:EDX bits 24 and 22) and the
+ * kernel lets this process use the tile data state, which Linux hands out only
+ * on request (arch_prctl ARCH_REQ_XCOMP_PERM, since 5.16; the permission holds
+ * for every thread of the process). */
+static int amx_usable(void) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 22))) return 0;
+  return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+}
 
 int lens_gemm_cpu_isa(void) {
   if (cpu_isa < 0) {
@@ -61,7 +75,7 @@ int lens_gemm_cpu_isa(void) {
     int f = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("avx512vl");
     int b = f && __builtin_cpu_supports("avx512bf16");
-    cpu_isa = b ? LENS_ISA_AVX512_BF16 : f ? LENS_ISA_AVX512 : LENS_ISA_BLAS;
+    cpu_isa = b && amx_usable() ? LENS_ISA_AMX : b ? LENS_ISA_AVX512_BF16 : f ? LENS_ISA_AVX512 : LENS_ISA_BLAS;
   }
   return cpu_isa;
 }
@@ -398,6 +412,132 @@ AVX512 static void rows_to_bf16(const float *src, int M, int n, uint16_t *dst) {
   for (int r = 0; r < M; r++) row_to_bf16(src + (size_t)r * n, n, dst + (size_t)r * n2);
 }
 
+/* ---- AMX (bf16 tiles) ----
+ *
+ * TDPBF16PS multiplies a 16 x 32 bf16 tile A (16 rows, 16 pairs along K) by a
+ * 16 x 16-pair tile B whose rows are pairs of K and whose 16 columns hold their
+ * two values side by side, accumulating a 16 x 16 fp32 tile C: exactly the
+ * layout of the bf16 panels (64 columns x 2 values per pair of K, 256 bytes per
+ * row), so a B tile is 16 of their rows read with a 256-byte stride. Blocks of
+ * 32 rows x 32 columns use all eight tiles: C0..C3, A0..A1, B0..B1. Rows past
+ * the last multiple of 32, and pairs of K past the last multiple of 16, go to
+ * the AVX-512 bf16 tiles, which add into the same outputs. Needs d % 64 == 0
+ * (whole panels and whole 16-pair steps along d); otherwise the AVX-512 kernels
+ * run. Tiles are accumulated in fp32 like vdpbf16ps (AMX treats denormal inputs
+ * as zero: a difference far below bf16's own rounding). */
+
+typedef struct __attribute__((aligned(64))) {
+  uint8_t palette, start_row, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+} amx_config;
+
+AMX static void amx_begin(void) {
+  amx_config c;
+  memset(&c, 0, sizeof c);
+  c.palette = 1;
+  for (int t = 0; t < 8; t++) c.rows[t] = 16, c.colsb[t] = 64;
+  _tile_loadconfig(&c);
+}
+
+static int amx_fits(const lens_gemm_wu *w) { return w->isa >= LENS_ISA_AMX && w->d % 64 == 0; }
+
+/* One 32 x 32 block: C (ldc floats) (+)= A[32, 2*k2n bf16] B; a rows lda elements
+ * apart, b a B panel column offset (rows 256 bytes apart). init: 0 zero, 1 load
+ * C, 2 broadcast bias (c_init) to every row. */
+#define AMX_BLOCK(a, lda, b, k2n, c, ldc, init, c_init)                                                          \
+  do {                                                                                                         \
+    if ((init) == 1) {                                                                                         \
+      _tile_loadd(0, (c), (ldc) * 4);                                                                          \
+      _tile_loadd(1, (c) + 16, (ldc) * 4);                                                                     \
+      _tile_loadd(2, (c) + (size_t)16 * (ldc), (ldc) * 4);                                                     \
+      _tile_loadd(3, (c) + (size_t)16 * (ldc) + 16, (ldc) * 4);                                                \
+    } else if ((init) == 2) {                                                                                  \
+      _tile_loadd(0, (c_init), 0);                                                                             \
+      _tile_loadd(1, (c_init) + 16, 0);                                                                        \
+      _tile_loadd(2, (c_init), 0);                                                                             \
+      _tile_loadd(3, (c_init) + 16, 0);                                                                        \
+    } else {                                                                                                   \
+      _tile_zero(0);                                                                                           \
+      _tile_zero(1);                                                                                           \
+      _tile_zero(2);                                                                                           \
+      _tile_zero(3);                                                                                           \
+    }                                                                                                          \
+    for (int k2 = 0; k2 < (k2n); k2 += 16) {                                                                   \
+      _tile_loadd(4, (a) + 2 * k2, (lda) * 2);                                                                 \
+      _tile_loadd(5, (a) + (size_t)16 * (lda) + 2 * k2, (lda) * 2);                                            \
+      _tile_loadd(6, (b) + (size_t)k2 * NR * 2, NR * 4);                                                       \
+      _tile_loadd(7, (b) + (size_t)k2 * NR * 2 + 32, NR * 4);                                                  \
+      _tile_dpbf16ps(0, 4, 6);                                                                                 \
+      _tile_dpbf16ps(1, 4, 7);                                                                                 \
+      _tile_dpbf16ps(2, 5, 6);                                                                                 \
+      _tile_dpbf16ps(3, 5, 7);                                                                                 \
+    }                                                                                                          \
+    _tile_stored(0, (c), (ldc) * 4);                                                                           \
+    _tile_stored(1, (c) + 16, (ldc) * 4);                                                                      \
+    _tile_stored(2, (c) + (size_t)16 * (ldc), (ldc) * 4);                                                      \
+    _tile_stored(3, (c) + (size_t)16 * (ldc) + 16, (ldc) * 4);                                                 \
+  } while (0)
+
+/* Logits panels j0..j1 with AMX; a panel reaching past V, and rows past the
+ * last multiple of 32, through the AVX-512 tiles. */
+AMX static void logits_amx_range(const lens_gemm_wu *w, const uint16_t *xb, int M, const float *bias, float *z, int j0,
+                                 int j1) {
+  const int V = w->V, d2 = w->d / 2, lda = d2 * 2, M32 = M / 32 * 32;
+  amx_begin();
+  for (int j = j0; j < j1; j++) {
+    const int n0 = j * NR;
+    const uint16_t *bp = w->p1b + (size_t)j * d2 * NR * 2;
+    if (n0 + NR > V) { /* the ragged last panel */
+      logits_bf16_range(w, xb, M, bias, z, j, j + 1);
+      continue;
+    }
+    for (int m0 = 0; m0 < M32; m0 += 32)
+      for (int h = 0; h < NR; h += 32) {
+        float *c = z + (size_t)m0 * V + n0 + h;
+        const uint16_t *a = xb + (size_t)m0 * lda, *b = bp + (size_t)h * 2;
+        if (bias) AMX_BLOCK(a, lda, b, d2, c, V, 2, bias + n0 + h);
+        else AMX_BLOCK(a, lda, b, d2, c, V, 0, bias);
+      }
+    if (M32 < M) {
+      __mmask16 m[4];
+      col_masks(NR, m);
+      for (int m0 = M32; m0 < M; m0 += MR)
+        for (int k0 = 0; k0 < d2; k0 += KB1) {
+          const int kb = d2 - k0 < KB1 ? d2 - k0 : KB1;
+          tile_bf16_any(M - m0 < MR ? M - m0 : MR, kb, xb + (size_t)m0 * lda + 2 * k0, lda, bp + (size_t)k0 * NR * 2,
+                        z + (size_t)m0 * V + n0, V, m, k0 > 0, k0 == 0 && bias ? bias + n0 : NULL);
+        }
+    }
+  }
+  _tile_release();
+}
+
+/* C[M,d] += dz[:, pairs pb..pb+kb) W_U[...] with AMX (see backward_bf16_block). */
+AMX static void backward_amx_block(const lens_gemm_wu *w, const uint16_t *dzb, int M, float *C, int pb, int kb) {
+  const int d = w->d, V2 = ceil_div(w->V, 2), lda = 2 * V2, npd = d / NR, M32 = M / 32 * 32, kb16 = kb / 16 * 16;
+  amx_begin();
+  for (int j = 0; j < npd; j++) {
+    const uint16_t *bp = w->p2b + ((size_t)j * V2 + pb) * NR * 2;
+    for (int m0 = 0; m0 < M32 && kb16 > 0; m0 += 32)
+      for (int h = 0; h < NR; h += 32) {
+        float *c = C + (size_t)m0 * d + j * NR + h;
+        const uint16_t *a = dzb + (size_t)m0 * lda + 2 * pb, *b = bp + (size_t)h * 2;
+        AMX_BLOCK(a, lda, b, kb16, c, d, 1, c);
+      }
+    __mmask16 m[4];
+    col_masks(NR, m);
+    for (int m0 = M32; m0 < M; m0 += MR) /* the rows past the blocks, every pair */
+      tile_bf16_any(M - m0 < MR ? M - m0 : MR, kb, dzb + (size_t)m0 * lda + 2 * pb, lda, bp,
+                    C + (size_t)m0 * d + j * NR, d, m, 1, NULL);
+    if (kb16 < kb) /* the pairs past the 16-pair steps, for the block rows */
+      for (int m0 = 0; m0 < M32; m0 += MR)
+        tile_bf16_any(M32 - m0 < MR ? M32 - m0 : MR, kb - kb16, dzb + (size_t)m0 * lda + 2 * (pb + kb16), lda, bp + (size_t)kb16 * NR * 2,
+                      C + (size_t)m0 * d + j * NR, d, m, 1, NULL);
+  }
+  _tile_release();
+}
+
 /* ---- entry points ---- */
 
 void lens_gemm_logits(const lens_gemm_wu *w, const float *x, int M, const float *bias, float *z, void *scratch) {
@@ -413,7 +553,9 @@ void lens_gemm_logits(const lens_gemm_wu *w, const float *x, int M, const float 
 #pragma omp parallel for schedule(dynamic, 1)
   for (int j = 0; j < np; j += PANELS) {
     int j1 = j + PANELS < np ? j + PANELS : np;
-    if (w->prec == LENS_PREC_BF16)
+    if (w->prec == LENS_PREC_BF16 && amx_fits(w))
+      logits_amx_range(w, scratch, M, bias, z, j, j1);
+    else if (w->prec == LENS_PREC_BF16)
       logits_bf16_range(w, scratch, M, bias, z, j, j1);
     else
       logits_f32_range(w, x, M, bias, z, j, j1);
@@ -447,7 +589,9 @@ void lens_gemm_backward(const lens_gemm_wu *w, const float *dz, const uint16_t *
       const int b0 = (int)((int64_t)nblocks * sl / nslices), b1 = (int)((int64_t)nblocks * (sl + 1) / nslices);
       for (int b = b0; b < b1; b++) {
         const int k0 = b * KB2, kb = K - k0 < KB2 ? K - k0 : KB2;
-        if (bf)
+        if (bf && amx_fits(w))
+          backward_amx_block(w, dzb, M, C, k0, kb);
+        else if (bf)
           backward_bf16_block(w, dzb, M, C, k0, kb);
         else
           backward_f32_block(w, dz, M, C, k0, kb, buf);

@@ -9,6 +9,8 @@
  * Kernels are chosen at run time from what the CPU supports:
  *   - AVX-512F: fp32 register-blocked kernels (6 rows x 64 columns per tile);
  *   - AVX-512 BF16 (opt-in): bf16 inputs with fp32 accumulation (vdpbf16ps);
+ *   - AMX-BF16 (the bf16 path, where the CPU and kernel allow it): the same
+ *     products on the tile unit, several times the vdpbf16ps rate;
  *   - otherwise: cblas_sgemm on the unpacked W_U.
  * The functions are compiled for AVX-512 through target attributes, so the
  * build flags of the project stay as they are. */
@@ -18,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { LENS_ISA_BLAS = 0, LENS_ISA_AVX512 = 1, LENS_ISA_AVX512_BF16 = 2 };
+enum { LENS_ISA_BLAS = 0, LENS_ISA_AVX512 = 1, LENS_ISA_AVX512_BF16 = 2, LENS_ISA_AMX = 3 };
 enum { LENS_PREC_FP32 = 0, LENS_PREC_BF16 = 1 }; /* same values as TL_LENS_GEMM_* */
 
 /* What this CPU supports (detected once). */
