@@ -432,13 +432,15 @@ typedef struct __attribute__((aligned(64))) {
   uint8_t rows[16];
 } amx_config;
 
-AMX static void amx_begin(void) {
-  amx_config c;
-  memset(&c, 0, sizeof c);
-  c.palette = 1;
-  for (int t = 0; t < 8; t++) c.rows[t] = 16, c.colsb[t] = 64;
-  _tile_loadconfig(&c);
-}
+/* Eight 16 x 64-byte tiles. A static table, not a local: ldtilecfg faults on a
+ * configuration the compiler has placed in the red zone below the stack pointer. */
+static const amx_config amx_tiles = {
+    .palette = 1,
+    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+    .rows = {16, 16, 16, 16, 16, 16, 16, 16},
+};
+
+AMX static void amx_begin(void) { _tile_loadconfig(&amx_tiles); }
 
 static int amx_fits(const lens_gemm_wu *w) { return w->isa >= LENS_ISA_AMX && w->d % 64 == 0; }
 
