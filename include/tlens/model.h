@@ -2,7 +2,9 @@
  * (safetensors, single or sharded), and the frozen forward pass.
  * Architectures are data (a family table) plus small per-family functions.
  *
- * Weights are fp32 in memory whatever the storage dtype (F32/F16/BF16 on disk).
+ * Weights are fp32 in memory whatever the storage dtype (F32/F16/BF16 on disk),
+ * except an untied input embedding: it stays in the weights file (kept open) and
+ * the rows of each forward pass's tokens are read and converted when needed.
  * Layouts are normalised on load so the forward pass has one shape for every
  * family: projections are [out, in] (GPT-2's Conv1D [in, out] is transposed),
  * attention uses one fused QKV projection whose output rows are
