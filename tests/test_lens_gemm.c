@@ -209,9 +209,9 @@ static void check_step(problem *p, tl_loss_kind loss, int bf16_ok) {
 static void check_cache(problem *p) {
   const int n = 3;
   float *a = malloc((size_t)n * V * sizeof(float)), *b = malloc((size_t)n * V * sizeof(float));
-  tl_lens_logits(NULL, &p->u, 0, p->hidden, n, a);
+  tl_lens_logits(NULL, &p->u, 0, p->hidden, n, a, NULL);
   for (size_t k = 0; k < (size_t)V * D; k++) p->WU[k] *= -1;
-  tl_lens_logits(NULL, &p->u, 0, p->hidden, n, b);
+  tl_lens_logits(NULL, &p->u, 0, p->hidden, n, b, NULL);
   for (size_t k = 0; k < (size_t)V * D; k++) p->WU[k] *= -1;
   /* logits = W_U y + b_U: flipping W_U flips the first part only */
   double e = 0;

@@ -22,7 +22,7 @@ static void check_family(const char *fam) {
   for (int i = 0; i < L; i++) {
     snprintf(name, sizeof name, "lens_logits.%d", i);
     float *ref = lg_get(&g, name, (int64_t)BT * V);
-    tl_lens_logits(&g.lens, &g.u, i, g.hidden + (size_t)i * BT * d, (int)BT, logits);
+    tl_lens_logits(&g.lens, &g.u, i, g.hidden + (size_t)i * BT * d, (int)BT, logits, NULL);
     double e = tl_test_maxerr(logits, ref, (long)(BT * V));
     CHECKF(e < TOL, "%s %s: max err %g", fam, name, e);
     free(ref);
@@ -59,7 +59,7 @@ static void check_family(const char *fam) {
     CHECKF(tl_test_maxerr(&losses[i], ref, 1) < TOL, "%s %s: %.8f vs %.8f", fam, name, losses[i], ref[0]);
     /* the evaluation path gives the same numbers */
     tl_lens_eval_out ev;
-    CHECK(tl_lens_eval(&g.lens, i, &g.u, g.hidden + (size_t)i * BT * d, g.logits, g.ids, B, T, 1, 5, &ev, NULL) == 0);
+    CHECK(tl_lens_eval(&g.lens, i, &g.u, g.hidden + (size_t)i * BT * d, g.logits, g.ids, B, T, 1, 5, &ev, NULL, NULL) == 0);
     CHECK(ev.n_all == (int64_t)BT && ev.n_ce == (int64_t)B * (T - 1));
     float ce = (float)(ev.ce_sum / ev.n_ce), kl = (float)(ev.kl_sum / ev.n_all);
     CHECKF(tl_test_maxerr(&ce, ref, 1) < TOL, "%s eval ce.%d: %.8f vs %.8f", fam, i, ce, ref[0]);

@@ -187,7 +187,7 @@ static void check_eval(void) {
     tl_lens_eval_out ev;
     float probs[V] = {0};
     CHECK(tl_lens_eval(use, translator, &p.u, p.hidden + (size_t)stream * B * T * D, p.logits, p.ids, B, T, shift, 4,
-                       &ev, probs) == 0);
+                       &ev, probs, NULL) == 0);
     /* reference: translator `translator` applied to stream `stream`'s states */
     double kl = 0, ent = 0, ce = 0, pr[V] = {0};
     int nce = 0;
@@ -225,7 +225,7 @@ static void check_eval(void) {
   CHECKF(fabs(ev.entropy_sum - ent) < 1e-4 && fabs(ev.ce_sum - ce) < 1e-4 && ev.kl_sum == 0, "baseline");
   /* logits for a few tokens equal the reference log-probs up to a per-row constant */
   float lg[3 * V];
-  tl_lens_logits(&lens, &p.u, 0, p.hidden, 3, lg);
+  tl_lens_logits(&lens, &p.u, 0, p.hidden, 3, lg, NULL);
   for (int r = 0; r < 3; r++) {
     double lq[V];
     naive_logprobs(&p, P, 0, r, lq);
@@ -270,7 +270,7 @@ static void check_errors(void) {
   bad.norm_b = NULL;
   CHECK(tl_lens_check(&lens, &bad) == -1);
   tl_lens_eval_out ev;
-  CHECK(tl_lens_eval(&lens, L, &p.u, p.hidden, p.logits, NULL, B, T, 1, 0, &ev, NULL) == -1 &&
+  CHECK(tl_lens_eval(&lens, L, &p.u, p.hidden, p.logits, NULL, B, T, 1, 0, &ev, NULL, NULL) == -1 &&
         strstr(tl_errmsg(), "translator"));
   for (int k = 0; k < L * (D * D + D); k++) CHECK(grad[k] == 0); /* failures wrote nothing */
   tl_lens_free(&lens);

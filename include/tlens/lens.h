@@ -63,11 +63,16 @@ void tl_lens_optim_step(tl_lens *lens, tl_optim *o, const float *grad, double lr
  * is complete. */
 int tl_lens_check(const tl_lens *lens, const tl_unembed *u);
 
+/* The unembedding prepared for the lens GEMMs (tl_lens_prepare, below). */
+typedef struct tl_lens_ws tl_lens_ws;
+
 /* out[n,d] = transform(h[n,d], i) = h + W_i h + b_i (lens non-NULL). */
 void tl_lens_transform(const tl_lens *lens, int i, const float *h, int n, float *out);
 /* logits[n,V] = lens(h[n,d], i); lens NULL = logit lens. For tests, trajectories
- * and generation; memory is what the caller passes. */
-void tl_lens_logits(const tl_lens *lens, const tl_unembed *u, int i, const float *h, int n, float *logits);
+ * and generation; memory is what the caller passes. ws: an fp32 tl_lens_prepare
+ * of u, or NULL for the process-wide one (checked against W_U's content per call). */
+void tl_lens_logits(const tl_lens *lens, const tl_unembed *u, int i, const float *h, int n, float *logits,
+                    tl_lens_ws *ws);
 
 typedef enum { TL_LOSS_KL = 0, TL_LOSS_CE = 1 } tl_loss_kind;
 #define TL_SHIFT_DEFAULT (-1000000) /* kl: 0, ce: 1 */
@@ -88,7 +93,6 @@ typedef enum { TL_LENS_GEMM_FP32 = 0, TL_LENS_GEMM_BF16 = 1 } tl_lens_gemm_preci
  * into the layout of the matrix kernels chosen for this CPU, plus the step's
  * chunk buffers (about chunk x V floats), kept between calls. Holds a pointer to
  * u->W_U, which must outlive it and stay unchanged. One call at a time per ws. */
-typedef struct tl_lens_ws tl_lens_ws;
 
 typedef struct {
   tl_loss_kind loss; /* [kl] */
@@ -142,10 +146,10 @@ typedef struct {
  * (= the stream for normal eval; any for layer transfer); lens NULL = logit lens.
  * model_logits [B,T,V] (NULL: kl_sum = 0), ids [B,T] (NULL: ce_sum = 0).
  * prob_sum [V] (may be NULL): += the lens probabilities of every position
- * (logit_stats). chunk 0 = TL_LENS_CHUNK. */
+ * (logit_stats). chunk 0 = TL_LENS_CHUNK. ws: as for tl_lens_logits. */
 int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const float *h,
                  const float *model_logits, const int32_t *ids, int B, int T, int token_shift, int chunk,
-                 tl_lens_eval_out *out, float *prob_sum);
+                 tl_lens_eval_out *out, float *prob_sum, tl_lens_ws *ws);
 /* Baseline: ce and entropy of the model's own distribution (kl_sum = 0). */
 int tl_lens_eval_final(const float *model_logits, int vocab, const int32_t *ids, int B, int T, int token_shift,
                        tl_lens_eval_out *out, float *prob_sum);

@@ -44,6 +44,7 @@ typedef struct {
   tl_model *model;
   tl_model_config mc;
   tl_unembed u;
+  tl_lens_ws *ws; /* u prepared once for the fp32 lens GEMMs */
   tl_tokenizer *tok;
   tl_dataset *data;
   double nats_to_bpb;
@@ -81,16 +82,16 @@ static int eval_batch(tl_eval *e, const int32_t *ids, float *hidden, float *logi
       const float *h = hidden + (size_t)i * stride;
       tl_lens_eval_out o;
       float *ps = e->prob_sum ? e->prob_sum + ((size_t)t * L + (size_t)i) * V : NULL;
-      TL_TRY(tl_lens_eval(lens, i, &e->u, h, logits, ids, B, T, shift, 0, &o, ps));
+      TL_TRY(tl_lens_eval(lens, i, &e->u, h, logits, ids, B, T, shift, 0, &o, ps, e->ws));
       out[idx_metric(e, t, M_CE, i)] = o.ce_sum / (double)o.n_ce;
       out[idx_metric(e, t, M_ENT, i)] = o.entropy_sum / (double)o.n_all;
       out[idx_metric(e, t, M_KL, i)] = o.kl_sum / (double)o.n_all;
       if (c->layer_transfer) {
         /* translator j on stream i, against this lens's own prediction at stream i */
-        tl_lens_logits(lens, &e->u, i, h, B * T, scratch);
+        tl_lens_logits(lens, &e->u, i, h, B * T, scratch, e->ws);
         for (int j = 0; j < L; j++) {
           tl_lens_eval_out tr;
-          TL_TRY(tl_lens_eval(lens, j, &e->u, h, scratch, ids, B, T, shift, 0, &tr, NULL));
+          TL_TRY(tl_lens_eval(lens, j, &e->u, h, scratch, ids, B, T, shift, 0, &tr, NULL, e->ws));
           out[idx_transfer(e, t, 0, j, i)] = tr.ce_sum / (double)tr.n_ce;
           out[idx_transfer(e, t, 1, j, i)] = tr.kl_sum / (double)tr.n_all;
         }
@@ -241,6 +242,7 @@ static int eval_body(tl_eval *e) {
   TL_TRY(tl_dist_agree(d, tl_model_load(&e->model, c->model)));
   e->mc = *tl_model_cfg(e->model);
   TL_TRY(tl_model_unembed(e->model, &e->u));
+  TL_TRY(tl_lens_prepare(&e->u, TL_LENS_GEMM_FP32, &e->ws));
   e->L = e->mc.n_layers;
   e->V = e->mc.vocab;
   if (c->logit) {
@@ -374,6 +376,7 @@ int tl_eval_run(const tl_eval_cfg *c, int argc, char **argv) {
   if (e.has_tuned) tl_lens_free(&e.lens);
   if (e.data) tl_data_close(e.data);
   if (e.tok) tl_tokenizer_free(e.tok);
+  tl_lens_ws_free(e.ws); /* before the model: it points into its W_U */
   if (e.model) tl_model_free(e.model);
   tl_dist_finalize(&e.dist);
   return status;

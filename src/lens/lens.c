@@ -408,11 +408,12 @@ void tl_lens_transform(const tl_lens *lens, int i, const float *h, int n, float 
   translate(lens, i, h, n, out);
 }
 
-void tl_lens_logits(const tl_lens *lens, const tl_unembed *u, int i, const float *h, int n, float *logits) {
+void tl_lens_logits(const tl_lens *lens, const tl_unembed *u, int i, const float *h, int n, float *logits,
+                    tl_lens_ws *given) {
   const int d = u->d_model;
   tl_lens_ws *ws;
   int locked;
-  if (ws_acquire(u, NULL, TL_LENS_GEMM_FP32, &ws, &locked)) { /* only on an incomplete unembedding */
+  if (ws_acquire(u, given, TL_LENS_GEMM_FP32, &ws, &locked)) { /* a mismatched ws, or an incomplete unembedding */
     tl_warn("%s", tl_errmsg());
     return;
   }
@@ -656,7 +657,7 @@ static void eval_chunk(work *w, int n, const float *model_logits, const float *l
 
 int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const float *h,
                  const float *model_logits, const int32_t *ids, int B, int T, int token_shift, int chunk,
-                 tl_lens_eval_out *out, float *prob_sum) {
+                 tl_lens_eval_out *out, float *prob_sum, tl_lens_ws *given) {
   memset(out, 0, sizeof *out);
   TL_TRY(tl_lens_check(lens, u));
   if (lens && (translator < 0 || translator >= lens->n_layers))
@@ -669,7 +670,7 @@ int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const
   const int C = (int)(N < want ? N : want);
   tl_lens_ws *ws;
   int locked;
-  TL_TRY(ws_acquire(u, NULL, TL_LENS_GEMM_FP32, &ws, &locked));
+  TL_TRY(ws_acquire(u, given, TL_LENS_GEMM_FP32, &ws, &locked));
   work w = work_get(ws, u, C);
   float *lse_m = model_logits ? model_lse(model_logits, N, V) : NULL;
   for (int64_t k0 = 0; k0 < N; k0 += C) {
