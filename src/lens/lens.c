@@ -15,6 +15,8 @@
  * GEMMs ([chunk,d] x [d,d]) go to OpenBLAS, split by columns over the threads. */
 #include "tlens/lens.h"
 
+#include "core/fastexp.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -91,35 +93,6 @@ int tl_lens_shift(const tl_lens_cfg *cfg) {
   return cfg->loss == TL_LOSS_CE ? 1 : 0;
 }
 
-/* ---- a fast exp for the softmax passes ----
- * Cephes' expf: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial,
- * 2^n through the exponent bits; about 1e-7 relative error. Called with x <= 0
- * (log-probabilities, or logits minus their max). Inputs below -87.33 are clamped
- * there (result 1.2e-38 instead of something smaller: nothing at fp32 precision).
- * The clamp compares the float's bit pattern as an integer (for negative floats,
- * a larger magnitude is a larger signed integer): a float comparison would keep
- * GCC from vectorising the loops under the default -ftrapping-math, and these
- * loops run over every (token, vocab) pair of every stream. */
-static inline float exp_nonpos(float x) {
-  union {
-    float f;
-    int32_t i;
-  } b = {x}, lo = {-87.33f}, s;
-  b.i = (b.i < 0 && b.i > lo.i) ? lo.i : b.i;
-  const float xc = b.f;
-  /* round to nearest by the 1.5*2^23 trick (exact for |v| < 2^22) */
-  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const float r = xc - n * 0.693359375f - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
-  s.i = ((int32_t)n + 127) << 23;
-  return y * s.f;
-}
 
 /* ---- the per-row passes over the vocabulary ----
  * Each is written once (an always-inline body) and compiled twice: for the
@@ -136,7 +109,7 @@ ROW_BODY float lse_body(const float *z, int n) {
   for (int v = 0; v < n; v++) mx = z[v] > mx ? z[v] : mx;
   float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-  for (int v = 0; v < n; v++) s += exp_nonpos(z[v] - mx);
+  for (int v = 0; v < n; v++) s += tl_exp_nonpos(z[v] - mx);
   return mx + logf(s);
 }
 
@@ -147,7 +120,7 @@ ROW_BODY float kl_grad_body(float *z, const float *zm, int n, float lse, float l
 #pragma omp simd reduction(+ : acc)
   for (int v = 0; v < n; v++) {
     float lq = z[v] - lse, lp = zm[v] - lm;
-    float q = exp_nonpos(lq), p = exp_nonpos(lp);
+    float q = tl_exp_nonpos(lq), p = tl_exp_nonpos(lp);
     acc += p * (lp - lq);
     z[v] = g * (q - p);
   }
@@ -157,7 +130,7 @@ ROW_BODY float kl_grad_body(float *z, const float *zm, int n, float lse, float l
 /* ce training row: z = g q */
 ROW_BODY void ce_grad_body(float *z, int n, float lse, float g) {
 #pragma omp simd
-  for (int v = 0; v < n; v++) z[v] = g * exp_nonpos(z[v] - lse);
+  for (int v = 0; v < n; v++) z[v] = g * tl_exp_nonpos(z[v] - lse);
 }
 
 /* evaluation: sum p (lp - lq) (zm NULL: 0); entropy -sum q lq, and z = q */
@@ -166,7 +139,7 @@ ROW_BODY float kl_body(const float *z, const float *zm, int n, float lse, float 
 #pragma omp simd reduction(+ : klr)
   for (int v = 0; v < n; v++) {
     float lq = z[v] - lse, lp = zm[v] - lm;
-    klr += exp_nonpos(lp) * (lp - lq);
+    klr += tl_exp_nonpos(lp) * (lp - lq);
   }
   return klr;
 }
@@ -175,7 +148,7 @@ ROW_BODY float entropy_body(float *z, int n, float lse) {
   float ent = 0.0f;
 #pragma omp simd reduction(+ : ent)
   for (int v = 0; v < n; v++) {
-    float lq = z[v] - lse, q = exp_nonpos(lq);
+    float lq = z[v] - lse, q = tl_exp_nonpos(lq);
     ent -= q * lq;
     z[v] = q; /* keep the probabilities for prob_sum */
   }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "backend/cuda_module.h"
+#include "core/fastexp.h"
 #include "tlens/backend.h"
 #include "tlens/core.h"
 
@@ -185,10 +186,12 @@ static void cpu_attention(float *out, const float *qkv, int B, int T, int n_head
         int hi = i - k0;                                                    /* last visible key */
         float *sr = S + (size_t)r * nk;
         float mx = sr[lo];
+#pragma omp simd reduction(max : mx)
         for (int j = lo + 1; j <= hi; j++) mx = sr[j] > mx ? sr[j] : mx;
         float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
         for (int j = lo; j <= hi; j++) {
-          sr[j] = expf(sr[j] - mx);
+          sr[j] = tl_exp_nonpos(sr[j] - mx); /* vectorised (libm's expf is not) */
           sum += sr[j];
         }
         float inv = 1.0f / sum;
