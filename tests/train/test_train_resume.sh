@@ -1,4 +1,4 @@
-# Preemption and resume are exact: a run stopped (SIGUSR1, SIGTERM, --stop_after, or
+# Preemption and resume are exact: a run stopped (SIGUSR1, SIGTERM, SIGINT, --stop_after, or
 # kill -9 at several points) and started again ends with a params.pt bitwise identical
 # to the uninterrupted run's. Also: a corrupt newest checkpoint is skipped for the
 # previous one, rotation keeps --checkpoint_keep files, and a checkpoint from another
@@ -38,6 +38,20 @@ for sig in USR1 TERM; do
   ranks 2 train "${LONG[@]}" --output "$out" 2>>"$out.log" || { cat "$out.log"; fail "resume after SIG$sig"; }
   "$CMP" "$WORK/full60" "$out" 1e-5 >/dev/null || fail "2-rank run resumed after SIG$sig differs from 1 rank beyond 1e-5"
 done
+
+# 2b. Ctrl-C (SIGINT) on one rank, once training runs: the same stop, then an exact
+#     resume. (A background job starts with SIGINT ignored, which tlens respects:
+#     env --default-signal gives it the terminal's default back.)
+out="$WORK/sigINT"
+env --default-signal=INT "$TLENS" train "${LONG[@]}" --output "$out" 2>"$out.log" &
+pid=$!
+for _ in $(seq 1 200); do [ -s "$out/metrics.jsonl" ] && break; sleep 0.05; done
+kill -INT $pid 2>/dev/null || true
+rc=0; wait $pid || rc=$?
+[ "$rc" -eq 3 ] || { cat "$out.log"; fail "SIGINT: exit $rc, expected 3 (or the run finished first)"; }
+grep -q "interrupted: finishing this step" "$out.log" || fail "SIGINT: no message"
+"$TLENS" train "${LONG[@]}" --output "$out" 2>>"$out.log" || { cat "$out.log"; fail "resume after SIGINT"; }
+cmp "$WORK/full60/params.pt" "$out/params.pt" || fail "lens resumed after SIGINT differs"
 
 # 3. kill -9 at several points; each resume must end bitwise identical to an
 #    uninterrupted run with the same world size (1 rank here)
