@@ -109,7 +109,7 @@ typedef struct {
 int tl_lens_prepare(const tl_unembed *u, tl_lens_gemm_precision prec, tl_lens_ws **ws);
 void tl_lens_ws_free(tl_lens_ws *ws);
 /* The precision ws really runs at (bf16 falls back to fp32 without AVX-512 BF16)
- * and a name for its kernels: "avx512-fp32", "avx512-bf16" or "openblas". */
+ * and a name for its kernels: "avx512-fp32", "avx512-bf16", "amx-bf16" or "openblas". */
 tl_lens_gemm_precision tl_lens_ws_precision(const tl_lens_ws *ws);
 const char *tl_lens_ws_kernels(const tl_lens_ws *ws);
 /* Frees what the functions below cached when called without a prepared ws (the

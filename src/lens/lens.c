@@ -242,11 +242,7 @@ tl_lens_gemm_precision tl_lens_ws_precision(const tl_lens_ws *ws) {
   return ws->g.prec == LENS_PREC_BF16 ? TL_LENS_GEMM_BF16 : TL_LENS_GEMM_FP32;
 }
 
-const char *tl_lens_ws_kernels(const tl_lens_ws *ws) {
-  if (ws->g.isa == LENS_ISA_BLAS) return "openblas";
-  if (ws->g.prec != LENS_PREC_BF16) return "avx512-fp32";
-  return ws->g.isa >= LENS_ISA_AMX && ws->g.d % 64 == 0 ? "amx-bf16" : "avx512-bf16";
-}
+const char *tl_lens_ws_kernels(const tl_lens_ws *ws) { return lens_gemm_kernels(&ws->g); }
 
 /* Without a prepared ws, calls share a process-wide one per precision, built on
  * first use and rebuilt when the unembedding changes. The lock is held for the

@@ -442,7 +442,15 @@ static const amx_config amx_tiles = {
 
 AMX static void amx_begin(void) { _tile_loadconfig(&amx_tiles); }
 
-static int amx_fits(const lens_gemm_wu *w) { return w->isa >= LENS_ISA_AMX && w->d % 64 == 0; }
+static int amx_fits(const lens_gemm_wu *w) {
+  return w->prec == LENS_PREC_BF16 && w->isa >= LENS_ISA_AMX && w->d % 64 == 0;
+}
+
+const char *lens_gemm_kernels(const lens_gemm_wu *w) {
+  if (w->isa == LENS_ISA_BLAS) return "openblas";
+  if (w->prec != LENS_PREC_BF16) return "avx512-fp32";
+  return amx_fits(w) ? "amx-bf16" : "avx512-bf16";
+}
 
 /* One 32 x 32 block: C (ldc floats) (+)= A[32, 2*k2n bf16] B; a rows lda elements
  * apart, b a B panel column offset (rows 256 bytes apart). init: 0 zero, 1 load

@@ -39,6 +39,9 @@ typedef struct {
   uint16_t *p2b;    /* bf16 backward panels [ceil(d/64)][ceil(V/2)][64][2] */
 } lens_gemm_wu;
 
+/* The kernels w runs on: "openblas", "avx512-fp32", "avx512-bf16" or "amx-bf16". */
+const char *lens_gemm_kernels(const lens_gemm_wu *w);
+
 /* Packs W_U for precision prec (LENS_PREC_*). A bf16 request on a CPU without
  * AVX-512 BF16 falls back to fp32 with one warning per process. */
 void lens_gemm_pack(lens_gemm_wu *w, const float *W_U, int V, int d, int prec);

@@ -8,7 +8,6 @@
 #include "tlens/backend.h"
 #include "tlens/core.h"
 #include "tlens/model.h"
-#include "tlens/safetensors.h"
 
 #define TL_NONE ((size_t)-1)
 
