@@ -175,6 +175,7 @@ static int init_lens_and_optim(tl_run *r) {
   TL_TRY(tl_lens_prepare(&r->u, r->lcfg.gemm_precision, &r->lcfg.ws));
   if (r->lcfg.gemm_precision == TL_LENS_GEMM_BF16 && tl_lens_ws_precision(r->lcfg.ws) != TL_LENS_GEMM_BF16)
     r->lcfg.gemm_precision = TL_LENS_GEMM_FP32; /* no AVX-512 BF16 here: warned once, runs in fp32 */
+  if (tl_dist_is_root(&r->dist)) tl_info("lens GEMMs: %s kernels", tl_lens_ws_kernels(r->lcfg.ws));
 
   r->ocfg = tl_opt_cfg_default();
   r->ocfg.kind = strcmp(c->optimizer, "adam") ? TL_OPT_SGD : TL_OPT_ADAM;
