@@ -251,7 +251,10 @@ typedef struct {
   header h;
   unsigned char *conv; /* conversion buffer */
   size_t conv_cap;
+  double t_start, t_report; /* progress: a line every PROGRESS_S seconds of a long build */
 } writer;
+
+#define PROGRESS_S 10.0
 
 static int write_all(int fd, const void *data, size_t n, const char *path) {
   const char *p = data;
@@ -287,6 +290,12 @@ static int writer_sink(void *ctx, const int32_t *ids, int64_t n, int64_t T) {
   w->h.payload_crc = tl_crc32(w->h.payload_crc, w->conv, bytes);
   w->h.payload_bytes += bytes;
   w->h.n_chunks += (uint64_t)n;
+  double now = tl_now();
+  if (now - w->t_report >= PROGRESS_S) {
+    w->t_report = now;
+    tl_info("tokenizing: %llu chunks (%.1fM tokens) so far, %.0f s", (unsigned long long)w->h.n_chunks,
+            (double)(w->h.n_chunks * (uint64_t)T) / 1e6, now - w->t_start);
+  }
   return write_all(w->fd, w->conv, bytes, w->tmp);
 }
 
@@ -355,6 +364,7 @@ static int build(const char *source, const tl_tokenizer *tok, const tl_data_opts
   char *tmp = tl_sprintf("%s.tmp.%ld", path, (long)getpid());
   writer w = {0};
   w.tmp = tmp;
+  w.t_start = w.t_report = tl_now();
   w.h.version = TL_CACHE_VERSION;
   w.h.seq_len = (uint64_t)T;
   memcpy(w.h.key, key, 32);
@@ -395,8 +405,8 @@ static int build(const char *source, const tl_tokenizer *tok, const tl_data_opts
   if (rc == 0) rc = tl_fsync_dir_of(path);
   if (rc != 0) unlink(tmp); /* never leave a partial cache behind */
   else
-    tl_info("token cache %s: %llu chunks of %lld tokens, nats_to_bpb %.6f", path,
-            (unsigned long long)w.h.n_chunks, (long long)T, w.h.nats_to_bpb);
+    tl_info("token cache %s: %llu chunks of %lld tokens, nats_to_bpb %.6f (%.1f s)", path,
+            (unsigned long long)w.h.n_chunks, (long long)T, w.h.nats_to_bpb, tl_now() - w.t_start);
   free(w.conv);
   free(tmp);
   return rc;
