@@ -4,7 +4,9 @@
 # 2 MPI ranks (checkpoints on, resumable), evaluates it against the logit lens on
 # held-out stories, and leaves the hub-layout lens and the chart in OUT.
 #   bash jobs/demo.sh [OUT]        (default: ./demo-out)
-# Env: TLENS_FIXTURES (default ../shared/fixtures), DEMO_STEPS (default 150).
+# The training settings are configs/stories260k-demo.json (tests/train check that it
+# runs on this corpus). Env: TLENS_FIXTURES (default ../shared/fixtures), DEMO_STEPS
+# (default: the config's).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$(realpath -m "${1:-$here/demo-out}")
@@ -17,10 +19,9 @@ tlens=$here/build/tlens
 if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 
 echo "== training: 2 ranks, stories260k, TinyStories (checkpoints in $out/lens/checkpoints)" >&2
-mpirun -np 2 --oversubscribe "$tlens" train \
+mpirun -np 2 --oversubscribe "$tlens" train --config "$here/configs/stories260k-demo.json" \
   --model.name "$model" --data.name "$fixtures/data/tinystories_train_head.jsonl.zst" \
-  --max_seq_len 256 --tokens_per_step 8192 --num_steps "${DEMO_STEPS:-150}" \
-  --checkpoint_freq 25 --output "$out/lens" --hub_layout "$out/hub"
+  ${DEMO_STEPS:+--num_steps "$DEMO_STEPS"} --output "$out/lens" --hub_layout "$out/hub"
 
 echo "== evaluating on held-out stories" >&2
 "$tlens" eval --model.name "$model" --data.name "$fixtures/data/tinystories_valid_head.jsonl.zst" \

@@ -38,6 +38,11 @@ expect_error "unknown option" eval --bogus
 expect_error "models/EleutherAI/pythia-160m-deduped" train --config "$SRC/configs/pythia-160m.json" --output "$WORK/o"
 expect_error "models/EleutherAI/pythia-160m-deduped" eval --config "$SRC/configs/eval.json" --output "$WORK/o"
 expect_error "model.name" train --config "$SRC/configs/stories260k-demo.json" --output "$WORK/o"
+# the demo's configuration (jobs/demo.sh) fits its corpus and starts training
+rc=0; "$TLENS" train --config "$SRC/configs/stories260k-demo.json" --model.name "$MODEL" \
+  --data.name "$FIXTURES/data/tinystories_train_head.jsonl.zst" --output "$WORK/demo" --stop_after 1 \
+  --progress=false 2>"$WORK/demo.log" || rc=$?
+[ "$rc" -eq 3 ] || { cat "$WORK/demo.log"; fail "the demo configuration does not train on its corpus (exit $rc)"; }
 # --help works for both
 "$TLENS" train --help | grep -q -- "--checkpoint_freq" || fail "train --help"
 "$TLENS" eval --help | grep -q -- "--layer_transfer" || fail "eval --help"
