@@ -55,8 +55,6 @@ static void panel(tl_buf *b, double x0, double y0, double w, double h, const cha
   if (isfinite(baseline)) {
     double y = y0 + h - h * baseline / top;
     tl_buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" stroke-dasharray=\"6 4\"/>\n", x0, y, x0 + w, y);
-    tl_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\" fill=\"#555\">model output %.3g</text>\n",
-                  x0 + w - 4, y - 4, baseline);
   }
   for (int k = 0; k < ns; k++) {
     tl_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", s[k].color);
@@ -78,6 +76,13 @@ static void panel(tl_buf *b, double x0, double y0, double w, double h, const cha
     tl_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\">", x0 + w - 102, ly + 4);
     xml_text(b, s[k].name);
     tl_buf_printf(b, "</text>\n");
+  }
+  if (isfinite(baseline)) {
+    /* the baseline's label at the left, under its line (the lens curves lie above
+     * it), over the curves with a white halo so that crossing lines do not hide it */
+    double y = y0 + h - h * baseline / top, ty = y + 14 <= y0 + h - 3 ? y + 14 : y - 5;
+    tl_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#555\" stroke=\"white\" stroke-width=\"3\" "
+                  "paint-order=\"stroke\">model output %.3g</text>\n", x0 + 6, ty, baseline);
   }
 }
 
