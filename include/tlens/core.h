@@ -56,6 +56,10 @@ typedef struct {
 } tl_mmap;
 int tl_mmap_open(tl_mmap *m, const char *path); /* read-only mapping; empty file ok */
 void tl_mmap_close(tl_mmap *m);
+/* Drops this process's pages of [p, p + n) inside a read-only mapping (whole pages
+ * only; the data stays readable and is faulted back in from the file if touched
+ * again): a file read once no longer counts in the resident set. */
+void tl_mmap_release(const void *p, size_t n);
 /* Writes data to path atomically: <path>.tmp.<pid>, fsync, rename, fsync dir. */
 int tl_write_file_atomic(const char *path, const void *data, size_t len);
 int tl_fsync_dir_of(const char *path);
@@ -95,6 +99,12 @@ uint32_t tl_crc32(uint32_t crc, const void *data, size_t n);
 double tl_now(void); /* monotonic seconds */
 /* Parses an integer environment variable; returns def when unset. Error if malformed. */
 int tl_env_int(const char *name, long def, long lo, long hi, long *out);
+
+/* ---- shard partition ----
+ * Rank r of `world` owns [*offset, *offset + *count) of n elements: n/world each,
+ * the first n%world ranks one more. Used for FSDP layer slices, ZeRO shards and
+ * sharded checkpoint datasets alike. */
+void tl_shard_range(size_t n, int world, int rank, size_t *offset, size_t *count);
 
 /* ---- strict number parsing for flags/config ---- */
 int tl_parse_long(const char *s, long *out);     /* whole string must be an integer */

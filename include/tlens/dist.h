@@ -77,8 +77,7 @@ int tl_dist_bcast_str(tl_dist *d, char **s, int root);
 int tl_dist_allreduce_f64(tl_dist *d, double *v, int n, tl_red_op op);
 int tl_dist_allreduce_i64(tl_dist *d, int64_t *v, int n, tl_red_op op);
 
-/* ---- shard partition ---- */
-void tl_shard_range(size_t n, int world, int rank, size_t *offset, size_t *count);
+/* (the shard partition, tl_shard_range, is in tlens/core.h) */
 
 /* ---- float buffers (data-parallel gradients, ZeRO-1) ---- */
 /* buf[0..n) <- (sum over ranks of buf) / world, identical bits on every rank. */

@@ -83,6 +83,12 @@ typedef struct {
 /* Loads config.json + model.safetensors (or model.safetensors.index.json + shards)
  * from dir. Every validation failure is one line naming the file and tensor. */
 int tl_model_load(tl_model **out, const char *dir);
+/* The same, keeping only slice `index` of `parts` (tl_shard_range) of every layer
+ * blob, for FSDP: each layer is converted whole into one scratch blob, its slice
+ * kept, the rest dropped, so loading peaks at the global weights + the slices +
+ * one layer instead of the whole model. The layer blobs are then NULL; take the
+ * slices with tl_model_take_layer_slice and set a hook that gathers them. */
+int tl_model_load_sliced(tl_model **out, const char *dir, int parts, int index);
 void tl_model_free(tl_model *m);
 const tl_model_config *tl_model_cfg(const tl_model *m);
 /* Reads and validates only config.json (no weights); fills everything but dtype/n_params. */
@@ -115,6 +121,9 @@ float *tl_model_layer_blob(tl_model *m, int layer); /* this process's full copy,
 /* Replaces the blob of a layer (takes ownership of a tl_aligned_alloc'd array, or NULL to
  * drop it: then a hook must supply it). The previous blob is freed. */
 void tl_model_set_layer_blob(tl_model *m, int layer, float *blob);
+/* After tl_model_load_sliced: the slice of a layer (ownership passes to the caller;
+ * free() it) and its range in the blob. NULL when there is none (or taken). */
+float *tl_model_take_layer_slice(tl_model *m, int layer, size_t *off, size_t *cnt);
 void tl_model_set_layer_hook(tl_model *m, const tl_layer_hook *hook); /* NULL = none */
 /* Resolves the weights of `layer` (through the hook when set) into *w. Returns the blob
  * used, to be given back with tl_model_layer_release. */

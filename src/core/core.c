@@ -191,6 +191,12 @@ void tl_mmap_close(tl_mmap *m) {
   m->size = 0;
 }
 
+void tl_mmap_release(const void *p, size_t n) {
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)p;
+  const uintptr_t lo = (a + page - 1) / page * page, hi = (a + n) / page * page;
+  if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advisory: a failure changes nothing */
+}
+
 int tl_fsync_dir_of(const char *path) {
   char *copy = tl_strdup(path);
   const char *dir = dirname(copy);
@@ -357,4 +363,10 @@ int tl_env_int(const char *name, long def, long lo, long hi, long *out) {
     return tl_fail("environment variable %s='%s': expected an integer in [%ld, %ld]", name, s, lo, hi);
   *out = v;
   return 0;
+}
+
+void tl_shard_range(size_t n, int world, int rank, size_t *offset, size_t *count) {
+  size_t base = n / (size_t)world, rem = n % (size_t)world, r = (size_t)rank;
+  *offset = r * base + (r < rem ? r : rem);
+  *count = base + (r < rem ? 1 : 0);
 }

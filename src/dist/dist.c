@@ -138,12 +138,6 @@ int tl_dist_allreduce_i64(tl_dist *d, int64_t *v, int n, tl_red_op op) {
   return 0;
 }
 
-void tl_shard_range(size_t n, int world, int rank, size_t *offset, size_t *count) {
-  size_t base = n / (size_t)world, rem = n % (size_t)world, r = (size_t)rank;
-  *offset = r * base + (r < rem ? r : rem);
-  *count = base + (r < rem ? 1 : 0);
-}
-
 /* counts/displs of the balanced partition of n elements, as MPI ints. */
 static int fill_partition(const tl_dist *d, size_t n, int *counts, int *displs, const char *what) {
   if (n > INT_MAX) return tl_fail("dist: %s of %zu elements exceeds MPI's int count; split the buffer", what, n);

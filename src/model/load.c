@@ -141,7 +141,7 @@ static const tl_st_tensor *weights_find(weights *w, const char *name, int *shard
 }
 
 /* Converts one checkpoint tensor into dst according to the spec's transform. */
-static void convert(const tl_tspec *s, const tl_st_tensor *t, float *dst, const tl_model_config *c) {
+static void convert_tensor(const tl_tspec *s, const tl_st_tensor *t, float *dst, const tl_model_config *c) {
   size_t n = (size_t)tl_numel(t->ndim, t->shape);
   if (s->xf == XF_COPY || (s->xf == XF_TRANSPOSE && s->ndim == 1)) {
     tl_to_f32(dst, t->data, t->dtype, n);
@@ -163,8 +163,16 @@ static void convert(const tl_tspec *s, const tl_st_tensor *t, float *dst, const 
   free(tmp);
 }
 
+/* The same, then drops the file pages it read from the process: the mapping of a
+ * large model would otherwise stay resident beside its fp32 copy. */
+static void convert(const tl_tspec *s, const tl_st_tensor *t, float *dst, const tl_model_config *c) {
+  convert_tensor(s, t, dst, c);
+  tl_mmap_release(t->data, t->nbytes);
+}
+
 /* Loads every tensor into the blobs; an untied embedding is left in its file
- * (see tl_model.embed_fd), which is opened for it. */
+ * (see tl_model.embed_fd), which is opened for it. With m->slices, the layer
+ * tensors are only checked here and converted by load_slices. */
 static int load_weights(tl_model *m, weights *w) {
   tl_tspec *specs;
   int ns;
@@ -199,7 +207,7 @@ static int load_weights(tl_model *m, weights *w) {
       m->embed_off = (const char *)t->data - (const char *)w->shards[sh].map.data;
       m->embed_dtype = t->dtype;
       m->embed_path = tl_strdup(file);
-    } else {
+    } else if (s->layer < 0 || !m->slices) {
       convert(s, t, blob + s->off, &m->cfg);
     }
     nparams += tl_numel(t->ndim, t->shape);
@@ -219,8 +227,34 @@ done:
   return rc;
 }
 
-int tl_model_load(tl_model **out, const char *dir) {
+/* Sliced loading: each layer whole into one scratch blob, then its slice kept.
+ * Runs after load_weights has checked every tensor. */
+static int load_slices(tl_model *m, weights *w) {
+  tl_tspec *specs;
+  int ns;
+  TL_TRY(tl_model_specs(m->fam, &m->cfg, &specs, &ns));
+  float *full = tl_aligned_alloc(m->ll.numel * sizeof(float));
+  for (int l = 0; l < m->cfg.n_layers; l++) {
+    memset(full, 0, m->ll.numel * sizeof(float));
+    for (int i = 0; i < ns; i++) {
+      if (specs[i].layer != l) continue;
+      int sh;
+      const tl_st_tensor *t = weights_find(w, specs[i].name, &sh); /* found and checked before */
+      convert(&specs[i], t, full + specs[i].off, &m->cfg);
+    }
+    memcpy(m->slices[l], full + m->slice_off, m->slice_cnt * sizeof(float));
+  }
+  free(full);
+  free(specs);
+  return 0;
+}
+
+int tl_model_load(tl_model **out, const char *dir) { return tl_model_load_sliced(out, dir, 1, 0); }
+
+int tl_model_load_sliced(tl_model **out, const char *dir, int parts, int index) {
   *out = NULL;
+  if (parts < 1 || index < 0 || index >= parts)
+    return tl_fail("model: slice %d of %d is not a valid slice", index, parts);
   tl_model *m = tl_calloc(1, sizeof *m);
   m->dir = tl_strdup(dir);
   m->embed_fd = -1;
@@ -243,8 +277,15 @@ int tl_model_load(tl_model **out, const char *dir) {
   if (weights_open(&w, dir)) goto done;
   m->global = tl_aligned_alloc(m->gl.numel * sizeof(float));
   m->layers = tl_calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
-  for (int l = 0; l < m->cfg.n_layers; l++) m->layers[l] = tl_aligned_alloc(m->ll.numel * sizeof(float));
+  if (parts > 1) {
+    tl_shard_range(m->ll.numel, parts, index, &m->slice_off, &m->slice_cnt);
+    m->slices = tl_calloc((size_t)m->cfg.n_layers, sizeof *m->slices);
+    for (int l = 0; l < m->cfg.n_layers; l++) m->slices[l] = tl_aligned_alloc((m->slice_cnt ? m->slice_cnt : 1) * sizeof(float));
+  } else {
+    for (int l = 0; l < m->cfg.n_layers; l++) m->layers[l] = tl_aligned_alloc(m->ll.numel * sizeof(float));
+  }
   if (load_weights(m, &w)) goto done;
+  if (m->slices && load_slices(m, &w)) goto done;
   rc = 0;
 done:
   weights_close(&w);
@@ -274,6 +315,9 @@ void tl_model_free(tl_model *m) {
   if (m->layers)
     for (int l = 0; l < m->cfg.n_layers; l++) free(m->layers[l]);
   free(m->layers);
+  if (m->slices)
+    for (int l = 0; l < m->cfg.n_layers; l++) free(m->slices[l]);
+  free(m->slices);
   free(m->global);
   if (m->embed_fd >= 0) close(m->embed_fd);
   free(m->embed_path);
@@ -307,6 +351,14 @@ int tl_model_unembed(tl_model *m, tl_unembed *u) {
 
 size_t tl_model_layer_numel(const tl_model *m) { return m->ll.numel; }
 float *tl_model_layer_blob(tl_model *m, int layer) { return m->layers[layer]; }
+
+float *tl_model_take_layer_slice(tl_model *m, int layer, size_t *off, size_t *cnt) {
+  if (!m->slices || layer < 0 || layer >= m->cfg.n_layers) return NULL;
+  float *s = m->slices[layer];
+  m->slices[layer] = NULL;
+  *off = m->slice_off, *cnt = m->slice_cnt;
+  return s;
+}
 
 void tl_model_set_layer_blob(tl_model *m, int layer, float *blob) {
   free(m->layers[layer]);

@@ -100,6 +100,8 @@ struct tl_model {
   tl_dtype embed_dtype;
   char *embed_path;
   float **layers; /* [n_layers] layer blobs */
+  float **slices; /* [n_layers] after tl_model_load_sliced: elements [slice_off, +slice_cnt) */
+  size_t slice_off, slice_cnt;
   tl_layer_hook hook;
   int has_hook;
   /* scratch, sized for cap_rows token positions, reused across calls */

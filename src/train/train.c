@@ -80,17 +80,20 @@ static const float *fsdp_fetch(void *ctx, tl_model *m, int layer) {
 
 static void fsdp_release(void *ctx, tl_model *m, int layer, const float *blob) {}
 
+/* The model was loaded sliced (tl_model_load_sliced): rank r holds slice r of
+ * every layer, taken over here; tl_fsdp gathers them back layer by layer. */
 static int setup_fsdp(tl_run *r) {
-  int L = r->mc.n_layers, W = r->dist.world, rank = r->dist.rank;
-  size_t numel = tl_model_layer_numel(r->model), off, cnt;
-  tl_shard_range(numel, W, rank, &off, &cnt);
+  int L = r->mc.n_layers;
+  size_t numel = tl_model_layer_numel(r->model), off = 0, cnt = 0;
   size_t *sizes = tl_malloc((size_t)L * sizeof *sizes);
   r->fsdp_shards = tl_calloc((size_t)L, sizeof(float *));
   for (int l = 0; l < L; l++) {
     sizes[l] = numel;
-    r->fsdp_shards[l] = tl_aligned_alloc((cnt ? cnt : 1) * sizeof(float));
-    memcpy(r->fsdp_shards[l], tl_model_layer_blob(r->model, l) + off, cnt * sizeof(float));
-    tl_model_set_layer_blob(r->model, l, NULL); /* drop the full copy: only the shard stays */
+    r->fsdp_shards[l] = tl_model_take_layer_slice(r->model, l, &off, &cnt);
+    if (!r->fsdp_shards[l]) {
+      free(sizes);
+      return tl_fail("internal: the model was not loaded in slices");
+    }
   }
   int rc = tl_fsdp_create(&r->fsdp, &r->dist, L, sizes, sizeof(float), (const void *const *)r->fsdp_shards);
   free(sizes);
@@ -107,7 +110,9 @@ static int setup_fsdp(tl_run *r) {
 static int load_everything(tl_run *r) {
   const tl_train_cfg *c = r->c;
   tl_dist *d = &r->dist;
-  int rc = tl_model_load(&r->model, c->model);
+  /* with --fsdp on several ranks, each loads only its slice of every layer */
+  int rc = c->fsdp && d->world > 1 ? tl_model_load_sliced(&r->model, c->model, d->world, d->rank)
+                                    : tl_model_load(&r->model, c->model);
   TL_TRY(tl_dist_agree(d, rc));
   r->mc = *tl_model_cfg(r->model);
   TL_TRY(tl_model_unembed(r->model, &r->u));
