@@ -137,6 +137,11 @@ int tl_model_forward_cb(tl_model *m, const int32_t *ids, int B, int T, tl_hidden
       return tl_fail("input_ids[%d][%d] = %d is out of range [0, %d) for this model's vocabulary", i / T, i % T,
                      ids[i], c->vocab);
   int rows = B * T, d = c->d_model, L = c->n_layers;
+  if (!(m->has_hook && m->hook.fetch))
+    for (int l = 0; l < L; l++)
+      if (!m->layers[l])
+        return tl_fail("model forward: layer %d has no weights here (dropped or loaded as a slice) and no hook "
+                       "gathers them", l);
   ensure_scratch(m, rows);
   be->to_device(m->ids_dev, ids, (size_t)rows * sizeof(int32_t));
 

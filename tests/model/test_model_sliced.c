@@ -60,6 +60,15 @@ int main(void) {
   tl_model *m = NULL;
   char *dir = tl_sprintf("%s/%s", fx, models[0]);
   CHECK(tl_model_load_sliced(&m, dir, 0, 0) != 0 && m == NULL && strstr(tl_errmsg(), "slice"));
+  /* a sliced model cannot run without a hook that gathers its layers: an error, not a crash */
+  if (tl_model_load_sliced(&m, dir, 2, 0) == 0) {
+    int32_t ids[4] = {1, 2, 3, 4};
+    float *logits = malloc((size_t)4 * tl_model_cfg(m)->vocab * sizeof(float));
+    CHECK(tl_model_forward(m, ids, 1, 4, NULL, logits) != 0 && strstr(tl_errmsg(), "no hook"));
+    free(logits);
+    tl_model_free(m);
+    m = NULL;
+  }
   CHECK(tl_model_load_sliced(&m, dir, 2, 2) != 0 && m == NULL);
   CHECK(tl_model_load_sliced(&m, dir, 2, -1) != 0 && m == NULL);
   free(dir);
