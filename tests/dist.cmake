@@ -15,3 +15,9 @@ if(TLENS_SANITIZE)
   # or suppress; address and undefined-behaviour checks stay on.
   set_tests_properties(dist_np1 dist_np2 dist_np4 PROPERTIES ENVIRONMENT_MODIFICATION "ASAN_OPTIONS=set:detect_leaks=0")
 endif()
+# Peak memory per rank with and without --fsdp (`make bench`).
+add_custom_target(run_bench_fsdp_memory
+                  COMMAND ${CMAKE_COMMAND} -E env "TLENS=$<TARGET_FILE:tlens>" "FIXTURES=${TLENS_FIXTURES}"
+                          "MPIEXEC=${MPIEXEC_EXECUTABLE}" bash ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_fsdp_memory.sh
+                  DEPENDS tlens USES_TERMINAL)
+add_dependencies(bench run_bench_fsdp_memory)
