@@ -76,8 +76,20 @@ char *tl_strdup_(const char *s, const char *file, int line) {
   return p;
 }
 
+/* Buffers of 8 MB and more (packed W_U, logits chunks, hidden states) are
+ * aligned to 2 MB and marked for transparent huge pages, which most kernels
+ * grant only on request (THP "madvise" mode). The lens GEMMs read rows of
+ * [chunk, V] matrices 200 KB apart: with 4 KB pages nearly every row of a tile
+ * is a TLB miss. Measured on the pythia-70m-shaped micro-step: fp32 2.50 ->
+ * 2.11 s, bf16 1.21 -> 1.00 s. Advice only: where refused, nothing changes. */
 void *tl_aligned_alloc_(size_t n, const char *file, int line) {
   void *p = NULL;
+  const size_t huge = (size_t)2 << 20;
+  if (n >= 4 * huge) {
+    if (posix_memalign(&p, huge, n) != 0) oom(n, file, line);
+    madvise(p, n / huge * huge, MADV_HUGEPAGE);
+    return p;
+  }
   if (posix_memalign(&p, 64, n ? n : 64) != 0) oom(n, file, line);
   return p;
 }
