@@ -17,8 +17,9 @@
  * Training is fused and chunked: for each stream and each chunk of tokens
  * (tl_lens_cfg.chunk, default TL_LENS_CHUNK), translator -> norm -> logits ->
  * log-softmax -> loss -> dlogits -> back through W_U, the norm and the translator,
- * accumulating dW/db. Only one [chunk, V] fp32 buffer exists at a time; no
- * [tokens, V] lens tensor is ever materialised. */
+ * accumulating dW/db. Chunks are the outer loop and streams the inner one, so
+ * the final distribution at a chunk's positions is computed once for all
+ * streams. No [tokens, V] lens tensor is ever materialised. */
 #ifndef TLENS_LENS_H
 #define TLENS_LENS_H
 
@@ -27,13 +28,17 @@
 #include "tlens/optim.h"
 #include "tlens/unembed.h"
 
-/* Tokens per chunk of the fused step. 256 x V fp32 is 51 MB at V = 50304: large
- * enough that the two big GEMMs per chunk (M = 256, N = V, K = d and M = 256,
- * N = d, K = V) run near the matrix kernels' peak on two threads (each block of
- * W_U streamed from memory is reused by all 256 rows), and small next to the
- * model's own [T, V] logits. Each row (V floats, 200 KB) stays in L2 across the
- * log-softmax passes. */
-#define TL_LENS_CHUNK 256
+/* Tokens per chunk of the fused step. The step holds two [chunk, V] fp32
+ * buffers: the lens logits of one stream and the model's probabilities at the
+ * same positions (made once per chunk, shared by every stream); 2 x 26 MB at
+ * V = 50304. 128 rows is enough for the two big GEMMs per chunk (M = 128,
+ * N = V, K = d and M = 128, N = d, K = V) to run at the kernels' full rate on
+ * two threads (each block of W_U streamed from memory serves 128 rows;
+ * measured: 64 rows lose ~10%, 256 were no faster within the noise), and keeps both buffers in
+ * a server's L3, which the memory-bound row passes (softmax, loss, gradient)
+ * feel more than the GEMMs do. Each row (V floats, 200 KB) stays in L2 across
+ * those passes. */
+#define TL_LENS_CHUNK 128
 
 typedef struct {
   int n_layers;     /* L: number of translators = streams 0..L-1 */

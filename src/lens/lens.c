@@ -113,24 +113,96 @@ ROW_BODY float lse_body(const float *z, int n) {
   return mx + logf(s);
 }
 
-/* kl training row: returns sum p (lp - lq) and overwrites z with g (q - p), where
- * lq = z - lse, lp = zm - lm. */
-ROW_BODY float kl_grad_body(float *z, const float *zm, int n, float lse, float lm, float g) {
-  float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-  for (int v = 0; v < n; v++) {
-    float lq = z[v] - lse, lp = zm[v] - lm;
-    float q = tl_exp_nonpos(lq), p = tl_exp_nonpos(lp);
-    acc += p * (lp - lq);
-    z[v] = g * (q - p);
-  }
-  return acc;
+/* ---- the training rows (targets prepared once per token, see tl_lens_train_micro) ---- */
+
+ROW_BODY float max_body(const float *z, int n) {
+  float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+  for (int v = 0; v < n; v++) mx = z[v] > mx ? z[v] : mx;
+  return mx;
 }
 
-/* ce training row: z = g q */
-ROW_BODY void ce_grad_body(float *z, int n, float lse, float g) {
+/* Target row: p = exp(zm - lm) into p; returns sum p (lp) and, in *psum, sum p. */
+ROW_BODY double target_body(const float *zm, int n, float lm, float *p, double *psum) {
+  double nh = 0, ps = 0;
+#pragma omp simd reduction(+ : nh, ps)
+  for (int v = 0; v < n; v++) {
+    const float lp = zm[v] - lm, pv = tl_exp_nonpos(lp);
+    p[v] = pv;
+    nh += (double)(pv * lp);
+    ps += (double)pv;
+  }
+  *psum = ps;
+  return nh;
+}
+
+/* z = exp(z - mx) in place; returns sum z and, in *dot, sum p (z - mx) before
+ * the exp (p NULL: not computed). */
+ROW_BODY float exp_dot_body(float *z, const float *p, int n, float mx, double *dot) {
+  float s = 0.0f;
+  double dt = 0;
+  if (p) {
+    /* the dot product in float over blocks of 512, the blocks added in double
+     * (a simd loop with both float and double sums does not vectorise) */
+    for (int v0 = 0; v0 < n; v0 += 512) {
+      const int v1 = v0 + 512 < n ? v0 + 512 : n;
+      float db = 0.0f;
+#pragma omp simd reduction(+ : s, db)
+      for (int v = v0; v < v1; v++) {
+        const float x = z[v] - mx, e = tl_exp_nonpos(x);
+        db += p[v] * x;
+        s += e;
+        z[v] = e;
+      }
+      dt += (double)db;
+    }
+  } else {
+#pragma omp simd reduction(+ : s)
+    for (int v = 0; v < n; v++) {
+      const float e = tl_exp_nonpos(z[v] - mx);
+      s += e;
+      z[v] = e;
+    }
+  }
+  *dot = dt;
+  return s;
+}
+
+/* z = g (z / s - p), the gradient of the kl row (p NULL, the ce row before its
+ * label: g z / s). */
+ROW_BODY void grad_body(float *z, const float *p, int n, float inv_s, float g) {
+  if (p) {
 #pragma omp simd
-  for (int v = 0; v < n; v++) z[v] = g * tl_exp_nonpos(z[v] - lse);
+    for (int v = 0; v < n; v++) z[v] = g * (z[v] * inv_s - p[v]);
+  } else {
+    const float gs = g * inv_s;
+#pragma omp simd
+    for (int v = 0; v < n; v++) z[v] *= gs;
+  }
+}
+
+/* bf16 of x rounded to nearest even, as vcvtne2ps2bf16 does (NaN stays a quiet NaN). */
+ROW_BODY uint16_t bf16_rne(float x) {
+  union {
+    float f;
+    uint32_t u;
+  } b = {x};
+  const uint32_t r = (b.u + 0x7FFFu + ((b.u >> 16) & 1u)) >> 16;
+  return (b.u & 0x7FFFFFFFu) > 0x7F800000u ? (uint16_t)((b.u >> 16) | 0x40u) : (uint16_t)r;
+}
+
+/* The same gradient as grad_body, written only as bf16 (the bf16 backward
+ * reads nothing else, so the fp32 row is never written back to memory). */
+ROW_BODY void grad_bf16_body(const float *z, const float *p, int n, float inv_s, float g, uint16_t *dst) {
+  if (p) {
+#pragma omp simd
+    for (int v = 0; v < n; v++) dst[v] = bf16_rne(g * (z[v] * inv_s - p[v]));
+  } else {
+    const float gs = g * inv_s;
+#pragma omp simd
+    for (int v = 0; v < n; v++) dst[v] = bf16_rne(z[v] * gs);
+  }
+  if (n & 1) dst[n] = 0; /* rows are padded to pairs */
 }
 
 /* evaluation: sum p (lp - lq) (zm NULL: 0); entropy -sum q lq, and z = q */
@@ -156,17 +228,29 @@ ROW_BODY float entropy_body(float *z, int n, float lse) {
 }
 
 static float lse_2(const float *z, int n) { return lse_body(z, n); }
-static float kl_grad_2(float *z, const float *zm, int n, float lse, float lm, float g) {
-  return kl_grad_body(z, zm, n, lse, lm, g);
+static float max_2(const float *z, int n) { return max_body(z, n); }
+static double target_2(const float *zm, int n, float lm, float *p, double *psum) {
+  return target_body(zm, n, lm, p, psum);
 }
-static void ce_grad_2(float *z, int n, float lse, float g) { ce_grad_body(z, n, lse, g); }
+static float exp_dot_2(float *z, const float *p, int n, float mx, double *dot) { return exp_dot_body(z, p, n, mx, dot); }
+static void grad_2(float *z, const float *p, int n, float inv_s, float g) { grad_body(z, p, n, inv_s, g); }
+static void grad_bf16_2(const float *z, const float *p, int n, float inv_s, float g, uint16_t *dst) {
+  grad_bf16_body(z, p, n, inv_s, g, dst);
+}
 static float kl_2(const float *z, const float *zm, int n, float lse, float lm) { return kl_body(z, zm, n, lse, lm); }
 static float entropy_2(float *z, int n, float lse) { return entropy_body(z, n, lse); }
 ROW_AVX512 static float lse_5(const float *z, int n) { return lse_body(z, n); }
-ROW_AVX512 static float kl_grad_5(float *z, const float *zm, int n, float lse, float lm, float g) {
-  return kl_grad_body(z, zm, n, lse, lm, g);
+ROW_AVX512 static float max_5(const float *z, int n) { return max_body(z, n); }
+ROW_AVX512 static double target_5(const float *zm, int n, float lm, float *p, double *psum) {
+  return target_body(zm, n, lm, p, psum);
 }
-ROW_AVX512 static void ce_grad_5(float *z, int n, float lse, float g) { ce_grad_body(z, n, lse, g); }
+ROW_AVX512 static float exp_dot_5(float *z, const float *p, int n, float mx, double *dot) {
+  return exp_dot_body(z, p, n, mx, dot);
+}
+ROW_AVX512 static void grad_5(float *z, const float *p, int n, float inv_s, float g) { grad_body(z, p, n, inv_s, g); }
+ROW_AVX512 static void grad_bf16_5(const float *z, const float *p, int n, float inv_s, float g, uint16_t *dst) {
+  grad_bf16_body(z, p, n, inv_s, g, dst);
+}
 ROW_AVX512 static float kl_5(const float *z, const float *zm, int n, float lse, float lm) {
   return kl_body(z, zm, n, lse, lm);
 }
@@ -174,14 +258,24 @@ ROW_AVX512 static float entropy_5(float *z, int n, float lse) { return entropy_b
 
 static int rows512(void) { return lens_gemm_cpu_isa() >= LENS_ISA_AVX512; }
 static float row_logsumexp(const float *z, int n) { return rows512() ? lse_5(z, n) : lse_2(z, n); }
-static float row_kl_grad(float *z, const float *zm, int n, float lse, float lm, float g) {
-  return rows512() ? kl_grad_5(z, zm, n, lse, lm, g) : kl_grad_2(z, zm, n, lse, lm, g);
+static float row_max(const float *z, int n) { return rows512() ? max_5(z, n) : max_2(z, n); }
+static double row_target(const float *zm, int n, float lm, float *p, double *psum) {
+  return rows512() ? target_5(zm, n, lm, p, psum) : target_2(zm, n, lm, p, psum);
 }
-static void row_ce_grad(float *z, int n, float lse, float g) {
+static float row_exp_dot(float *z, const float *p, int n, float mx, double *dot) {
+  return rows512() ? exp_dot_5(z, p, n, mx, dot) : exp_dot_2(z, p, n, mx, dot);
+}
+static void row_grad(float *z, const float *p, int n, float inv_s, float g) {
   if (rows512())
-    ce_grad_5(z, n, lse, g);
+    grad_5(z, p, n, inv_s, g);
   else
-    ce_grad_2(z, n, lse, g);
+    grad_2(z, p, n, inv_s, g);
+}
+static void row_grad_bf16(const float *z, const float *p, int n, float inv_s, float g, uint16_t *dst) {
+  if (rows512())
+    grad_bf16_5(z, p, n, inv_s, g, dst);
+  else
+    grad_bf16_2(z, p, n, inv_s, g, dst);
 }
 static float row_kl(const float *z, const float *zm, int n, float lse, float lm) {
   return rows512() ? kl_5(z, zm, n, lse, lm) : kl_2(z, zm, n, lse, lm);
@@ -409,6 +503,9 @@ typedef struct {
   float *dt;        /* [C,d] dL/dt */
   float *mu, *rstd; /* [C] */
   float *z;         /* [C,V] logits, then dL/dlogits in place */
+  float *p;         /* [C,V] the final distribution at the chunk's labels (kl training;
+                       allocated on first use) */
+  double *tgt;      /* [2C] per row: sum p log p, sum p */
   uint16_t *zb;     /* [C, V rounded up to even] bf16 dL/dlogits (bf16 GEMMs) */
   void *scratch;    /* for lens_gemm_logits */
   float *gain;      /* [d] */
@@ -444,7 +541,7 @@ static void work_init(work *w, const tl_unembed *u, int C, const tl_lens_ws *ws)
 
 static void work_free(work *w) {
   free(w->h), free(w->t), free(w->y), free(w->dt), free(w->mu), free(w->rstd), free(w->z), free(w->gain),
-      free(w->pos), free(w->zb), free(w->scratch), free(w->rowv);
+      free(w->pos), free(w->zb), free(w->scratch), free(w->rowv), free(w->p), free(w->tgt);
 }
 
 static void work_release(void *w) {
@@ -509,6 +606,19 @@ static float *model_lse(const float *model_logits, int64_t rows, int V) {
 
 /* ---- training ---- */
 
+/* The loop runs chunk by chunk over the positions and, inside, over the
+ * streams: the final distribution p at a chunk's labels is made once (one exp
+ * per vocabulary entry) and serves every stream, with its per-row sums
+ * sum p log p and sum p. Each lens row then needs one exp per entry:
+ *   mx = max z;  e = exp(z - mx), s = sum e, dot = sum p (z - mx)
+ *   lse = mx + log s
+ *   KL(p || q) = sum p (log p - log q) = sum p log p - dot + log(s) sum p
+ *   dL/dz = g (e / s - p)       (ce: g e / s, minus g at the label)
+ * instead of three (the log-softmax of both rows and of the lens row each
+ * time). The sums over the row are accumulated in double: KL is a small
+ * difference of two sums of order of the entropy. A stream's gradient still
+ * adds its chunks in position order, so the result does not depend on the
+ * loop order. */
 int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_cfg *cfg, const float *hidden,
                         const float *model_logits, const int32_t *ids, int B, int T, float scale, float *grad,
                         float *losses) {
@@ -535,36 +645,58 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
 
   const int V2 = lens_gemm_bf16_row(V);
   work w = work_get(ws, u, C);
+  if (kl && !w.p) { /* kept in ws->work with the other buffers; read row by row,
+                       so no huge pages (they cost ~45 MB of peak RSS here) */
+    w.p = tl_malloc((size_t)w.C * V * sizeof(float));
+    w.tgt = tl_malloc((size_t)2 * w.C * sizeof(double));
+    ((work *)ws->work)->p = w.p, ((work *)ws->work)->tgt = w.tgt;
+  }
   float *lse_m = kl ? model_lse(model_logits, (int64_t)B * T, V) : NULL;
+  double *loss_sum = tl_calloc((size_t)L, sizeof(double));
 
-  for (int i = 0; i < L; i++) {
-    const float *h = hidden + (size_t)i * B * T * d;
-    float *gW = grad + tl_lens_weight_off(lens, i), *gb = grad + tl_lens_bias_off(lens, i);
-    double loss_sum = 0;
-    for (int64_t k0 = 0; k0 < N; k0 += C) {
-      const int n = (int)(N - k0 < C ? N - k0 : C);
-      gather_rows(&w, h, T, p0, p1, k0, n);
+  for (int64_t k0 = 0; k0 < N; k0 += C) {
+    const int n = (int)(N - k0 < C ? N - k0 : C);
+    gather_rows(&w, hidden, T, p0, p1, k0, n); /* w.pos; w.h is refilled per stream */
+    if (kl) {
+#pragma omp parallel for schedule(static)
+      for (int r = 0; r < n; r++) {
+        const int lab = w.pos[r] + shift;
+        w.tgt[r] = row_target(model_logits + (size_t)lab * V, V, lse_m[lab], w.p + (size_t)r * V, &w.tgt[C + r]);
+      }
+    }
+    for (int i = 0; i < L; i++) {
+      const float *h = hidden + (size_t)i * B * T * d;
+      float *gW = grad + tl_lens_weight_off(lens, i), *gb = grad + tl_lens_bias_off(lens, i);
+      if (i > 0) gather_rows(&w, h, T, p0, p1, k0, n);
       translate(lens, i, w.h, n, w.t);
       norm_forward(u, w.gain, w.t, n, w.y, w.mu, w.rstd);
       lens_gemm_logits(w.g, w.y, n, u->b_U, w.z, w.scratch);
 
-      /* log-softmax, loss and dL/dz, one row at a time (the row stays in L2) */
+      /* loss and dL/dz, one row at a time (the row stays in L2) */
 #pragma omp parallel for schedule(static)
       for (int r = 0; r < n; r++) {
         float *z = w.z + (size_t)r * V;
-        const float lse = row_logsumexp(z, V);
+        const float *p = kl ? w.p + (size_t)r * V : NULL;
         const int lab = w.pos[r] + shift; /* flat position of the label */
-        if (kl) {
-          w.rowv[r] = row_kl_grad(z, model_logits + (size_t)lab * V, V, lse, lse_m[lab], gscale);
+        const float zy = kl ? 0.0f : z[ids[lab]];
+        const float mx = row_max(z, V);
+        double dot;
+        const float s = row_exp_dot(z, p, V, mx, &dot);
+        const double log_s = log((double)s);
+        if (kl)
+          w.rowv[r] = w.tgt[r] - dot + log_s * w.tgt[C + r];
+        else
+          w.rowv[r] = (double)mx + log_s - (double)zy;
+        if (w.zb) {
+          uint16_t *zb = w.zb + (size_t)r * V2;
+          row_grad_bf16(z, p, V, 1.0f / s, gscale, zb);
+          if (!kl) zb[ids[lab]] = bf16_rne(z[ids[lab]] * (gscale / s) - gscale);
         } else {
-          const int y = ids[lab];
-          w.rowv[r] = (double)(lse - z[y]);
-          row_ce_grad(z, V, lse, gscale);
-          z[y] -= gscale;
+          row_grad(z, p, V, 1.0f / s, gscale);
+          if (!kl) z[ids[lab]] -= gscale;
         }
-        if (w.zb) lens_gemm_to_bf16(z, V, w.zb + (size_t)r * V2); /* while the row is in cache */
       }
-      for (int r = 0; r < n; r++) loss_sum += w.rowv[r];
+      for (int r = 0; r < n; r++) loss_sum[i] += w.rowv[r];
 
       /* dL/dy = dz W_U, back through the norm, then dW += dt^T h, db += sum dt */
       lens_gemm_backward(w.g, w.z, w.zb, n, w.y);
@@ -578,8 +710,10 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
         gb[j] += s;
       }
     }
-    if (losses) losses[i] = (float)(loss_sum / (double)N);
   }
+  if (losses)
+    for (int i = 0; i < L; i++) losses[i] = (float)(loss_sum[i] / (double)N);
+  free(loss_sum);
   free(lse_m);
   ws_release(locked);
   return 0;
