@@ -1,7 +1,9 @@
 /* Benchmark of one training micro-step on a pythia-70m-shaped model (gpt_neox,
- * d 512, 6 layers, V 50304, T 512, batch 1, 2 threads): the model forward
- * (hidden states + logits) and the fused lens forward/backward of all streams,
- * plus one optimizer step, with the lens GEMMs in fp32 and in bf16. Prints:
+ * d 512, 6 layers, V 50304, T 512, batch 1, 2 threads), as `tlens train` runs
+ * it: the model forward (hidden states only) and the fused lens step of all
+ * streams (which makes the model's final distribution from its last hidden
+ * state, a chunk at a time, in fp32), plus one optimizer step, with the lens
+ * GEMMs in fp32 and in bf16. Prints:
  *   - the two lens GEMM shapes ([256,512]x[512,V] and [256,V]x[V,512]) through
  *     OpenBLAS (as this build runs it: one single-threaded call per thread) and
  *     through our fp32 and bf16 kernels, in GFLOP/s (best of several runs);
@@ -118,7 +120,7 @@ typedef struct {
 } step_times;
 
 static int run_steps(tl_model *m, const tl_unembed *u, tl_lens_gemm_precision prec, const int32_t *ids,
-                     float *hidden, float *logits, step_times *st) {
+                     float *hidden, step_times *st) {
   tl_lens lens;
   tl_lens_init(&lens, L, D);
   for (int64_t k = 0; k < lens.n_params; k++) lens.params[k] = 0.01f * (float)((k * 2654435761u) % 2001 - 1000) / 1000;
@@ -128,16 +130,17 @@ static int run_steps(tl_model *m, const tl_unembed *u, tl_lens_gemm_precision pr
   tl_optim_init(&opt, &oc, 0, lens.n_params);
   tl_lens_cfg cfg = tl_lens_cfg_default();
   cfg.gemm_precision = prec;
+  cfg.final_hidden = hidden + (size_t)L * T * D;
   reset_hwm();
   if (tl_lens_prepare(u, prec, &cfg.ws)) return -1; /* once per run, as training does */
   memset(st, 0, sizeof *st);
   st->step = st->fwd = st->lens = st->opt = 1e30;
   for (int s = 0; s <= STEPS; s++) { /* step 0 warms up; then the best of STEPS */
     double t0 = tl_now();
-    if (tl_model_forward(m, ids, 1, T, hidden, logits)) return -1;
+    if (tl_model_forward(m, ids, 1, T, hidden, NULL)) return -1;
     double t1 = tl_now();
     memset(grad, 0, (size_t)lens.n_params * sizeof(float));
-    if (tl_lens_train_micro(&lens, u, &cfg, hidden, logits, ids, 1, T, 1.0f, grad, st->losses)) return -1;
+    if (tl_lens_train_micro(&lens, u, &cfg, hidden, NULL, ids, 1, T, 1.0f, grad, st->losses)) return -1;
     double t2 = tl_now();
     double norm = sqrt(tl_sumsq(grad, lens.n_params));
     tl_scale(grad, lens.n_params, tl_clip_coef(norm, 1.0));
@@ -184,7 +187,6 @@ int main(int argc, char **argv) {
   int32_t *ids = malloc(T * sizeof(int32_t));
   for (int t = 0; t < T; t++) ids[t] = (int32_t)((t * 7919u + 13) % V);
   float *hidden = tl_aligned_alloc((size_t)(L + 1) * T * D * sizeof(float));
-  float *logits = tl_aligned_alloc((size_t)T * V * sizeof(float));
 
   const char *isa[] = {"none (OpenBLAS fallback)", "AVX-512F", "AVX-512F + AVX-512 BF16",
                        "AVX-512F + AVX-512 BF16 + AMX-BF16"};
@@ -215,7 +217,9 @@ int main(int argc, char **argv) {
   }
 
   /* full micro-steps */
-  const double lens_gflop = L * (2.0 * 2 * T * (double)V * D + 2.0 * 2 * T * (double)D * D) / 1e9;
+  /* per stream: logits and their gradient through W_U, the translator and its
+   * gradient; once: the model's final logits */
+  const double lens_gflop = (L * (2.0 * 2 * T * (double)V * D + 2.0 * 2 * T * (double)D * D) + 2.0 * T * V * D) / 1e9;
   printf("  micro-step (best of %d), lens %.1f GFLOP:\n", STEPS, lens_gflop);
   for (int p = 0; p < 2; p++) {
     tl_lens_gemm_precision prec = p ? TL_LENS_GEMM_BF16 : TL_LENS_GEMM_FP32;
@@ -224,7 +228,7 @@ int main(int argc, char **argv) {
       break;
     }
     step_times st;
-    if (run_steps(m, &u, prec, ids, hidden, logits, &st)) {
+    if (run_steps(m, &u, prec, ids, hidden, &st)) {
       fprintf(stderr, "bench_lens: %s\n", tl_errmsg());
       return 1;
     }
@@ -235,7 +239,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < L; i++) printf(" %.4f", st.losses[i]);
     printf("\n");
   }
-  free(hidden), free(logits), free(ids);
+  free(hidden), free(ids);
   tl_model_free(m);
   (void)argc;
   return 0;

@@ -25,6 +25,7 @@ typedef struct {
   tl_unembed u;
   int L, B, T, d, V;
   float *hidden;  /* [L][B][T][d]: hidden_states.0 .. L-1 */
+  float *final;   /* [B][T][d]: hidden_states.L (after the final norm) */
   float *logits;  /* [B][T][V] */
   int32_t *ids;   /* [B][T] */
   tl_safetensors gold; /* lens.safetensors */
@@ -125,6 +126,11 @@ static int golden_open(golden *g, const char *family) {
     memcpy(g->hidden + (size_t)i * BT * g->d, h, BT * g->d * sizeof(float));
     free(h);
   }
+  {
+    char name[64];
+    snprintf(name, sizeof name, "hidden_states.%d", g->L);
+    if (tl_st_get_f32(&fw, name, 3, hs, &g->final)) return -1;
+  }
   if (tl_st_get_f32(&fw, "logits", 3, ls, &g->logits)) return -1;
   tl_st_close(&fw);
   snprintf(path, sizeof path, "%s/lens.safetensors", dir);
@@ -140,7 +146,7 @@ static int golden_open(golden *g, const char *family) {
 
 static void golden_close(golden *g) {
   tl_model_free(g->model);
-  free(g->hidden), free(g->logits), free(g->ids);
+  free(g->hidden), free(g->final), free(g->logits), free(g->ids);
   tl_st_close(&g->gold);
   tl_lens_free(&g->lens);
 }

@@ -32,23 +32,35 @@ static void check_family(const char *fam) {
   tl_lens_cfg cfg = tl_lens_cfg_default();
   cfg.chunk = 7; /* several chunks, the last one partial */
   float *grad = calloc((size_t)g.lens.n_params, sizeof(float)), *losses = malloc(L * sizeof(float));
-  CHECK(tl_lens_train_micro(&g.lens, &g.u, &cfg, g.hidden, g.logits, NULL, B, T, 1.0f, grad, losses) == 0);
-  for (int i = 0; i < L; i++) {
-    snprintf(name, sizeof name, "kl.%d", i);
-    float *ref = lg_get(&g, name, 1);
-    CHECKF(tl_test_maxerr(&losses[i], ref, 1) < TOL, "%s %s: %.8f vs %.8f", fam, name, losses[i], ref[0]);
-    free(ref);
-    snprintf(name, sizeof name, "grad.%d.weight", i);
-    ref = lg_get(&g, name, (int64_t)d * d);
-    double e = tl_test_maxerr(grad + tl_lens_weight_off(&g.lens, i), ref, (long)d * d);
-    CHECKF(e < TOL, "%s %s: max err %g", fam, name, e);
-    free(ref);
-    snprintf(name, sizeof name, "grad.%d.bias", i);
-    ref = lg_get(&g, name, d);
-    e = tl_test_maxerr(grad + tl_lens_bias_off(&g.lens, i), ref, d);
-    CHECKF(e < TOL, "%s %s: max err %g", fam, name, e);
-    free(ref);
+  /* the model's distribution from its logits, then from its last hidden state
+   * (HF's hidden_states[L], after the final norm: what training uses) */
+  for (int from_hidden = 0; from_hidden < 2; from_hidden++) {
+    const char *via = from_hidden ? " (from hidden_states.L)" : "";
+    cfg.final_hidden = from_hidden ? g.final : NULL;
+    memset(grad, 0, (size_t)g.lens.n_params * sizeof(float));
+    CHECK(tl_lens_train_micro(&g.lens, &g.u, &cfg, g.hidden, from_hidden ? NULL : g.logits, NULL, B, T, 1.0f, grad,
+                              losses) == 0);
+    for (int i = 0; i < L; i++) {
+      snprintf(name, sizeof name, "kl.%d", i);
+      float *ref = lg_get(&g, name, 1);
+      CHECKF(tl_test_maxerr(&losses[i], ref, 1) < TOL, "%s %s%s: %.8f vs %.8f", fam, name, via, losses[i], ref[0]);
+      free(ref);
+      snprintf(name, sizeof name, "grad.%d.weight", i);
+      ref = lg_get(&g, name, (int64_t)d * d);
+      double e = tl_test_maxerr(grad + tl_lens_weight_off(&g.lens, i), ref, (long)d * d);
+      CHECKF(e < TOL, "%s %s: max err %g", fam, name, e);
+      free(ref);
+      snprintf(name, sizeof name, "grad.%d.bias", i);
+      ref = lg_get(&g, name, d);
+      e = tl_test_maxerr(grad + tl_lens_bias_off(&g.lens, i), ref, d);
+      CHECKF(e < TOL, "%s %s%s: max err %g", fam, name, via, e);
+      free(ref);
+    }
   }
+  /* both sources at once is a caller's error */
+  CHECK(tl_lens_train_micro(&g.lens, &g.u, &cfg, g.hidden, g.logits, NULL, B, T, 1.0f, grad, losses) == -1 &&
+        strstr(tl_errmsg(), "not both"));
+  cfg.final_hidden = NULL;
   cfg.loss = TL_LOSS_CE;
   cfg.token_shift = TL_SHIFT_DEFAULT;
   memset(grad, 0, (size_t)g.lens.n_params * sizeof(float));

@@ -107,6 +107,10 @@ typedef struct {
   tl_lens_gemm_precision gemm_precision; /* [fp32] */
   tl_lens_ws *ws; /* optional: from tl_lens_prepare(u, gemm_precision); NULL = prepared on
                      first use and cached for the process (see tl_lens_cache_free) */
+  const float *final_hidden; /* optional, kl training: the model's last hidden state [B,T,d]
+                     (tl_model_forward's stream L, after the final norm). The final
+                     distribution is then computed chunk by chunk as W_U h + b_U in
+                     fp32, and model_logits must be NULL: no [B,T,V] tensor at all. */
 } tl_lens_cfg;
 
 /* Prepares u for the given precision (packs W_U: about 100 MB at pythia-70m's
@@ -129,7 +133,8 @@ int tl_lens_shift(const tl_lens_cfg *cfg);
 /* One training micro-batch, all streams.
  *   hidden: stream i's states at hidden + i*B*T*d, each [B,T,d] (the layout of
  *           tl_model_forward's hidden output; streams 0..L-1 are used)
- *   model_logits: [B,T,V], the model's final logits (kl; may be NULL for ce)
+ *   model_logits: [B,T,V], the model's final logits (kl; NULL for ce, or with
+ *           cfg->final_hidden)
  *   ids: [B,T] input ids (ce; may be NULL for kl), validated against V
  *   scale: multiplies every stream's loss before differentiation (1 / grad-acc steps)
  *   grad: flat gradient, ACCUMULATED into (+=); weights untouched when bias_only

@@ -84,7 +84,7 @@ int tl_lens_check(const tl_lens *lens, const tl_unembed *u) {
 
 tl_lens_cfg tl_lens_cfg_default(void) {
   tl_lens_cfg c = {.loss = TL_LOSS_KL, .token_shift = TL_SHIFT_DEFAULT, .chunk = 0,
-                   .gemm_precision = TL_LENS_GEMM_FP32, .ws = NULL};
+                   .gemm_precision = TL_LENS_GEMM_FP32, .ws = NULL, .final_hidden = NULL};
   return c;
 }
 
@@ -627,7 +627,10 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
   if (cfg->loss != TL_LOSS_KL && cfg->loss != TL_LOSS_CE)
     return tl_fail("lens: unknown loss %d (expected kl or ce)", (int)cfg->loss);
   const int shift = tl_lens_shift(cfg), kl = cfg->loss == TL_LOSS_KL;
-  TL_TRY(check_inputs(u, model_logits, ids, B, T, shift, kl, !kl));
+  const float *fin = kl ? cfg->final_hidden : NULL;
+  if (fin && model_logits)
+    return tl_fail("lens: give the model's logits or its final hidden states, not both");
+  TL_TRY(check_inputs(u, model_logits, ids, B, T, shift, kl && !fin, !kl));
   if (cfg->chunk < 0) return tl_fail("lens: chunk must be >= 0, got %d", cfg->chunk);
   if (!isfinite(scale)) return tl_fail("lens: loss scale must be finite");
   tl_lens_ws *ws;
@@ -651,13 +654,26 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
     w.tgt = tl_malloc((size_t)2 * w.C * sizeof(double));
     ((work *)ws->work)->p = w.p, ((work *)ws->work)->tgt = w.tgt;
   }
-  float *lse_m = kl ? model_lse(model_logits, (int64_t)B * T, V) : NULL;
+  float *lse_m = kl && !fin ? model_lse(model_logits, (int64_t)B * T, V) : NULL;
+  /* the final logits from final_hidden: fp32 always (the targets are not
+   * rounded to bf16), on the packed fp32 kernels where this ws has them */
+  lens_gemm_wu blas = {.V = V, .d = d, .prec = LENS_PREC_FP32, .isa = LENS_ISA_BLAS, .W_U = u->W_U};
+  const lens_gemm_wu *gfin = ws->g.prec == LENS_PREC_FP32 ? &ws->g : &blas;
   double *loss_sum = tl_calloc((size_t)L, sizeof(double));
 
   for (int64_t k0 = 0; k0 < N; k0 += C) {
     const int n = (int)(N - k0 < C ? N - k0 : C);
     gather_rows(&w, hidden, T, p0, p1, k0, n); /* w.pos; w.h is refilled per stream */
-    if (kl) {
+    if (fin) { /* logits at the label positions into w.p, then p in place */
+      for (int r = 0; r < n; r++)
+        memcpy(w.t + (size_t)r * d, fin + (size_t)(w.pos[r] + shift) * d, (size_t)d * sizeof(float));
+      lens_gemm_logits(gfin, w.t, n, u->b_U, w.p, NULL);
+#pragma omp parallel for schedule(static)
+      for (int r = 0; r < n; r++) {
+        float *pr = w.p + (size_t)r * V;
+        w.tgt[r] = row_target(pr, V, row_logsumexp(pr, V), pr, &w.tgt[C + r]);
+      }
+    } else if (kl) {
 #pragma omp parallel for schedule(static)
       for (int r = 0; r < n; r++) {
         const int lab = w.pos[r] + shift;

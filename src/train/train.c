@@ -216,9 +216,9 @@ static int train_step(tl_run *r, double *loss_out, double *gnorm_out, double *lr
   for (int64_t k = 0; k < r->acc; k++) {
     float scale = (float)(1.0 / (double)r->acc);
     int rc = tl_data_gather(r->data, r->idx + k * r->B, r->B, r->ids);
-    if (rc == 0) rc = tl_model_forward(r->model, r->ids, B, T, r->hidden, r->logits);
+    if (rc == 0) rc = tl_model_forward(r->model, r->ids, B, T, r->hidden, NULL);
     if (rc == 0 && !(overlap && k == r->acc - 1))
-      rc = tl_lens_train_micro(&r->lens, &r->u, &r->lcfg, r->hidden, r->logits, r->ids, B, T, scale, r->grad,
+      rc = tl_lens_train_micro(&r->lens, &r->u, &r->lcfg, r->hidden, NULL, r->ids, B, T, scale, r->grad,
                                r->losses);
     TL_TRY(tl_dist_agree(d, rc));
     if (overlap && k == r->acc - 1) {
@@ -228,7 +228,7 @@ static int train_step(tl_run *r, double *loss_out, double *gnorm_out, double *lr
         one.n_layers = 1;
         one.n_params = per;
         one.params = r->lens.params + i * per;
-        rc = tl_lens_train_micro(&one, &r->u, &r->lcfg, r->hidden + (size_t)i * B * T * dm, r->logits, r->ids, B,
+        rc = tl_lens_train_micro(&one, &r->u, &r->lcfg, r->hidden + (size_t)i * B * T * dm, NULL, r->ids, B,
                                  T, scale, r->grad + i * per, r->losses + i);
         TL_TRY(tl_dist_agree(d, rc));
         if (inflight == TL_DIST_MAX_INFLIGHT) {
@@ -384,7 +384,6 @@ static void run_free(tl_run *r) {
   free(r->idx);
   free(r->ids);
   free(r->hidden);
-  free(r->logits);
   free(r->losses);
   free(r->loss_acc);
   free(r->ckpt_dir);
@@ -413,7 +412,10 @@ static int run_body(tl_run *r, int *exit_code) {
   r->idx = tl_malloc((size_t)(r->acc * r->B) * sizeof(int64_t));
   r->ids = tl_malloc((size_t)B * T * sizeof(int32_t));
   r->hidden = tl_aligned_alloc((size_t)(L + 1) * B * T * r->mc.d_model * sizeof(float));
-  r->logits = tl_aligned_alloc((size_t)B * T * r->mc.vocab * sizeof(float));
+  /* The model's final distribution is made by the lens step from the last
+   * hidden state, a chunk of positions at a time: no [B,T,V] logits tensor
+   * (at T 2048 and V 50k that alone would be 400 MB per sample). */
+  r->lcfg.final_hidden = r->hidden + (size_t)L * B * T * r->mc.d_model;
   r->losses = tl_calloc((size_t)L, sizeof(float));
   r->loss_acc = tl_calloc((size_t)L, sizeof(double));
   if (tl_dist_is_root(d)) {

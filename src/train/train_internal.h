@@ -40,7 +40,7 @@ typedef struct {
   /* micro-batch buffers */
   int64_t *idx;
   int32_t *ids;
-  float *hidden, *logits, *losses;
+  float *hidden, *losses;
   double *loss_acc;
   /* FSDP */
   tl_fsdp *fsdp;
