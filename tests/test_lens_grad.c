@@ -137,6 +137,24 @@ static void check_grad(tl_norm_kind norm, int with_bU, int add_one, tl_loss_kind
   tl_lens_free(&lens);
 }
 
+typedef struct {
+  const float *grad;
+  const tl_lens *lens;
+  float snap[L * (D * D + D)]; /* stream i's part copied when it is reported done */
+  int order[L + 1], calls, fail_at;
+} done_log;
+
+static int log_done(void *ctx, int i) {
+  done_log *dl = ctx;
+  if (dl->calls <= L) dl->order[dl->calls] = i;
+  dl->calls++;
+  if (i < 0 || i >= L) return tl_fail("stream %d out of range", i);
+  const int64_t a = tl_lens_weight_off(dl->lens, i), n = D * D + D;
+  memcpy(dl->snap + a, dl->grad + a, (size_t)n * sizeof(float));
+  if (dl->fail_at && i == dl->fail_at) return tl_fail("callback refused stream %d", i);
+  return 0;
+}
+
 /* Chunk sizes 1, 7 and "all" agree up to rounding; bias_only leaves weight grads alone. */
 static void check_chunks(void) {
   problem p;
@@ -154,6 +172,24 @@ static void check_chunks(void) {
   for (int c = 1; c < 3; c++) {
     CHECK(tl_test_maxerr(g[c], g[0], L * (D * D + D)) < 1e-6);
     CHECK(tl_test_maxerr(loss[c], loss[0], L) < 1e-6);
+  }
+  /* stream_done: once per stream, in order, each time with that stream's final
+   * gradient (a snapshot taken in the callback equals the result); a failing
+   * callback stops the step with its message */
+  {
+    done_log dl = {.lens = &lens};
+    float gd[L * (D * D + D)];
+    memset(gd, 0, sizeof gd);
+    dl.grad = gd;
+    tl_lens_cfg cd = {.loss = TL_LOSS_KL, .token_shift = TL_SHIFT_DEFAULT, .chunk = 7,
+                      .stream_done = log_done, .stream_done_ctx = &dl};
+    CHECK(tl_lens_train_micro(&lens, &p.u, &cd, p.hidden, p.logits, NULL, B, T, 1.0f, gd, NULL) == 0);
+    CHECK(dl.calls == L);
+    for (int i = 0; i < L; i++) CHECK(dl.order[i] == i);
+    CHECK(memcmp(dl.snap, gd, sizeof gd) == 0 && memcmp(gd, g[1], sizeof gd) == 0);
+    dl.calls = 0, dl.fail_at = 1;
+    CHECK(tl_lens_train_micro(&lens, &p.u, &cd, p.hidden, p.logits, NULL, B, T, 1.0f, gd, NULL) == -1 &&
+          strstr(tl_errmsg(), "callback refused stream 1") && dl.calls == 2);
   }
   /* accumulation: a second call adds the same gradient again */
   tl_lens_cfg cfg = {.loss = TL_LOSS_KL, .token_shift = TL_SHIFT_DEFAULT};

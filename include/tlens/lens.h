@@ -111,6 +111,12 @@ typedef struct {
                      (tl_model_forward's stream L, after the final norm). The final
                      distribution is then computed chunk by chunk as W_U h + b_U in
                      fp32, and model_logits must be NULL: no [B,T,V] tensor at all. */
+  /* optional: called by tl_lens_train_micro once stream i's gradient is
+     complete (streams finish in order during the last chunk), e.g. to start
+     averaging it over ranks while the other streams compute. A nonzero return
+     stops the step with an error. */
+  int (*stream_done)(void *ctx, int stream);
+  void *stream_done_ctx;
 } tl_lens_cfg;
 
 /* Prepares u for the given precision (packs W_U: about 100 MB at pythia-70m's
@@ -143,6 +149,11 @@ int tl_lens_shift(const tl_lens_cfg *cfg);
 int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_cfg *cfg, const float *hidden,
                         const float *model_logits, const int32_t *ids, int B, int T, float scale, float *grad,
                         float *losses);
+/* The checks tl_lens_train_micro makes before it computes anything: when they
+ * pass, the step itself does not fail (so ranks that agree on this result can
+ * start collectives from stream_done without one rank missing). */
+int tl_lens_train_check(const tl_lens *lens, const tl_unembed *u, const tl_lens_cfg *cfg,
+                        const float *model_logits, const int32_t *ids, int B, int T, float scale);
 
 /* Evaluation of one (stream, translator) pair, no gradients. Sums, not means:
  *   kl_sum, entropy_sum: over all B*T positions (n_all = B*T)

@@ -84,7 +84,8 @@ int tl_lens_check(const tl_lens *lens, const tl_unembed *u) {
 
 tl_lens_cfg tl_lens_cfg_default(void) {
   tl_lens_cfg c = {.loss = TL_LOSS_KL, .token_shift = TL_SHIFT_DEFAULT, .chunk = 0,
-                   .gemm_precision = TL_LENS_GEMM_FP32, .ws = NULL, .final_hidden = NULL};
+                   .gemm_precision = TL_LENS_GEMM_FP32, .ws = NULL, .final_hidden = NULL,
+                   .stream_done = NULL, .stream_done_ctx = NULL};
   return c;
 }
 
@@ -619,9 +620,8 @@ static float *model_lse(const float *model_logits, int64_t rows, int V) {
  * difference of two sums of order of the entropy. A stream's gradient still
  * adds its chunks in position order, so the result does not depend on the
  * loop order. */
-int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_cfg *cfg, const float *hidden,
-                        const float *model_logits, const int32_t *ids, int B, int T, float scale, float *grad,
-                        float *losses) {
+int tl_lens_train_check(const tl_lens *lens, const tl_unembed *u, const tl_lens_cfg *cfg,
+                        const float *model_logits, const int32_t *ids, int B, int T, float scale) {
   TL_TRY(tl_lens_check(lens, u));
   if (!lens) return tl_fail("lens: training needs a tuned lens");
   if (cfg->loss != TL_LOSS_KL && cfg->loss != TL_LOSS_CE)
@@ -633,6 +633,20 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
   TL_TRY(check_inputs(u, model_logits, ids, B, T, shift, kl && !fin, !kl));
   if (cfg->chunk < 0) return tl_fail("lens: chunk must be >= 0, got %d", cfg->chunk);
   if (!isfinite(scale)) return tl_fail("lens: loss scale must be finite");
+  if (cfg->gemm_precision != TL_LENS_GEMM_FP32 && cfg->gemm_precision != TL_LENS_GEMM_BF16)
+    return tl_fail("lens: unknown GEMM precision %d (expected fp32 or bf16)", (int)cfg->gemm_precision);
+  if (cfg->ws && (cfg->ws->W_U != u->W_U || cfg->ws->V != u->vocab || cfg->ws->d != u->d_model ||
+                  cfg->ws->requested != cfg->gemm_precision))
+    return ws_acquire(u, cfg->ws, cfg->gemm_precision, &(tl_lens_ws *){NULL}, &(int){0}); /* its message */
+  return 0;
+}
+
+int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_cfg *cfg, const float *hidden,
+                        const float *model_logits, const int32_t *ids, int B, int T, float scale, float *grad,
+                        float *losses) {
+  TL_TRY(tl_lens_train_check(lens, u, cfg, model_logits, ids, B, T, scale));
+  const int shift = tl_lens_shift(cfg), kl = cfg->loss == TL_LOSS_KL;
+  const float *fin = kl ? cfg->final_hidden : NULL;
   tl_lens_ws *ws;
   int locked;
   TL_TRY(ws_acquire(u, cfg->ws, cfg->gemm_precision, &ws, &locked));
@@ -660,6 +674,7 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
   lens_gemm_wu blas = {.V = V, .d = d, .prec = LENS_PREC_FP32, .isa = LENS_ISA_BLAS, .W_U = u->W_U};
   const lens_gemm_wu *gfin = ws->g.prec == LENS_PREC_FP32 ? &ws->g : &blas;
   double *loss_sum = tl_calloc((size_t)L, sizeof(double));
+  int rc = 0;
 
   for (int64_t k0 = 0; k0 < N; k0 += C) {
     const int n = (int)(N - k0 < C ? N - k0 : C);
@@ -725,14 +740,19 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
         for (int r = 0; r < n; r++) s += w.dt[(size_t)r * d + j];
         gb[j] += s;
       }
+      if (k0 + n == N && cfg->stream_done && cfg->stream_done(cfg->stream_done_ctx, i)) {
+        rc = -1; /* the callback recorded its message */
+        break;
+      }
     }
+    if (rc) break;
   }
-  if (losses)
+  if (losses && !rc)
     for (int i = 0; i < L; i++) losses[i] = (float)(loss_sum[i] / (double)N);
   free(loss_sum);
   free(lse_m);
   ws_release(locked);
-  return 0;
+  return rc;
 }
 
 /* ---- evaluation ---- */

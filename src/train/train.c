@@ -198,53 +198,65 @@ static int init_lens_and_optim(tl_run *r) {
 }
 
 /* ---- one optimizer step ---- */
+
+/* Averaging of stream gradients over the ranks as the lens step completes them:
+ * up to TL_DIST_MAX_INFLIGHT non-blocking all-reduces in flight. */
+typedef struct {
+  tl_run *r;
+  tl_dist_req reqs[TL_DIST_MAX_INFLIGHT];
+  int inflight, first;
+} overlap_ctx;
+
+static int overlap_stream_done(void *ctx, int i) {
+  overlap_ctx *ov = ctx;
+  tl_run *r = ov->r;
+  const int64_t per = (int64_t)r->mc.d_model * r->mc.d_model + r->mc.d_model;
+  if (ov->inflight == TL_DIST_MAX_INFLIGHT) {
+    TL_TRY(tl_dist_wait(&ov->reqs[ov->first % TL_DIST_MAX_INFLIGHT]));
+    ov->first++;
+    ov->inflight--;
+  }
+  TL_TRY(tl_dist_iallreduce_avg(&r->dist, r->grad + i * per, (size_t)per,
+                                &ov->reqs[(ov->first + ov->inflight) % TL_DIST_MAX_INFLIGHT]));
+  ov->inflight++;
+  for (int q = 0; q < ov->inflight; q++) TL_TRY(tl_dist_test(&ov->reqs[(ov->first + q) % TL_DIST_MAX_INFLIGHT], NULL));
+  return 0;
+}
+
 static int train_step(tl_run *r, double *loss_out, double *gnorm_out, double *lr_out) {
   const tl_train_cfg *c = r->c;
   tl_dist *d = &r->dist;
-  int L = r->mc.n_layers, B = (int)r->B, T = (int)r->T, dm = r->mc.d_model;
+  int L = r->mc.n_layers, B = (int)r->B, T = (int)r->T;
   int64_t count = 0;
   TL_TRY(tl_sampler_next(&r->sampler, r->G, d->rank, d->world, r->idx, &count));
   if (count != r->acc * r->B) return tl_fail("internal: sampler gave %lld samples, expected %lld", (long long)count, (long long)(r->acc * r->B));
   memset(r->grad, 0, (size_t)r->lens.n_params * sizeof(float));
   for (int i = 0; i < L; i++) r->loss_acc[i] = 0;
-  /* With several ranks (and no ZeRO), the last micro-batch runs stream by stream and
-   * starts averaging each stream's gradients while the next stream computes. */
+  /* With several ranks (and no ZeRO), the last micro-batch starts averaging each
+   * stream's gradients over the ranks as soon as the lens step has finished that
+   * stream (during its last chunk), while the later streams compute. */
   bool overlap = d->world > 1 && !r->shard;
-  int64_t per = (int64_t)dm * dm + dm;
-  tl_dist_req reqs[TL_DIST_MAX_INFLIGHT];
-  int inflight = 0, first = 0;
+  overlap_ctx ov = {.r = r};
   for (int64_t k = 0; k < r->acc; k++) {
     float scale = (float)(1.0 / (double)r->acc);
+    int last = k == r->acc - 1;
     int rc = tl_data_gather(r->data, r->idx + k * r->B, r->B, r->ids);
     if (rc == 0) rc = tl_model_forward(r->model, r->ids, B, T, r->hidden, NULL);
-    if (rc == 0 && !(overlap && k == r->acc - 1))
-      rc = tl_lens_train_micro(&r->lens, &r->u, &r->lcfg, r->hidden, NULL, r->ids, B, T, scale, r->grad,
-                               r->losses);
+    /* every rank must know that all will reach the collectives started from stream_done */
+    if (rc == 0 && overlap && last) rc = tl_lens_train_check(&r->lens, &r->u, &r->lcfg, NULL, r->ids, B, T, scale);
     TL_TRY(tl_dist_agree(d, rc));
-    if (overlap && k == r->acc - 1) {
-      for (int i = 0; i < L; i++) {
-        /* a one-translator view of the lens: stream i's parameters, states and gradients */
-        tl_lens one = r->lens;
-        one.n_layers = 1;
-        one.n_params = per;
-        one.params = r->lens.params + i * per;
-        rc = tl_lens_train_micro(&one, &r->u, &r->lcfg, r->hidden + (size_t)i * B * T * dm, NULL, r->ids, B,
-                                 T, scale, r->grad + i * per, r->losses + i);
-        TL_TRY(tl_dist_agree(d, rc));
-        if (inflight == TL_DIST_MAX_INFLIGHT) {
-          TL_TRY(tl_dist_wait(&reqs[first % TL_DIST_MAX_INFLIGHT]));
-          first++;
-          inflight--;
-        }
-        TL_TRY(tl_dist_iallreduce_avg(d, r->grad + i * per, (size_t)per, &reqs[(first + inflight) % TL_DIST_MAX_INFLIGHT]));
-        inflight++;
-        for (int q = 0; q < inflight; q++) TL_TRY(tl_dist_test(&reqs[(first + q) % TL_DIST_MAX_INFLIGHT], NULL));
+    tl_lens_cfg lc = r->lcfg;
+    if (overlap && last) lc.stream_done = overlap_stream_done, lc.stream_done_ctx = &ov;
+    rc = tl_lens_train_micro(&r->lens, &r->u, &lc, r->hidden, NULL, r->ids, B, T, scale, r->grad, r->losses);
+    if (overlap && last) {
+      TL_TRY(rc); /* only a failed collective; the inputs were agreed on above */
+      while (ov.inflight > 0) {
+        TL_TRY(tl_dist_wait(&ov.reqs[ov.first % TL_DIST_MAX_INFLIGHT]));
+        ov.first++;
+        ov.inflight--;
       }
-      while (inflight > 0) {
-        TL_TRY(tl_dist_wait(&reqs[first % TL_DIST_MAX_INFLIGHT]));
-        first++;
-        inflight--;
-      }
+    } else {
+      TL_TRY(tl_dist_agree(d, rc));
     }
     for (int i = 0; i < L; i++) r->loss_acc[i] += r->losses[i] / (double)r->acc;
   }
