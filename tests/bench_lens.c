@@ -16,6 +16,7 @@
  * set by re-executing itself when unset): spinning waiters only steal the
  * cores from the thread that has work on a loaded machine. */
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -111,6 +112,42 @@ static void gemm_rates(int kind, const float *W, const float *x, const float *dz
   }
   if (kind) lens_gemm_free(&g);
   free(scratch);
+}
+
+/* The machine's fp32 multiply-add peak on `threads` threads: twelve independent
+ * AVX-512 FMA chains per thread (enough to cover the FMA latency on every
+ * current core), best of five runs. The upper bound for any fp32 GEMM here. */
+__attribute__((target("avx512f"))) static double fma_peak(int threads) {
+  double best = 0;
+  for (int run = 0; run < 5; run++) {
+    const long iters = 4000000;
+    float sink = 0;
+    double t0 = tl_now();
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    {
+      /* different starting values, or the compiler merges the identical chains */
+      const float s0 = (float)(omp_get_thread_num() + 1);
+      __m512 a0 = _mm512_set1_ps(s0), a1 = _mm512_set1_ps(s0 + 1), a2 = _mm512_set1_ps(s0 + 2),
+             a3 = _mm512_set1_ps(s0 + 3), a4 = _mm512_set1_ps(s0 + 4), a5 = _mm512_set1_ps(s0 + 5),
+             a6 = _mm512_set1_ps(s0 + 6), a7 = _mm512_set1_ps(s0 + 7), a8 = _mm512_set1_ps(s0 + 8),
+             a9 = _mm512_set1_ps(s0 + 9), a10 = _mm512_set1_ps(s0 + 10), a11 = _mm512_set1_ps(s0 + 11);
+      const __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
+      for (long i = 0; i < iters; i++) {
+        a0 = _mm512_fmadd_ps(a0, m, c), a1 = _mm512_fmadd_ps(a1, m, c), a2 = _mm512_fmadd_ps(a2, m, c);
+        a3 = _mm512_fmadd_ps(a3, m, c), a4 = _mm512_fmadd_ps(a4, m, c), a5 = _mm512_fmadd_ps(a5, m, c);
+        a6 = _mm512_fmadd_ps(a6, m, c), a7 = _mm512_fmadd_ps(a7, m, c), a8 = _mm512_fmadd_ps(a8, m, c);
+        a9 = _mm512_fmadd_ps(a9, m, c), a10 = _mm512_fmadd_ps(a10, m, c), a11 = _mm512_fmadd_ps(a11, m, c);
+      }
+      __m512 t = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                               _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+      t = _mm512_add_ps(t, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+      sink += _mm512_reduce_add_ps(t);
+    }
+    double dt = tl_now() - t0;
+    double gf = 2.0 * 16 * 12 * (double)iters * threads / dt / 1e9;
+    if (gf > best && sink != 0) best = gf;
+  }
+  return best;
 }
 
 typedef struct {
@@ -216,6 +253,9 @@ int main(int argc, char **argv) {
     free(x), free(dx), free(z), free(dz), free(dzb);
   }
 
+  const double peak = lens_gemm_cpu_isa() >= LENS_ISA_AVX512 ? fma_peak(threads) : 0;
+  if (peak > 0) printf("  AVX-512 fp32 FMA peak (2 threads, measured now): %.1f GFLOP/s\n", peak);
+
   /* full micro-steps */
   /* per stream: logits and their gradient through W_U, the translator and its
    * gradient; once: the model's final logits */
@@ -235,6 +275,9 @@ int main(int argc, char **argv) {
     printf("    %s (%s): %.3f s  (model forward %.3f s + lens fwd/bwd %.3f s = %.1f GFLOP/s); optimizer %.4f s; "
            "peak RSS %.0f MB; load %.2f\n",
            p ? "bf16" : "fp32", st.kernels, st.step, st.fwd, st.lens, lens_gflop / st.lens, st.opt, st.hwm, loadavg());
+    if (!p && peak > 0)
+      printf("      the lens' %.1f GFLOP at the FMA peak alone take %.3f s: %.0f%% of the peak reached\n", lens_gflop,
+             lens_gflop / peak, 100.0 * lens_gflop / st.lens / peak);
     printf("      losses (stream 0..5):");
     for (int i = 0; i < L; i++) printf(" %.4f", st.losses[i]);
     printf("\n");
