@@ -82,6 +82,52 @@ static void check_family(const char *fam) {
     free(ref);
   }
 
+  /* every stream at once from the hidden states alone (tl_lens_eval_all, what
+   * `tlens eval` runs): ce and kl against the goldens; entropy, probability
+   * sums and the baseline against the per-stream path on the model's logits */
+  {
+    float *hid = malloc((L + 1) * BT * d * sizeof(float));
+    memcpy(hid, g.hidden, L * BT * d * sizeof(float));
+    memcpy(hid + L * BT * d, g.final, BT * d * sizeof(float));
+    tl_lens_eval_out all[8], fo, one, fo1;
+    float *ps = calloc((size_t)(L + 1) * V, sizeof(float)), *ps1 = calloc((size_t)(L + 1) * V, sizeof(float));
+    CHECK(L <= 8);
+    for (int logit = 0; logit < 2; logit++) {
+      const tl_lens *use = logit ? NULL : &g.lens;
+      memset(ps, 0, (size_t)(L + 1) * V * sizeof(float)), memset(ps1, 0, (size_t)(L + 1) * V * sizeof(float));
+      CHECK(tl_lens_eval_all(use, L, &g.u, hid, g.ids, B, T, 1, 4, all, &fo, ps, ps + (size_t)L * V, NULL) == 0);
+      for (int i = 0; i < L; i++) {
+        CHECK(all[i].n_all == (int64_t)BT && all[i].n_ce == (int64_t)B * (T - 1));
+        float ce = (float)(all[i].ce_sum / all[i].n_ce), kl = (float)(all[i].kl_sum / all[i].n_all);
+        if (!logit) {
+          snprintf(name, sizeof name, "ce.%d", i);
+          float *ref = lg_get(&g, name, 1);
+          CHECKF(tl_test_maxerr(&ce, ref, 1) < TOL, "%s eval_all ce.%d: %.8f vs %.8f", fam, i, ce, ref[0]);
+          free(ref);
+          snprintf(name, sizeof name, "kl.%d", i);
+          ref = lg_get(&g, name, 1);
+          CHECKF(tl_test_maxerr(&kl, ref, 1) < TOL, "%s eval_all kl.%d: %.8f vs %.8f", fam, i, kl, ref[0]);
+          free(ref);
+        }
+        CHECK(tl_lens_eval(use, i, &g.u, g.hidden + (size_t)i * BT * d, g.logits, g.ids, B, T, 1, 0, &one,
+                           ps1 + (size_t)i * V, NULL) == 0);
+        float a[3] = {(float)(all[i].ce_sum / BT), (float)(all[i].kl_sum / BT), (float)(all[i].entropy_sum / BT)};
+        float b[3] = {(float)(one.ce_sum / BT), (float)(one.kl_sum / BT), (float)(one.entropy_sum / BT)};
+        CHECKF(tl_test_maxerr(a, b, 3) < TOL, "%s eval_all stream %d (%s lens) differs from tl_lens_eval", fam, i,
+               logit ? "logit" : "tuned");
+      }
+      CHECK(tl_lens_eval_final(g.logits, V, g.ids, B, T, 1, &fo1, ps1 + (size_t)L * V) == 0);
+      float a[2] = {(float)(fo.ce_sum / BT), (float)(fo.entropy_sum / BT)};
+      float b[2] = {(float)(fo1.ce_sum / BT), (float)(fo1.entropy_sum / BT)};
+      CHECK(fo.n_ce == fo1.n_ce && fo.n_all == fo1.n_all && tl_test_maxerr(a, b, 2) < TOL);
+      CHECKF(tl_test_maxerr(ps, ps1, (long)(L + 1) * V) < TOL, "%s eval_all probability sums", fam);
+    }
+    /* a lens whose layer count differs from the streams' is refused */
+    CHECK(tl_lens_eval_all(&g.lens, L + 1, &g.u, hid, g.ids, B, T, 1, 0, all, NULL, NULL, NULL, NULL) == -1 &&
+          strstr(tl_errmsg(), "translators"));
+    free(hid), free(ps), free(ps1);
+  }
+
   /* three optimizer steps; step k trains on sequence k alone */
   tl_opt_cfg oc = tl_opt_cfg_default();
   tl_optim opt;

@@ -171,6 +171,19 @@ typedef struct {
 int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const float *h,
                  const float *model_logits, const int32_t *ids, int B, int T, int token_shift, int chunk,
                  tl_lens_eval_out *out, float *prob_sum, tl_lens_ws *ws);
+/* Every stream at once, and the baseline, without the model's logits:
+ *   hidden: n_streams + 1 streams [B,T,d] laid out as tl_model_forward writes
+ *           them; the last is the model's final hidden state (after its final
+ *           norm), from which its distribution is made a chunk at a time (fp32).
+ *   out[n_streams]: as tl_lens_eval for (stream i, translator i) each;
+ *   final_out (may be NULL): as tl_lens_eval_final;
+ *   prob_sum [n_streams][V], final_prob_sum [V] (each may be NULL): += the
+ *           probabilities of every position.
+ * lens NULL = logit lens; otherwise lens->n_layers must equal n_streams.
+ * Holds two [chunk, V] buffers, never a [B,T,V] one. */
+int tl_lens_eval_all(const tl_lens *lens, int n_streams, const tl_unembed *u, const float *hidden,
+                     const int32_t *ids, int B, int T, int token_shift, int chunk, tl_lens_eval_out *out,
+                     tl_lens_eval_out *final_out, float *prob_sum, float *final_prob_sum, tl_lens_ws *ws);
 /* Baseline: ce and entropy of the model's own distribution (kl_sum = 0). */
 int tl_lens_eval_final(const float *model_logits, int vocab, const int32_t *ids, int B, int T, int token_shift,
                        tl_lens_eval_out *out, float *prob_sum);

@@ -70,37 +70,43 @@ static size_t idx_transfer(const tl_eval *e, int type, int m, int j, int i) {
   return (size_t)e->ntypes * NMET * e->L + 2 + (((size_t)type * 2 + (size_t)m) * e->L + (size_t)j) * e->L + (size_t)i;
 }
 
-static int eval_batch(tl_eval *e, const int32_t *ids, float *hidden, float *logits, float *scratch, double *out) {
+/* One batch: every stream of every lens type with tl_lens_eval_all, which makes
+ * the model's distribution from its last hidden state a chunk at a time (no
+ * [B,T,V] logits); the baseline comes with the first type. Layer transfer
+ * compares translator j on stream i with the lens's own prediction at stream
+ * i, held whole in scratch [B,T,V]. */
+static int eval_batch(tl_eval *e, const int32_t *ids, float *hidden, float *scratch, double *out) {
   const tl_eval_cfg *c = e->c;
   int L = e->L, B = e->B, T = e->T, d = e->mc.d_model, V = e->V;
   int shift = (int)c->token_shift;
-  TL_TRY(tl_model_forward(e->model, ids, B, T, hidden, logits));
+  TL_TRY(tl_model_forward(e->model, ids, B, T, hidden, NULL));
   size_t stride = (size_t)B * T * d;
-  for (int t = 0; t < e->ntypes; t++) {
+  tl_lens_eval_out *o = tl_malloc((size_t)L * sizeof *o), f;
+  float *fps = e->prob_sum ? e->prob_sum + (size_t)e->ntypes * L * V : NULL;
+  int rc = 0;
+  for (int t = 0; t < e->ntypes && !rc; t++) {
     const tl_lens *lens = e->lens_of[t];
-    for (int i = 0; i < L; i++) {
-      const float *h = hidden + (size_t)i * stride;
-      tl_lens_eval_out o;
-      float *ps = e->prob_sum ? e->prob_sum + ((size_t)t * L + (size_t)i) * V : NULL;
-      TL_TRY(tl_lens_eval(lens, i, &e->u, h, logits, ids, B, T, shift, 0, &o, ps, e->ws));
-      out[idx_metric(e, t, M_CE, i)] = o.ce_sum / (double)o.n_ce;
-      out[idx_metric(e, t, M_ENT, i)] = o.entropy_sum / (double)o.n_all;
-      out[idx_metric(e, t, M_KL, i)] = o.kl_sum / (double)o.n_all;
+    float *ps = e->prob_sum ? e->prob_sum + (size_t)t * L * V : NULL;
+    rc = tl_lens_eval_all(lens, L, &e->u, hidden, ids, B, T, shift, 0, o, t == 0 ? &f : NULL, ps,
+                          t == 0 ? fps : NULL, e->ws);
+    for (int i = 0; i < L && !rc; i++) {
+      out[idx_metric(e, t, M_CE, i)] = o[i].ce_sum / (double)o[i].n_ce;
+      out[idx_metric(e, t, M_ENT, i)] = o[i].entropy_sum / (double)o[i].n_all;
+      out[idx_metric(e, t, M_KL, i)] = o[i].kl_sum / (double)o[i].n_all;
       if (c->layer_transfer) {
-        /* translator j on stream i, against this lens's own prediction at stream i */
+        const float *h = hidden + (size_t)i * stride;
         tl_lens_logits(lens, &e->u, i, h, B * T, scratch, e->ws);
-        for (int j = 0; j < L; j++) {
+        for (int j = 0; j < L && !rc; j++) {
           tl_lens_eval_out tr;
-          TL_TRY(tl_lens_eval(lens, j, &e->u, h, scratch, ids, B, T, shift, 0, &tr, NULL, e->ws));
+          rc = tl_lens_eval(lens, j, &e->u, h, scratch, ids, B, T, shift, 0, &tr, NULL, e->ws);
           out[idx_transfer(e, t, 0, j, i)] = tr.ce_sum / (double)tr.n_ce;
           out[idx_transfer(e, t, 1, j, i)] = tr.kl_sum / (double)tr.n_all;
         }
       }
     }
   }
-  tl_lens_eval_out f;
-  float *ps = e->prob_sum ? e->prob_sum + (size_t)e->ntypes * L * V : NULL;
-  TL_TRY(tl_lens_eval_final(logits, V, ids, B, T, shift, &f, ps));
+  free(o);
+  TL_TRY(rc);
   out[idx_baseline(e, M_CE)] = f.ce_sum / (double)f.n_ce;
   out[idx_baseline(e, 1)] = f.entropy_sum / (double)f.n_all;
   e->prob_count += (double)B * T;
@@ -307,7 +313,6 @@ static int eval_body(tl_eval *e) {
   int64_t *idx = tl_malloc((size_t)e->B * sizeof(int64_t));
   int32_t *ids = tl_malloc((size_t)e->B * e->T * sizeof(int32_t));
   float *hidden = tl_aligned_alloc((size_t)(e->L + 1) * e->B * e->T * e->mc.d_model * sizeof(float));
-  float *logits = tl_aligned_alloc((size_t)e->B * e->T * e->V * sizeof(float));
   float *scratch = c->layer_transfer ? tl_aligned_alloc((size_t)e->B * e->T * e->V * sizeof(float)) : NULL;
   int tty = c->progress && tl_dist_is_root(d) && isatty(2);
   if (tl_dist_is_root(d))
@@ -321,7 +326,7 @@ static int eval_body(tl_eval *e) {
     rc = tl_sampler_next(&s, G, d->rank, d->world, idx, &count);
     if (rc == 0) rc = tl_data_gather(e->data, idx, count, ids);
     double *out = e->batch_vals + (size_t)b * e->per_batch;
-    if (rc == 0) rc = eval_batch(e, ids, hidden, logits, scratch, out);
+    if (rc == 0) rc = eval_batch(e, ids, hidden, scratch, out);
     rc = tl_dist_agree(d, rc);
     /* the batch's value is the mean over ranks, as the reference all-reduces */
     if (rc == 0 && d->world > 1) {
@@ -349,7 +354,6 @@ static int eval_body(tl_eval *e) {
   free(idx);
   free(ids);
   free(hidden);
-  free(logits);
   free(scratch);
   tl_sampler_free(&s);
   TL_TRY(rc);

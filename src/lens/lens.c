@@ -169,6 +169,38 @@ ROW_BODY float exp_dot_body(float *z, const float *p, int n, float mx, double *d
   return s;
 }
 
+/* Evaluation row: z = exp(z - mx) in place; returns sum z; *dot = sum p (z - mx)
+ * (p NULL: 0) and *ez = sum exp(z - mx) (z - mx), both taken before the exp. */
+ROW_BODY float exp_stats_body(float *z, const float *p, int n, float mx, double *dot, double *ez) {
+  float s = 0.0f;
+  double dt = 0, et = 0;
+  for (int v0 = 0; v0 < n; v0 += 512) {
+    const int v1 = v0 + 512 < n ? v0 + 512 : n;
+    float db = 0.0f, eb = 0.0f;
+    if (p) {
+#pragma omp simd reduction(+ : s, db, eb)
+      for (int v = v0; v < v1; v++) {
+        const float x = z[v] - mx, e = tl_exp_nonpos(x);
+        db += p[v] * x;
+        eb += e * x;
+        s += e;
+        z[v] = e;
+      }
+    } else {
+#pragma omp simd reduction(+ : s, eb)
+      for (int v = v0; v < v1; v++) {
+        const float x = z[v] - mx, e = tl_exp_nonpos(x);
+        eb += e * x;
+        s += e;
+        z[v] = e;
+      }
+    }
+    dt += (double)db, et += (double)eb;
+  }
+  *dot = dt, *ez = et;
+  return s;
+}
+
 /* z = g (z / s - p), the gradient of the kl row (p NULL, the ce row before its
  * label: g z / s). */
 ROW_BODY void grad_body(float *z, const float *p, int n, float inv_s, float g) {
@@ -235,6 +267,9 @@ static double target_2(const float *zm, int n, float lm, float *p, double *psum)
 }
 static float exp_dot_2(float *z, const float *p, int n, float mx, double *dot) { return exp_dot_body(z, p, n, mx, dot); }
 static void grad_2(float *z, const float *p, int n, float inv_s, float g) { grad_body(z, p, n, inv_s, g); }
+static float exp_stats_2(float *z, const float *p, int n, float mx, double *dot, double *ez) {
+  return exp_stats_body(z, p, n, mx, dot, ez);
+}
 static void grad_bf16_2(const float *z, const float *p, int n, float inv_s, float g, uint16_t *dst) {
   grad_bf16_body(z, p, n, inv_s, g, dst);
 }
@@ -249,6 +284,9 @@ ROW_AVX512 static float exp_dot_5(float *z, const float *p, int n, float mx, dou
   return exp_dot_body(z, p, n, mx, dot);
 }
 ROW_AVX512 static void grad_5(float *z, const float *p, int n, float inv_s, float g) { grad_body(z, p, n, inv_s, g); }
+ROW_AVX512 static float exp_stats_5(float *z, const float *p, int n, float mx, double *dot, double *ez) {
+  return exp_stats_body(z, p, n, mx, dot, ez);
+}
 ROW_AVX512 static void grad_bf16_5(const float *z, const float *p, int n, float inv_s, float g, uint16_t *dst) {
   grad_bf16_body(z, p, n, inv_s, g, dst);
 }
@@ -265,6 +303,9 @@ static double row_target(const float *zm, int n, float lm, float *p, double *psu
 }
 static float row_exp_dot(float *z, const float *p, int n, float mx, double *dot) {
   return rows512() ? exp_dot_5(z, p, n, mx, dot) : exp_dot_2(z, p, n, mx, dot);
+}
+static float row_exp_stats(float *z, const float *p, int n, float mx, double *dot, double *ez) {
+  return rows512() ? exp_stats_5(z, p, n, mx, dot, ez) : exp_stats_2(z, p, n, mx, dot, ez);
 }
 static void row_grad(float *z, const float *p, int n, float inv_s, float g) {
   if (rows512())
@@ -825,6 +866,117 @@ int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const
   }
   out->kl_sum = model_logits ? out->kl_sum : 0;
   free(lse_m);
+  ws_release(locked);
+  return 0;
+}
+
+/* prob_sum[v] += sum over the n rows of z (threads split the vocabulary, so no
+ * two write the same entry; each entry adds its rows in order). */
+static void add_prob_rows(const float *z, int n, int V, float *prob_sum) {
+#pragma omp parallel for schedule(static)
+  for (int v0 = 0; v0 < V; v0 += 1024) {
+    int v1 = v0 + 1024 < V ? v0 + 1024 : V;
+    for (int r = 0; r < n; r++)
+      for (int v = v0; v < v1; v++) prob_sum[v] += z[(size_t)r * V + v];
+  }
+}
+
+/* Chunk by chunk over the positions, streams inside, like training: the model's
+ * distribution at a chunk is made once from the last hidden state, and each lens
+ * row then takes one exp per entry (see tl_lens_train_micro for the algebra;
+ * the entropy is log s - sum e (z - mx) / s). */
+int tl_lens_eval_all(const tl_lens *lens, int n_streams, const tl_unembed *u, const float *hidden,
+                     const int32_t *ids, int B, int T, int token_shift, int chunk, tl_lens_eval_out *out,
+                     tl_lens_eval_out *final_out, float *prob_sum, float *final_prob_sum, tl_lens_ws *given) {
+  const int L = n_streams;
+  if (L < 1) return tl_fail("lens: evaluation needs at least one stream, got %d", L);
+  memset(out, 0, (size_t)L * sizeof *out);
+  if (final_out) memset(final_out, 0, sizeof *final_out);
+  TL_TRY(tl_lens_check(lens, u));
+  if (lens && lens->n_layers != L)
+    return tl_fail("lens: %d translators for %d streams", lens->n_layers, L);
+  TL_TRY(check_inputs(u, NULL, ids, B, T, token_shift, 0, 0));
+  if (chunk < 0) return tl_fail("lens: chunk must be >= 0, got %d", chunk);
+  const int d = u->d_model, V = u->vocab;
+  const int64_t N = (int64_t)B * T;
+  const int want = chunk ? chunk : TL_LENS_CHUNK;
+  const int C = (int)(N < want ? N : want);
+  tl_lens_ws *ws;
+  int locked;
+  TL_TRY(ws_acquire(u, given, TL_LENS_GEMM_FP32, &ws, &locked));
+  work w = work_get(ws, u, C);
+  if (!w.p) {
+    w.p = tl_malloc((size_t)w.C * V * sizeof(float));
+    w.tgt = tl_malloc((size_t)2 * w.C * sizeof(double));
+    ((work *)ws->work)->p = w.p, ((work *)ws->work)->tgt = w.tgt;
+  }
+  const float *fin = hidden + (size_t)L * N * d;
+  /* per row: kl, entropy, ce, has_ce (w.rowv); the baseline's entropy and ce */
+  double *base = tl_malloc((size_t)2 * C * sizeof(double) + 1);
+  for (int64_t k0 = 0; k0 < N; k0 += C) {
+    const int n = (int)(N - k0 < C ? N - k0 : C);
+    double *kl = w.rowv, *ent = kl + n, *ce = ent + n, *has_ce = ce + n;
+    for (int r = 0; r < n; r++) {
+      const int64_t pos = k0 + r;
+      const int t = (int)(pos % T);
+      w.pos[r] = (int)pos;
+      has_ce[r] = ids && t + token_shift >= 0 && t + token_shift < T;
+      memcpy(w.t + (size_t)r * d, fin + (size_t)pos * d, (size_t)d * sizeof(float));
+    }
+    /* the model's distribution: logits, baseline ce and entropy, then p in place */
+    lens_gemm_logits(&ws->g, w.t, n, u->b_U, w.p, NULL);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+      float *pr = w.p + (size_t)r * V;
+      const float lse = row_logsumexp(pr, V);
+      base[n + r] = has_ce[r] != 0 ? (double)lse - pr[ids[w.pos[r] + token_shift]] : 0.0;
+      w.tgt[r] = row_target(pr, V, lse, pr, &w.tgt[C + r]); /* sum p log p, sum p */
+      base[r] = -w.tgt[r];
+    }
+    if (final_out) {
+      for (int r = 0; r < n; r++) {
+        final_out->entropy_sum += base[r], final_out->ce_sum += base[n + r];
+        final_out->n_ce += has_ce[r] != 0;
+      }
+      final_out->n_all += n;
+    }
+    if (final_prob_sum) add_prob_rows(w.p, n, V, final_prob_sum);
+
+    for (int i = 0; i < L; i++) {
+      const float *h = hidden + (size_t)i * N * d;
+      for (int r = 0; r < n; r++) memcpy(w.h + (size_t)r * d, h + (size_t)w.pos[r] * d, (size_t)d * sizeof(float));
+      if (lens)
+        translate(lens, i, w.h, n, w.t);
+      else
+        memcpy(w.t, w.h, (size_t)n * d * sizeof(float));
+      norm_forward(u, w.gain, w.t, n, w.y, w.mu, w.rstd);
+      lens_gemm_logits(w.g, w.y, n, u->b_U, w.z, w.scratch);
+      float *ps = prob_sum ? prob_sum + (size_t)i * V : NULL;
+#pragma omp parallel for schedule(static)
+      for (int r = 0; r < n; r++) {
+        float *z = w.z + (size_t)r * V;
+        const float zy = has_ce[r] != 0 ? z[ids[w.pos[r] + token_shift]] : 0.0f;
+        const float mx = row_max(z, V);
+        double dot, ez;
+        const float s = row_exp_stats(z, w.p + (size_t)r * V, V, mx, &dot, &ez);
+        const double log_s = log((double)s);
+        kl[r] = w.tgt[r] - dot + log_s * w.tgt[C + r];
+        ent[r] = log_s - ez / (double)s;
+        ce[r] = has_ce[r] != 0 ? (double)mx + log_s - (double)zy : 0.0;
+        if (ps) {
+          const float inv = 1.0f / s;
+          for (int v = 0; v < V; v++) z[v] *= inv; /* q, for prob_sum */
+        }
+      }
+      for (int r = 0; r < n; r++) {
+        out[i].kl_sum += kl[r], out[i].entropy_sum += ent[r], out[i].ce_sum += ce[r];
+        out[i].n_ce += has_ce[r] != 0;
+      }
+      out[i].n_all += n;
+      if (ps) add_prob_rows(w.z, n, V, ps);
+    }
+  }
+  free(base);
   ws_release(locked);
   return 0;
 }
