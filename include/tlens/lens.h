@@ -14,12 +14,11 @@
  * so data-parallel all-reduce, ZeRO reduce-scatter/all-gather and checkpoints are
  * plain operations on contiguous float ranges.
  *
- * Training is fused and chunked: for each stream and each chunk of tokens
- * (tl_lens_cfg.chunk, default TL_LENS_CHUNK), translator -> norm -> logits ->
- * log-softmax -> loss -> dlogits -> back through W_U, the norm and the translator,
- * accumulating dW/db. Chunks are the outer loop and streams the inner one, so
- * the final distribution at a chunk's positions is computed once for all
- * streams. No [tokens, V] lens tensor is ever materialised. */
+ * Training is fused and chunked: for each chunk of tokens (tl_lens_cfg.chunk,
+ * default TL_LENS_CHUNK) the model's final distribution at those positions is
+ * made once, then for each stream: translator -> norm -> logits -> log-softmax
+ * -> loss -> dlogits -> back through W_U, the norm and the translator,
+ * accumulating dW/db. No [tokens, V] tensor is ever materialised. */
 #ifndef TLENS_LENS_H
 #define TLENS_LENS_H
 
@@ -34,10 +33,10 @@
  * V = 50304. 128 rows is enough for the two big GEMMs per chunk (M = 128,
  * N = V, K = d and M = 128, N = d, K = V) to run at the kernels' full rate on
  * two threads (each block of W_U streamed from memory serves 128 rows;
- * measured: 64 rows lose ~10%, 256 were no faster within the noise), and keeps both buffers in
- * a server's L3, which the memory-bound row passes (softmax, loss, gradient)
- * feel more than the GEMMs do. Each row (V floats, 200 KB) stays in L2 across
- * those passes. */
+ * measured: 64 rows lose ~10%, 256 were no faster within the noise), and
+ * keeps both buffers in a server's L3, which the memory-bound row passes
+ * (softmax, loss, gradient) feel more than the GEMMs do. Each row (V floats,
+ * 200 KB) stays in L2 across those passes. */
 #define TL_LENS_CHUNK 128
 
 typedef struct {
