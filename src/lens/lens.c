@@ -590,19 +590,32 @@ static void work_release(void *w) {
   if (w) work_free(w), free(w);
 }
 
-/* The buffers of ws for chunks of up to C rows (reused when large enough). */
-static work work_get(tl_lens_ws *ws, const tl_unembed *u, int C) {
+/* The buffers of ws for chunks of up to C rows (reused when large enough);
+ * targets: also the model's distribution per chunk (p, tgt), allocated on first
+ * use. p is read row by row, so it takes no huge pages (they cost ~45 MB of
+ * peak RSS on the pythia-70m shape). */
+static work work_get(tl_lens_ws *ws, const tl_unembed *u, int C, int targets) {
   work *w = ws->work;
   if (w && w->C >= C) {
     free(w->gain);
     w->gain = make_gain(u); /* the norm may differ between calls; W_U may not */
-    return *w;
+  } else {
+    work_release(w);
+    w = tl_malloc(sizeof *w);
+    work_init(w, u, C, ws);
+    ws->work = w;
   }
-  work_release(w);
-  w = tl_malloc(sizeof *w);
-  work_init(w, u, C, ws);
-  ws->work = w;
+  if (targets && !w->p) {
+    w->p = tl_malloc((size_t)w->C * w->V * sizeof(float));
+    w->tgt = tl_malloc((size_t)2 * w->C * sizeof(double));
+  }
   return *w;
+}
+
+/* Rows per chunk for N rows and a requested chunk size (0: TL_LENS_CHUNK). */
+static int chunk_rows(int64_t N, int chunk) {
+  const int want = chunk ? chunk : TL_LENS_CHUNK;
+  return (int)(N < want ? N : want);
 }
 
 /* Prediction rows are positions t in [p0, p1) of every sequence, flattened
@@ -696,19 +709,12 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
   int p0, p1;
   shift_range(T, shift, &p0, &p1);
   const int64_t N = (int64_t)B * (p1 - p0);
-  const int want = cfg->chunk ? cfg->chunk : TL_LENS_CHUNK;
-  const int C = (int)(N < want ? N : want);
+  const int C = chunk_rows(N, cfg->chunk);
   /* d(scale * mean loss)/dz = scale/N * (q - p) for kl, (q - onehot) for ce */
   const float gscale = (float)((double)scale / (double)N);
 
   const int V2 = lens_gemm_bf16_row(V);
-  work w = work_get(ws, u, C);
-  if (kl && !w.p) { /* kept in ws->work with the other buffers; read row by row,
-                       so no huge pages (they cost ~45 MB of peak RSS here) */
-    w.p = tl_malloc((size_t)w.C * V * sizeof(float));
-    w.tgt = tl_malloc((size_t)2 * w.C * sizeof(double));
-    ((work *)ws->work)->p = w.p, ((work *)ws->work)->tgt = w.tgt;
-  }
+  work w = work_get(ws, u, C, kl);
   float *lse_m = kl && !fin ? model_lse(model_logits, (int64_t)B * T, V) : NULL;
   /* the final logits from final_hidden: fp32 always (the targets are not
    * rounded to bf16), on the packed fp32 kernels where this ws has them */
@@ -798,6 +804,17 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
 
 /* ---- evaluation ---- */
 
+/* prob_sum[v] += sum over the n rows of z (threads split the vocabulary, so no
+ * two write the same entry; each entry adds its rows in order). */
+static void add_prob_rows(const float *z, int n, int V, float *prob_sum) {
+#pragma omp parallel for schedule(static)
+  for (int v0 = 0; v0 < V; v0 += 1024) {
+    int v1 = v0 + 1024 < V ? v0 + 1024 : V;
+    for (int r = 0; r < n; r++)
+      for (int v = v0; v < v1; v++) prob_sum[v] += z[(size_t)r * V + v];
+  }
+}
+
 /* Row statistics of log-probabilities z - lse (and of the model row when given). */
 static void eval_chunk(work *w, int n, const float *model_logits, const float *lse_m, const int32_t *ids,
                        int shift, int T, tl_lens_eval_out *out, float *prob_sum) {
@@ -824,15 +841,7 @@ static void eval_chunk(work *w, int n, const float *model_logits, const float *l
   out->ce_sum += ce_sum;
   out->n_ce += n_ce;
   out->n_all += n;
-  if (prob_sum) {
-    /* split the vocabulary between threads so no two write the same entry */
-#pragma omp parallel for schedule(static)
-    for (int v0 = 0; v0 < V; v0 += 1024) {
-      int v1 = v0 + 1024 < V ? v0 + 1024 : V;
-      for (int r = 0; r < n; r++)
-        for (int v = v0; v < v1; v++) prob_sum[v] += w->z[(size_t)r * V + v];
-    }
-  }
+  if (prob_sum) add_prob_rows(w->z, n, V, prob_sum);
 }
 
 int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const float *h,
@@ -846,12 +855,11 @@ int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const
   if (chunk < 0) return tl_fail("lens: chunk must be >= 0, got %d", chunk);
   const int d = u->d_model, V = u->vocab;
   const int64_t N = (int64_t)B * T;
-  const int want = chunk ? chunk : TL_LENS_CHUNK;
-  const int C = (int)(N < want ? N : want);
+  const int C = chunk_rows(N, chunk);
   tl_lens_ws *ws;
   int locked;
   TL_TRY(ws_acquire(u, given, TL_LENS_GEMM_FP32, &ws, &locked));
-  work w = work_get(ws, u, C);
+  work w = work_get(ws, u, C, 0);
   float *lse_m = model_logits ? model_lse(model_logits, N, V) : NULL;
   for (int64_t k0 = 0; k0 < N; k0 += C) {
     const int n = (int)(N - k0 < C ? N - k0 : C);
@@ -868,17 +876,6 @@ int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const
   free(lse_m);
   ws_release(locked);
   return 0;
-}
-
-/* prob_sum[v] += sum over the n rows of z (threads split the vocabulary, so no
- * two write the same entry; each entry adds its rows in order). */
-static void add_prob_rows(const float *z, int n, int V, float *prob_sum) {
-#pragma omp parallel for schedule(static)
-  for (int v0 = 0; v0 < V; v0 += 1024) {
-    int v1 = v0 + 1024 < V ? v0 + 1024 : V;
-    for (int r = 0; r < n; r++)
-      for (int v = v0; v < v1; v++) prob_sum[v] += z[(size_t)r * V + v];
-  }
 }
 
 /* Chunk by chunk over the positions, streams inside, like training: the model's
@@ -899,17 +896,11 @@ int tl_lens_eval_all(const tl_lens *lens, int n_streams, const tl_unembed *u, co
   if (chunk < 0) return tl_fail("lens: chunk must be >= 0, got %d", chunk);
   const int d = u->d_model, V = u->vocab;
   const int64_t N = (int64_t)B * T;
-  const int want = chunk ? chunk : TL_LENS_CHUNK;
-  const int C = (int)(N < want ? N : want);
+  const int C = chunk_rows(N, chunk);
   tl_lens_ws *ws;
   int locked;
   TL_TRY(ws_acquire(u, given, TL_LENS_GEMM_FP32, &ws, &locked));
-  work w = work_get(ws, u, C);
-  if (!w.p) {
-    w.p = tl_malloc((size_t)w.C * V * sizeof(float));
-    w.tgt = tl_malloc((size_t)2 * w.C * sizeof(double));
-    ((work *)ws->work)->p = w.p, ((work *)ws->work)->tgt = w.tgt;
-  }
+  work w = work_get(ws, u, C, 1);
   const float *fin = hidden + (size_t)L * N * d;
   /* per row: kl, entropy, ce, has_ce (w.rowv); the baseline's entropy and ce */
   double *base = tl_malloc((size_t)2 * C * sizeof(double) + 1);
@@ -989,7 +980,7 @@ int tl_lens_eval_final(const float *model_logits, int vocab, const int32_t *ids,
   u.vocab = vocab;
   TL_TRY(check_inputs(&u, model_logits, ids, B, T, token_shift, 1, 0));
   const int64_t N = (int64_t)B * T;
-  const int C = (int)(N < TL_LENS_CHUNK ? N : TL_LENS_CHUNK);
+  const int C = chunk_rows(N, 0);
   work w = {0};
   w.C = C;
   w.V = vocab;
