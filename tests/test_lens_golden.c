@@ -6,6 +6,19 @@
 
 #define TOL 1e-5
 
+/* Mean ce and kl of an evaluation of stream i against the goldens ce.<i>, kl.<i>. */
+static void expect_metrics(golden *g, const char *fam, const char *path, int i, const tl_lens_eval_out *o) {
+  const float v[2] = {(float)(o->ce_sum / o->n_ce), (float)(o->kl_sum / o->n_all)};
+  const char *key[2] = {"ce", "kl"};
+  for (int k = 0; k < 2; k++) {
+    char name[64];
+    snprintf(name, sizeof name, "%s.%d", key[k], i);
+    float *ref = lg_get(g, name, 1);
+    CHECKF(tl_test_maxerr(&v[k], ref, 1) < TOL, "%s %s %s: %.8f vs %.8f", fam, path, name, v[k], ref[0]);
+    free(ref);
+  }
+}
+
 static void check_family(const char *fam) {
   golden g;
   if (golden_open(&g, fam)) {
@@ -73,13 +86,8 @@ static void check_family(const char *fam) {
     tl_lens_eval_out ev;
     CHECK(tl_lens_eval(&g.lens, i, &g.u, g.hidden + (size_t)i * BT * d, g.logits, g.ids, B, T, 1, 5, &ev, NULL, NULL) == 0);
     CHECK(ev.n_all == (int64_t)BT && ev.n_ce == (int64_t)B * (T - 1));
-    float ce = (float)(ev.ce_sum / ev.n_ce), kl = (float)(ev.kl_sum / ev.n_all);
-    CHECKF(tl_test_maxerr(&ce, ref, 1) < TOL, "%s eval ce.%d: %.8f vs %.8f", fam, i, ce, ref[0]);
     free(ref);
-    snprintf(name, sizeof name, "kl.%d", i);
-    ref = lg_get(&g, name, 1);
-    CHECKF(tl_test_maxerr(&kl, ref, 1) < TOL, "%s eval kl.%d: %.8f vs %.8f", fam, i, kl, ref[0]);
-    free(ref);
+    expect_metrics(&g, fam, "eval", i, &ev);
   }
 
   /* every stream at once from the hidden states alone (tl_lens_eval_all, what
@@ -98,17 +106,7 @@ static void check_family(const char *fam) {
       CHECK(tl_lens_eval_all(use, L, &g.u, hid, g.ids, B, T, 1, 4, all, &fo, ps, ps + (size_t)L * V, NULL) == 0);
       for (int i = 0; i < L; i++) {
         CHECK(all[i].n_all == (int64_t)BT && all[i].n_ce == (int64_t)B * (T - 1));
-        float ce = (float)(all[i].ce_sum / all[i].n_ce), kl = (float)(all[i].kl_sum / all[i].n_all);
-        if (!logit) {
-          snprintf(name, sizeof name, "ce.%d", i);
-          float *ref = lg_get(&g, name, 1);
-          CHECKF(tl_test_maxerr(&ce, ref, 1) < TOL, "%s eval_all ce.%d: %.8f vs %.8f", fam, i, ce, ref[0]);
-          free(ref);
-          snprintf(name, sizeof name, "kl.%d", i);
-          ref = lg_get(&g, name, 1);
-          CHECKF(tl_test_maxerr(&kl, ref, 1) < TOL, "%s eval_all kl.%d: %.8f vs %.8f", fam, i, kl, ref[0]);
-          free(ref);
-        }
+        if (!logit) expect_metrics(&g, fam, "eval_all", i, &all[i]);
         CHECK(tl_lens_eval(use, i, &g.u, g.hidden + (size_t)i * BT * d, g.logits, g.ids, B, T, 1, 0, &one,
                            ps1 + (size_t)i * V, NULL) == 0);
         float a[3] = {(float)(all[i].ce_sum / BT), (float)(all[i].kl_sum / BT), (float)(all[i].entropy_sum / BT)};

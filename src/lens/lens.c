@@ -804,6 +804,20 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
 
 /* ---- evaluation ---- */
 
+/* The checks and buffers shared by the evaluation entry points: the unembedding
+ * prepared for fp32 (*locked: see ws_acquire) and chunk buffers (targets: with
+ * the model-distribution buffers). */
+static int eval_begin(const tl_lens *lens, const tl_unembed *u, const float *model_logits, const int32_t *ids, int B,
+                      int T, int token_shift, int chunk, tl_lens_ws *given, int targets, tl_lens_ws **ws,
+                      int *locked, work *w) {
+  TL_TRY(tl_lens_check(lens, u));
+  TL_TRY(check_inputs(u, model_logits, ids, B, T, token_shift, 0, 0));
+  if (chunk < 0) return tl_fail("lens: chunk must be >= 0, got %d", chunk);
+  TL_TRY(ws_acquire(u, given, TL_LENS_GEMM_FP32, ws, locked));
+  *w = work_get(*ws, u, chunk_rows((int64_t)B * T, chunk), targets);
+  return 0;
+}
+
 /* prob_sum[v] += sum over the n rows of z (threads split the vocabulary, so no
  * two write the same entry; each entry adds its rows in order). */
 static void add_prob_rows(const float *z, int n, int V, float *prob_sum) {
@@ -848,18 +862,15 @@ int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const
                  const float *model_logits, const int32_t *ids, int B, int T, int token_shift, int chunk,
                  tl_lens_eval_out *out, float *prob_sum, tl_lens_ws *given) {
   memset(out, 0, sizeof *out);
-  TL_TRY(tl_lens_check(lens, u));
   if (lens && (translator < 0 || translator >= lens->n_layers))
     return tl_fail("lens: translator %d out of range [0, %d)", translator, lens->n_layers);
-  TL_TRY(check_inputs(u, model_logits, ids, B, T, token_shift, 0, 0));
-  if (chunk < 0) return tl_fail("lens: chunk must be >= 0, got %d", chunk);
   const int d = u->d_model, V = u->vocab;
   const int64_t N = (int64_t)B * T;
   const int C = chunk_rows(N, chunk);
   tl_lens_ws *ws;
   int locked;
-  TL_TRY(ws_acquire(u, given, TL_LENS_GEMM_FP32, &ws, &locked));
-  work w = work_get(ws, u, C, 0);
+  work w;
+  TL_TRY(eval_begin(lens, u, model_logits, ids, B, T, token_shift, chunk, given, 0, &ws, &locked, &w));
   float *lse_m = model_logits ? model_lse(model_logits, N, V) : NULL;
   for (int64_t k0 = 0; k0 < N; k0 += C) {
     const int n = (int)(N - k0 < C ? N - k0 : C);
@@ -889,18 +900,15 @@ int tl_lens_eval_all(const tl_lens *lens, int n_streams, const tl_unembed *u, co
   if (L < 1) return tl_fail("lens: evaluation needs at least one stream, got %d", L);
   memset(out, 0, (size_t)L * sizeof *out);
   if (final_out) memset(final_out, 0, sizeof *final_out);
-  TL_TRY(tl_lens_check(lens, u));
   if (lens && lens->n_layers != L)
     return tl_fail("lens: %d translators for %d streams", lens->n_layers, L);
-  TL_TRY(check_inputs(u, NULL, ids, B, T, token_shift, 0, 0));
-  if (chunk < 0) return tl_fail("lens: chunk must be >= 0, got %d", chunk);
   const int d = u->d_model, V = u->vocab;
   const int64_t N = (int64_t)B * T;
   const int C = chunk_rows(N, chunk);
   tl_lens_ws *ws;
   int locked;
-  TL_TRY(ws_acquire(u, given, TL_LENS_GEMM_FP32, &ws, &locked));
-  work w = work_get(ws, u, C, 1);
+  work w;
+  TL_TRY(eval_begin(lens, u, NULL, ids, B, T, token_shift, chunk, given, 1, &ws, &locked, &w));
   const float *fin = hidden + (size_t)L * N * d;
   /* per row: kl, entropy, ce, has_ce (w.rowv); the baseline's entropy and ce */
   double *base = tl_malloc((size_t)2 * C * sizeof(double) + 1);
