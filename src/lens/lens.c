@@ -864,13 +864,13 @@ int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const
   memset(out, 0, sizeof *out);
   if (lens && (translator < 0 || translator >= lens->n_layers))
     return tl_fail("lens: translator %d out of range [0, %d)", translator, lens->n_layers);
-  const int d = u->d_model, V = u->vocab;
-  const int64_t N = (int64_t)B * T;
-  const int C = chunk_rows(N, chunk);
   tl_lens_ws *ws;
   int locked;
   work w;
   TL_TRY(eval_begin(lens, u, model_logits, ids, B, T, token_shift, chunk, given, 0, &ws, &locked, &w));
+  const int d = u->d_model, V = u->vocab;
+  const int64_t N = (int64_t)B * T;
+  const int C = chunk_rows(N, chunk);
   float *lse_m = model_logits ? model_lse(model_logits, N, V) : NULL;
   for (int64_t k0 = 0; k0 < N; k0 += C) {
     const int n = (int)(N - k0 < C ? N - k0 : C);
@@ -902,13 +902,13 @@ int tl_lens_eval_all(const tl_lens *lens, int n_streams, const tl_unembed *u, co
   if (final_out) memset(final_out, 0, sizeof *final_out);
   if (lens && lens->n_layers != L)
     return tl_fail("lens: %d translators for %d streams", lens->n_layers, L);
-  const int d = u->d_model, V = u->vocab;
-  const int64_t N = (int64_t)B * T;
-  const int C = chunk_rows(N, chunk);
   tl_lens_ws *ws;
   int locked;
   work w;
   TL_TRY(eval_begin(lens, u, NULL, ids, B, T, token_shift, chunk, given, 1, &ws, &locked, &w));
+  const int d = u->d_model, V = u->vocab;
+  const int64_t N = (int64_t)B * T;
+  const int C = chunk_rows(N, chunk);
   const float *fin = hidden + (size_t)L * N * d;
   /* per row: kl, entropy, ce, has_ce (w.rowv); the baseline's entropy and ce */
   double *base = tl_malloc((size_t)2 * C * sizeof(double) + 1);
