@@ -618,6 +618,18 @@ static int chunk_rows(int64_t N, int chunk) {
   return (int)(N < want ? N : want);
 }
 
+/* w->z[n,V] = the logits of translator i (lens NULL: the logit lens) on the
+ * gathered rows w->h, keeping what the backward pass needs (w->t, w->y and the
+ * norm's statistics). */
+static void chunk_logits(const tl_lens *lens, int i, const tl_unembed *u, work *w, int n) {
+  if (lens)
+    translate(lens, i, w->h, n, w->t);
+  else
+    memcpy(w->t, w->h, (size_t)n * w->d * sizeof(float));
+  norm_forward(u, w->gain, w->t, n, w->y, w->mu, w->rstd);
+  lens_gemm_logits(w->g, w->y, n, u->b_U, w->z, w->scratch);
+}
+
 /* Prediction rows are positions t in [p0, p1) of every sequence, flattened
  * b-major; their labels sit at t + shift. */
 static void shift_range(int T, int shift, int *p0, int *p1) {
@@ -746,9 +758,7 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
       const float *h = hidden + (size_t)i * B * T * d;
       float *gW = grad + tl_lens_weight_off(lens, i), *gb = grad + tl_lens_bias_off(lens, i);
       if (i > 0) gather_rows(&w, h, T, p0, p1, k0, n);
-      translate(lens, i, w.h, n, w.t);
-      norm_forward(u, w.gain, w.t, n, w.y, w.mu, w.rstd);
-      lens_gemm_logits(w.g, w.y, n, u->b_U, w.z, w.scratch);
+      chunk_logits(lens, i, u, &w, n);
 
       /* loss and dL/dz, one row at a time (the row stays in L2) */
 #pragma omp parallel for schedule(static)
@@ -809,12 +819,13 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
  * the model-distribution buffers). */
 static int eval_begin(const tl_lens *lens, const tl_unembed *u, const float *model_logits, const int32_t *ids, int B,
                       int T, int token_shift, int chunk, tl_lens_ws *given, int targets, tl_lens_ws **ws,
-                      int *locked, work *w) {
+                      int *locked, work *w, int *C) {
   TL_TRY(tl_lens_check(lens, u));
   TL_TRY(check_inputs(u, model_logits, ids, B, T, token_shift, 0, 0));
   if (chunk < 0) return tl_fail("lens: chunk must be >= 0, got %d", chunk);
   TL_TRY(ws_acquire(u, given, TL_LENS_GEMM_FP32, ws, locked));
-  *w = work_get(*ws, u, chunk_rows((int64_t)B * T, chunk), targets);
+  *C = chunk_rows((int64_t)B * T, chunk);
+  *w = work_get(*ws, u, *C, targets);
   return 0;
 }
 
@@ -865,22 +876,16 @@ int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const
   if (lens && (translator < 0 || translator >= lens->n_layers))
     return tl_fail("lens: translator %d out of range [0, %d)", translator, lens->n_layers);
   tl_lens_ws *ws;
-  int locked;
   work w;
-  TL_TRY(eval_begin(lens, u, model_logits, ids, B, T, token_shift, chunk, given, 0, &ws, &locked, &w));
-  const int d = u->d_model, V = u->vocab;
+  int locked, C;
+  TL_TRY(eval_begin(lens, u, model_logits, ids, B, T, token_shift, chunk, given, 0, &ws, &locked, &w, &C));
+  const int V = u->vocab;
   const int64_t N = (int64_t)B * T;
-  const int C = chunk_rows(N, chunk);
   float *lse_m = model_logits ? model_lse(model_logits, N, V) : NULL;
   for (int64_t k0 = 0; k0 < N; k0 += C) {
     const int n = (int)(N - k0 < C ? N - k0 : C);
     gather_rows(&w, h, T, 0, T, k0, n);
-    if (lens)
-      translate(lens, translator, w.h, n, w.t);
-    else
-      memcpy(w.t, w.h, (size_t)n * d * sizeof(float));
-    norm_forward(u, w.gain, w.t, n, w.y, w.mu, w.rstd);
-    lens_gemm_logits(w.g, w.y, n, u->b_U, w.z, w.scratch);
+    chunk_logits(lens, translator, u, &w, n);
     eval_chunk(&w, n, model_logits, lse_m, ids, token_shift, T, out, prob_sum);
   }
   out->kl_sum = model_logits ? out->kl_sum : 0;
@@ -903,12 +908,11 @@ int tl_lens_eval_all(const tl_lens *lens, int n_streams, const tl_unembed *u, co
   if (lens && lens->n_layers != L)
     return tl_fail("lens: %d translators for %d streams", lens->n_layers, L);
   tl_lens_ws *ws;
-  int locked;
   work w;
-  TL_TRY(eval_begin(lens, u, NULL, ids, B, T, token_shift, chunk, given, 1, &ws, &locked, &w));
+  int locked, C;
+  TL_TRY(eval_begin(lens, u, NULL, ids, B, T, token_shift, chunk, given, 1, &ws, &locked, &w, &C));
   const int d = u->d_model, V = u->vocab;
   const int64_t N = (int64_t)B * T;
-  const int C = chunk_rows(N, chunk);
   const float *fin = hidden + (size_t)L * N * d;
   /* per row: kl, entropy, ce, has_ce (w.rowv); the baseline's entropy and ce */
   double *base = tl_malloc((size_t)2 * C * sizeof(double) + 1);
@@ -944,12 +948,7 @@ int tl_lens_eval_all(const tl_lens *lens, int n_streams, const tl_unembed *u, co
     for (int i = 0; i < L; i++) {
       const float *h = hidden + (size_t)i * N * d;
       for (int r = 0; r < n; r++) memcpy(w.h + (size_t)r * d, h + (size_t)w.pos[r] * d, (size_t)d * sizeof(float));
-      if (lens)
-        translate(lens, i, w.h, n, w.t);
-      else
-        memcpy(w.t, w.h, (size_t)n * d * sizeof(float));
-      norm_forward(u, w.gain, w.t, n, w.y, w.mu, w.rstd);
-      lens_gemm_logits(w.g, w.y, n, u->b_U, w.z, w.scratch);
+      chunk_logits(lens, i, u, &w, n);
       float *ps = prob_sum ? prob_sum + (size_t)i * V : NULL;
 #pragma omp parallel for schedule(static)
       for (int r = 0; r < n; r++) {
