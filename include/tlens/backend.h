@@ -32,6 +32,10 @@ typedef enum {
 typedef struct tl_backend {
   const char *name;
   tl_device device;
+  /* Shapes the ops support (0 = any). A model whose config exceeds them is
+   * refused when it is given this backend, naming the config field. */
+  int max_head_dim; /* attention: head_dim */
+  int max_rot_dim;  /* rope: rotary dimensions per head */
 
   /* ---- memory ---- */
   void *(*alloc)(size_t bytes); /* never NULL (aborts on OOM) */
