@@ -43,9 +43,17 @@ enum { TL_LOG_ERROR = 0, TL_LOG_WARN = 1, TL_LOG_INFO = 2, TL_LOG_DEBUG = 3 };
 void tl_log_set_level(int level);
 int tl_log_level(void);
 void tl_log_set_rank(int rank);
+int tl_log_rank(void); /* the rank set above (0 by default) */
 void tl_warn(const char *fmt, ...) TL_PRINTF(1, 2);
 void tl_info(const char *fmt, ...) TL_PRINTF(1, 2);
 void tl_debug(const char *fmt, ...) TL_PRINTF(1, 2);
+
+/* ---- fault injection, for tests of error paths that cannot be provoked from outside ----
+ * TLENS_FAULT="site:n[,site:n...]" makes tl_fault(site, n) true at those points (n: the
+ * layer, step, ... the site counts; "*" for every n). Sites: fsdp_gather (the all-gather
+ * of layer n fails on every rank). Unset, it costs one getenv per process; a malformed
+ * value is a warning and injects nothing. */
+bool tl_fault(const char *site, long n);
 
 /* ---- files ---- */
 /* Reads a whole file; *data is NUL-terminated (not counted in *len). */

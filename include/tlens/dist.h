@@ -142,11 +142,10 @@ void tl_fsdp_free(tl_fsdp *f);
 /* ---- preemption (SIGUSR1 / SIGTERM, and a first Ctrl-C) ----
  * tl_preempt_install sets handlers that only raise an atomic flag. The training
  * loop checks it at step boundaries with tl_dist_preempt_agree (all ranks take the
- * max of their flags, so all stop at the same step), writes a checkpoint and exits
- * with TL_EXIT_PREEMPTED, which job scripts read as "checkpointed, not finished:
- * requeue me". Under Slurm use `--requeue --signal=B:USR1@N` (or `USR1@N` for
+ * max of their flags, so all stop at the same step), writes a checkpoint and
+ * `tlens train` exits with status 3 (TL_EXIT_PREEMPTED, src/cli/commands.h), which
+ * job scripts read as "checkpointed, not finished: requeue me". Under Slurm use `--requeue --signal=B:USR1@N` (or `USR1@N` for
  * srun-launched ranks). SIGINT stops the same way; a second SIGINT quits at once. */
-#define TL_EXIT_PREEMPTED 3
 int tl_preempt_install(void);
 bool tl_preempt_requested(void);
 int tl_preempt_signal(void);     /* the first signal received, 0 if none */

@@ -17,6 +17,8 @@
 
 #include <stdbool.h>
 
+#include "tlens/run.h"
+
 typedef struct {
   char *model, *data, *text_column, *tokenizer, *lens, *output, *cache_dir;
   bool logit;              /* [true] evaluate the logit lens */
@@ -33,8 +35,9 @@ typedef struct {
 
 void tl_eval_cfg_default(tl_eval_cfg *c);
 void tl_eval_cfg_free(tl_eval_cfg *c);
-/* Collective over the MPI ranks; returns the process exit status. */
-int tl_eval_run(const tl_eval_cfg *c, int argc, char **argv);
+/* Evaluates on the ranks of `run` (tl_run_init done; collective). Returns 0, or -1
+ * with the message recorded (tl_errmsg), the same on every rank. */
+int tl_eval_run(const tl_eval_cfg *c, tl_run *run);
 
 /* The chart alone: per-layer series (NaN = absent) into an SVG file (atomic). */
 typedef struct {

@@ -72,11 +72,14 @@ typedef struct {
   const float *down_w, *down_b; /* [d, d_ff], [d] */
 } tl_layer_weights;
 
-/* Layer hook: fetch returns the full blob of `layer` (tl_model_layer_numel floats)
- * to use for this forward step; release is called once the block has run. */
+/* Layer hook: fetch sets *blob to the full blob of `layer` (tl_model_layer_numel
+ * floats) to use for this forward step; release is called once the block has run
+ * (not after a failed fetch). Both return 0, or -1 after tl_fail: the forward then
+ * stops and returns -1 with that message (a failed FSDP all-gather is an error
+ * line, never a NULL blob handed to the layer code). */
 typedef struct {
-  const float *(*fetch)(void *ctx, tl_model *m, int layer);
-  void (*release)(void *ctx, tl_model *m, int layer, const float *blob);
+  int (*fetch)(void *ctx, tl_model *m, int layer, const float **blob);
+  int (*release)(void *ctx, tl_model *m, int layer, const float *blob);
   void *ctx;
 } tl_layer_hook;
 
@@ -125,13 +128,14 @@ void tl_model_set_layer_blob(tl_model *m, int layer, float *blob);
  * free() it) and its range in the blob. NULL when there is none (or taken). */
 float *tl_model_take_layer_slice(tl_model *m, int layer, size_t *off, size_t *cnt);
 void tl_model_set_layer_hook(tl_model *m, const tl_layer_hook *hook); /* NULL = none */
-/* Resolves the weights of `layer` (through the hook when set) into *w. Returns the blob
- * used, to be given back with tl_model_layer_release. */
-const float *tl_model_layer_weights(tl_model *m, int layer, tl_layer_weights *w);
-void tl_model_layer_release(tl_model *m, int layer, const float *blob);
+/* Resolves the weights of `layer` (through the hook when set) into *w and sets *blob
+ * to the blob used, to be given back with tl_model_layer_release. 0 or -1. */
+int tl_model_layer_weights(tl_model *m, int layer, tl_layer_weights *w, const float **blob);
+int tl_model_layer_release(tl_model *m, int layer, const float *blob);
 
-/* Uses a different backend for compute (default: CPU). */
-void tl_model_set_backend(tl_model *m, const tl_backend *be);
+/* Uses a different backend for compute (default: CPU). Refused (-1, naming the
+ * config field) when the model's shapes exceed what the backend's ops support. */
+int tl_model_set_backend(tl_model *m, const tl_backend *be);
 
 /* ---- synthetic models ---- */
 typedef struct {

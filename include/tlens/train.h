@@ -6,16 +6,19 @@
  *       model forward (frozen; FSDP gathers each layer's shards first)   (model, dist)
  *       fused lens forward/backward of every stream, grads accumulated   (lens)
  *   all-reduce (average) of the translator gradients                    (dist)
- *   global grad-norm clip to 1.0, SGD/Adam step, linear schedule        (optim)
+ *   global grad-norm clip (TL_TRAIN_CLIP_NORM), SGD/Adam step, schedule (optim)
  *   metrics line; every checkpoint_freq steps an HDF5 checkpoint        (ckpt)
- * and at the end the lens in the hub layout (export).
- *
- * Exit statuses of `tlens train`: 0 finished (the lens is exported), 1 error,
- * 2 bad usage, TL_EXIT_PREEMPTED (3) checkpointed after SIGUSR1/SIGTERM, not finished. */
+ * and at the end the lens in the hub layout (export). What a run opens before its
+ * first step (ranks, model, tokenizer, token cache) comes from tlens/run.h. */
 #ifndef TLENS_TRAIN_H
 #define TLENS_TRAIN_H
 
 #include <stdbool.h>
+
+#include "tlens/run.h"
+
+/* The reference clips the global gradient norm to 1 (torch clip_grad_norm_). */
+#define TL_TRAIN_CLIP_NORM 1.0
 
 typedef struct {
   /* what to train on */
@@ -60,24 +63,15 @@ typedef struct {
 
 void tl_train_cfg_default(tl_train_cfg *c);
 void tl_train_cfg_free(tl_train_cfg *c);
-/* Runs the training (collective over all MPI ranks). Returns the process exit status. */
-int tl_train_run(const tl_train_cfg *c, int argc, char **argv);
+
+/* How a run that returned 0 ended. */
+typedef enum {
+  TL_TRAIN_DONE = 0,    /* all steps taken, the lens exported */
+  TL_TRAIN_STOPPED = 1, /* stopped on a signal (or --stop_after) after writing a checkpoint */
+} tl_train_end;
+/* Runs the training on the ranks of `run` (tl_run_init done; collective). Returns 0
+ * (*end says how it ended) or -1 with the message recorded (tl_errmsg), the same
+ * on every rank. */
+int tl_train_run(const tl_train_cfg *c, tl_run *run, tl_train_end *end);
 
 #endif
-
-/* ---- shared by train and eval ---- */
-#include "tlens/data.h"
-#include "tlens/dist.h"
-#include "tlens/tokenizer.h"
-
-/* Threads per rank: requested > 0 wins, then OMP_NUM_THREADS, else the node's cores
- * divided among the ranks on it (oversubscribed cores thrash). */
-void tl_choose_threads(long requested, const tl_dist *d);
-/* Loads <tokenizer_path or model/tokenizer.json>; for pre-tokenized .safetensors data
- * a missing tokenizer is fine (*tok = NULL). Collective (errors agreed). */
-int tl_open_tokenizer(tl_dist *d, const char *model, const char *tokenizer_path, const char *data,
-                      tl_tokenizer **tok);
-/* Rank 0 tokenizes the corpus into the token cache once (reused when valid), the other
- * ranks wait and map the same file. Collective (errors agreed). */
-int tl_open_dataset(tl_dist *d, const char *data, const tl_tokenizer *tok, const char *text_column,
-                    long max_seq_len, const char *cache_dir, tl_dataset **out);

@@ -237,8 +237,3 @@ void tl_args_free(tl_opt *opts, int nopts) {
       *(char **)opts[i].dst = NULL;
     }
 }
-
-int tl_cli_error(const char *cmd) {
-  fprintf(stderr, "tlens %s: error: %s\n", cmd, tl_errmsg());
-  return 1;
-}

@@ -1,7 +1,6 @@
 /* tlens eval: flags of the reference CLI (python -m tuned_lens eval) plus ours. */
 #include <stdio.h>
 
-#include "cli/args.h"
 #include "cli/commands.h"
 #include "tlens/core.h"
 #include "tlens/eval.h"
@@ -12,7 +11,10 @@ static const char *usage =
     "shifted input ids, entropy, and KL(model || lens), in bits per byte. Writes\n"
     "aggregate_metrics.json, batches.jsonl, metrics.svg (and logit_stats.json with\n"
     "--record_logit_stats) to the output folder, and prints a per-layer table. Runs on\n"
-    "1..N MPI ranks like train.";
+    "1..N MPI ranks like train.\n"
+    "Exit status: 0 done, 1 error, 2 bad usage.";
+
+static int eval_body(void *cfg, tl_run *run, int *status) { return tl_eval_run(cfg, run); }
 
 int tl_cmd_eval(int argc, char **argv) {
   tl_eval_cfg c;
@@ -38,13 +40,8 @@ int tl_cmd_eval(int argc, char **argv) {
       {"progress", 0, TL_OPT_BOOL, &c.progress, "progress line on a terminal", 0, 0, false},
   };
   int nopts = (int)(sizeof opts / sizeof opts[0]);
-  int rc = tl_args_parse(opts, nopts, argc, argv, usage, true, NULL, NULL);
-  if (rc != TL_ARGS_OK) {
-    if (rc == TL_ARGS_ERROR) fprintf(stderr, "tlens eval: error: %s\n", tl_errmsg());
-    tl_eval_cfg_free(&c);
-    return rc == TL_ARGS_HELP ? 0 : 2;
-  }
-  int status = tl_eval_run(&c, argc, argv);
+  int status = tl_cli_parse("eval", opts, nopts, argc, argv, usage, true, NULL, NULL);
+  if (status < 0) status = tl_cli_run_ranks("eval", argc, argv, eval_body, &c);
   tl_eval_cfg_free(&c);
   return status;
 }

@@ -95,18 +95,13 @@ int tl_cmd_export(int argc, char **argv) {
       {"model.name|model", 0, TL_OPT_STR, &name, "base_model_name_or_path to record [the run's --model.name]", 0, 0, false},
   };
   int n = (int)(sizeof opts / sizeof opts[0]);
-  int rc = tl_args_parse(opts, n, argc, argv, usage, false, NULL, NULL);
-  int status = 0;
-  if (rc == TL_ARGS_ERROR) {
-    fprintf(stderr, "tlens export: error: %s\n", tl_errmsg());
-    status = 2;
-  } else if (rc == TL_ARGS_OK) {
-    if (!ckpt || !out) {
-      fprintf(stderr, "tlens export: error: --checkpoint and --output are required (see --help)\n");
-      status = 2;
-    } else if (run_export(ckpt, out, dtype, name) != 0) {
-      status = tl_cli_error("export");
-    }
+  int status = tl_cli_parse("export", opts, n, argc, argv, usage, false, NULL, NULL);
+  if (status >= 0) return status;
+  if (!ckpt || !out) {
+    tl_fail("--checkpoint and --output are required (see --help)");
+    status = tl_cli_report("export", TL_EXIT_USAGE);
+  } else {
+    status = run_export(ckpt, out, dtype, name) != 0 ? tl_cli_error("export") : TL_EXIT_OK;
   }
   tl_args_free(opts, n);
   return status;

@@ -33,14 +33,9 @@ int tl_cmd_hidden(int argc, char **argv) {
       {"threads", 0, TL_OPT_INT, &threads, "CPU threads (0 = OMP_NUM_THREADS or all cores)", 0, 4096, 0},
   };
   int nopts = (int)(sizeof opts / sizeof opts[0]);
-  int rc = tl_args_parse(opts, nopts, argc, argv, USAGE, false, NULL, NULL);
-  if (rc == TL_ARGS_HELP) return 0;
-  if (rc != TL_ARGS_OK) {
-    tl_cli_error("hidden");
-    tl_args_free(opts, nopts);
-    return 2;
-  }
-  int status = 1;
+  int status = tl_cli_parse("hidden", opts, nopts, argc, argv, USAGE, false, NULL, NULL);
+  if (status >= 0) return status;
+  status = TL_EXIT_ERROR;
   tl_model *m = NULL;
   tl_safetensors in = {0};
   int in_open = 0;
@@ -50,8 +45,7 @@ int tl_cmd_hidden(int argc, char **argv) {
   tl_st_writer *w = NULL;
   if (!model || !input || !output) {
     tl_fail("--model, --input and --output are required (see --help)");
-    tl_cli_error("hidden");
-    status = 2;
+    status = tl_cli_report("hidden", TL_EXIT_USAGE);
     goto done;
   }
   tl_backend_cpu_set_threads((int)threads);
@@ -94,10 +88,10 @@ int tl_cmd_hidden(int argc, char **argv) {
   tl_st_writer_meta(w, "model_type", c->model_type);
   tl_st_writer_meta(w, "config_sha256", c->config_hash);
   if (tl_st_writer_save(w, output)) goto fail;
-  status = 0;
+  status = TL_EXIT_OK;
   goto done;
 fail:
-  tl_cli_error("hidden");
+  status = tl_cli_error("hidden");
 done:
   if (w) tl_st_writer_free(w);
   if (in_open) tl_st_close(&in);

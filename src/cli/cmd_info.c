@@ -36,23 +36,22 @@ int tl_cmd_info(int argc, char **argv) {
   bool devices = false;
   tl_opt opts[] = {{"model", 'm', TL_OPT_STR, &model, "Hugging Face model folder", 0, 0, 0},
                    {"devices", 0, TL_OPT_BOOL, &devices, "list the compute devices instead", 0, 0, 0}};
-  int rc = tl_args_parse(opts, 2, argc, argv, USAGE, false, NULL, NULL);
-  if (rc == TL_ARGS_HELP) return 0;
-  if (rc == TL_ARGS_OK && devices && !model) {
+  int status = tl_cli_parse("info", opts, 2, argc, argv, USAGE, false, NULL, NULL);
+  if (status >= 0) return status;
+  if (devices && !model) {
     print_devices();
-    return 0;
+    return TL_EXIT_OK;
   }
-  if (rc != TL_ARGS_OK || !model || devices) {
-    if (rc == TL_ARGS_OK) tl_fail(devices ? "--devices takes no --model" : "--model is required (see --help)");
-    tl_cli_error("info");
-    tl_args_free(opts, 2);
-    return 2;
+  tl_model *m = NULL;
+  if (!model || devices) {
+    tl_fail(devices ? "--devices takes no --model" : "--model is required (see --help)");
+    status = tl_cli_report("info", TL_EXIT_USAGE);
+  } else if (tl_model_load(&m, model)) {
+    status = tl_cli_error("info");
   }
-  tl_model *m;
-  if (tl_model_load(&m, model)) {
-    tl_cli_error("info");
+  if (!m) {
     tl_args_free(opts, 2);
-    return 1;
+    return status;
   }
   const tl_model_config *c = tl_model_cfg(m);
   double fp32_mb = (double)c->n_params * 4 / (1 << 20);

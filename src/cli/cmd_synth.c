@@ -32,10 +32,9 @@ int tl_cmd_synth(int argc, char **argv) {
       {"output", 'o', TL_OPT_STR, &output, "folder to write", 0, 0, 0},
   };
   int nopts = (int)(sizeof opts / sizeof opts[0]);
-  int rc = tl_args_parse(opts, nopts, argc, argv, USAGE, false, NULL, NULL);
-  if (rc == TL_ARGS_HELP) return 0;
-  int status = 2;
-  if (rc != TL_ARGS_OK) goto fail;
+  int status = tl_cli_parse("synth", opts, nopts, argc, argv, USAGE, false, NULL, NULL);
+  if (status >= 0) return status;
+  status = TL_EXIT_USAGE;
   if (!arch || !output || !layers || !hidden || !heads || !vocab) {
     tl_fail("--arch, --layers, --hidden, --heads, --vocab and --output are required (see --help)");
     goto fail;
@@ -52,13 +51,13 @@ int tl_cmd_synth(int argc, char **argv) {
       goto fail;
     }
   }
-  status = 1;
+  status = TL_EXIT_ERROR;
   if (tl_model_synth(&o, output)) goto fail;
   printf("wrote %s (config.json, model.safetensors)\n", output);
   tl_args_free(opts, nopts);
   return 0;
 fail:
-  tl_cli_error("synth");
+  tl_cli_report("synth", status);
   tl_args_free(opts, nopts);
   return status;
 }

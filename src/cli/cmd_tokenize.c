@@ -64,14 +64,9 @@ int tl_cmd_tokenize(int argc, char **argv) {
       {"decode", 'd', TL_OPT_BOOL, &decode, "decode a JSON list of ids instead of encoding", 0, 0, 0},
   };
   int nopts = (int)(sizeof opts / sizeof opts[0]);
-  int rc = tl_args_parse(opts, nopts, argc, argv, USAGE, false, NULL, NULL);
-  if (rc == TL_ARGS_HELP) return 0;
-  if (rc != TL_ARGS_OK) {
-    tl_cli_error("tokenize");
-    tl_args_free(opts, nopts);
-    return 2;
-  }
-  int status = 2;
+  int status = tl_cli_parse("tokenize", opts, nopts, argc, argv, USAGE, false, NULL, NULL);
+  if (status >= 0) return status;
+  status = TL_EXIT_USAGE;
   char *path = NULL, *data = NULL, *out_text = NULL;
   size_t len = 0;
   tl_tokenizer *tok = NULL;
@@ -79,37 +74,32 @@ int tl_cmd_tokenize(int argc, char **argv) {
   size_t n = 0;
   if ((model != NULL) == (tokenizer != NULL)) {
     tl_fail("give exactly one of --model DIR or --tokenizer FILE");
-    tl_cli_error("tokenize");
-    goto done;
+    goto fail;
   }
   if ((text != NULL) == (input != NULL)) {
     tl_fail("give exactly one of --text S or --input FILE");
-    tl_cli_error("tokenize");
-    goto done;
+    goto fail;
   }
-  status = 1;
+  status = TL_EXIT_ERROR;
   path = model ? tl_path_join(model, "tokenizer.json") : tl_strdup(tokenizer);
-  if (tl_tokenizer_load(&tok, path)) { tl_cli_error("tokenize"); goto done; }
+  if (tl_tokenizer_load(&tok, path)) goto fail;
   const char *what = text ? "--text" : strcmp(input, "-") == 0 ? "stdin" : input;
   if (text) {
     data = tl_strdup(text);
     len = strlen(text);
   } else if (strcmp(input, "-") == 0 ? read_stdin(&data, &len) : tl_read_file(input, &data, &len)) {
-    tl_cli_error("tokenize");
-    goto done;
+    goto fail;
   }
   if (decode) {
     if (parse_ids(what, data, len, &ids, &n) || tl_tokenizer_decode(tok, ids, n, &out_text)) {
-      tl_cli_error("tokenize");
-      goto done;
+      goto fail;
     }
     fputs(out_text, stdout);
     fputc('\n', stdout);
   } else {
     if (tl_tokenizer_encode(tok, data, len, !no_special, &ids, &n)) {
       tl_fail_context("%s", what);
-      tl_cli_error("tokenize");
-      goto done;
+      goto fail;
     }
     tl_buf b = {0};
     tl_buf_append(&b, "[", 1);
@@ -120,10 +110,12 @@ int tl_cmd_tokenize(int argc, char **argv) {
   }
   if (fflush(stdout) != 0 || ferror(stdout)) {
     tl_fail("stdout: write error");
-    tl_cli_error("tokenize");
-    goto done;
+    goto fail;
   }
-  status = 0;
+  status = TL_EXIT_OK;
+  goto done;
+fail:
+  tl_cli_report("tokenize", status);
 done:
   free(ids);
   free(out_text);

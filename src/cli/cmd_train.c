@@ -1,7 +1,6 @@
 /* tlens train: flags of the reference CLI (python -m tuned_lens train) plus ours. */
 #include <stdlib.h>
 
-#include "cli/args.h"
 #include "cli/commands.h"
 #include "tlens/core.h"
 #include "tlens/train.h"
@@ -19,6 +18,13 @@ static const char *usage =
     "Adam's warmup defaults to min(1000, num_steps/5), the reference's documented intent (its code\n"
     "actually gives Adam no warmup); pass --warmup_steps 0 to match that.\n"
     "Exit status: 0 done, 1 error, 2 bad usage, 3 checkpointed and stopped on a signal.";
+
+static int train_body(void *cfg, tl_run *run, int *status) {
+  tl_train_end end;
+  TL_TRY(tl_train_run(cfg, run, &end));
+  *status = end == TL_TRAIN_STOPPED ? TL_EXIT_PREEMPTED : TL_EXIT_OK;
+  return 0;
+}
 
 int tl_cmd_train(int argc, char **argv) {
   tl_train_cfg c;
@@ -61,22 +67,15 @@ int tl_cmd_train(int argc, char **argv) {
       {"stop_after", 0, TL_OPT_INT, &c.stop_after, "checkpoint and exit 3 after N steps, as on a signal (testing)", 0, 1e12, false},
   };
   int nopts = (int)(sizeof opts / sizeof opts[0]);
-  int rc = tl_args_parse(opts, nopts, argc, argv, usage, true, NULL, NULL);
-  if (rc == TL_ARGS_HELP) {
-    tl_train_cfg_free(&c);
-    return 0;
+  int status = tl_cli_parse("train", opts, nopts, argc, argv, usage, true, NULL, NULL);
+  if (status < 0) {
+    for (int i = 0; i < nopts; i++)
+      if (opts[i].dst == &token_shift && opts[i].set) {
+        c.token_shift = token_shift;
+        c.token_shift_set = true;
+      }
+    status = tl_cli_run_ranks("train", argc, argv, train_body, &c);
   }
-  if (rc != TL_ARGS_OK) {
-    fprintf(stderr, "tlens train: error: %s\n", tl_errmsg());
-    tl_train_cfg_free(&c);
-    return 2;
-  }
-  for (int i = 0; i < nopts; i++)
-    if (opts[i].dst == &token_shift && opts[i].set) {
-      c.token_shift = token_shift;
-      c.token_shift_set = true;
-    }
-  int status = tl_train_run(&c, argc, argv);
   tl_train_cfg_free(&c);
   return status;
 }

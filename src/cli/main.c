@@ -26,25 +26,29 @@ static void usage(FILE *f) {
   fprintf(f, "tlens %s: tuned lenses for transformer language models\n\n", TLENS_VERSION);
   fprintf(f, "usage: tlens <command> [options]   (tlens <command> --help for its options)\n\ncommands:\n");
   for (int i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f, "\nexit status: 0 done, 1 error, 2 bad usage, 3 (train) checkpointed and stopped on a signal\n");
 }
 
 int main(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
-    return 2;
+    return TL_EXIT_USAGE;
   }
   if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
     usage(stdout);
-    return 0;
+    return TL_EXIT_OK;
   }
   if (!strcmp(argv[1], "--version")) {
     printf("tlens %s\n", TLENS_VERSION);
-    return 0;
+    return TL_EXIT_OK;
   }
   for (int i = 0; i < NCOMMANDS; i++)
     if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
-  fprintf(stderr, "tlens: error: unknown command '%s' (expected one of:", argv[1]);
-  for (int i = 0; i < NCOMMANDS; i++) fprintf(stderr, " %s", commands[i].name);
-  fprintf(stderr, ")\n");
-  return 2;
+  char names[256] = "";
+  for (int i = 0; i < NCOMMANDS; i++) {
+    strncat(names, " ", sizeof names - strlen(names) - 1);
+    strncat(names, commands[i].name, sizeof names - strlen(names) - 1);
+  }
+  tl_fail("unknown command '%s' (expected one of:%s)", argv[1], names);
+  return tl_cli_report(NULL, TL_EXIT_USAGE);
 }

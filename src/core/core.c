@@ -113,6 +113,7 @@ static int log_rank = 0;
 void tl_log_set_level(int level) { log_level = level; }
 int tl_log_level(void) { return log_level; }
 void tl_log_set_rank(int rank) { log_rank = rank; }
+int tl_log_rank(void) { return log_rank; }
 
 static void vlog(int level, const char *tag, const char *fmt, va_list ap) {
   if (level > log_level) return;

@@ -439,6 +439,10 @@ int tl_fsdp_wait(tl_fsdp *f, int layer, const void **full) {
     }
     f->slot_state[s] = SLOT_READY;
   }
+  if (tl_fault("fsdp_gather", layer)) {
+    f->slot_state[s] = SLOT_EMPTY;
+    return tl_fail("fsdp: the all-gather of layer %d failed (injected by TLENS_FAULT)", layer);
+  }
   *full = f->buf[s];
   return 0;
 }

@@ -1,7 +1,7 @@
 /* Preemption requests: SIGUSR1 (Slurm's "--signal=USR1@N" warning, or a
  * preemption with preempt_send_user_signal) and SIGTERM (requeue, time limit,
  * scancel) only raise a flag here. The training loop polls it at step boundaries,
- * agrees on it across ranks, checkpoints and exits with TL_EXIT_PREEMPTED. A
+ * agrees on it across ranks, checkpoints and `tlens train` exits with status 3. A
  * handler may only touch lock-free atomics, so it does nothing else.
  *
  * SIGINT (Ctrl-C) asks for the same stop, and says so on stderr; a second

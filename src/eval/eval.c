@@ -13,7 +13,7 @@
 #include "tlens/export.h"
 #include "tlens/lens.h"
 #include "tlens/model.h"
-#include "tlens/train.h"
+#include "tlens/run.h"
 
 void tl_eval_cfg_default(tl_eval_cfg *c) {
   memset(c, 0, sizeof *c);
@@ -40,14 +40,9 @@ static const char *met_names[NMET] = {"ce", "entropy", "kl"};
 
 typedef struct {
   const tl_eval_cfg *c;
-  tl_dist dist;
-  tl_model *model;
-  tl_model_config mc;
-  tl_unembed u;
-  tl_lens_ws *ws; /* u prepared once for the fp32 lens GEMMs */
-  tl_tokenizer *tok;
-  tl_dataset *data;
-  double nats_to_bpb;
+  tl_run *run;    /* ranks, model, unembedding, tokenizer, dataset (tlens/run.h) */
+  tl_lens_ws *ws; /* run->u prepared once for the fp32 lens GEMMs */
+  double nats_to_bpb; /* run's, or 1 (metrics in nats per token) when unknown */
   tl_lens lens; /* the tuned lens, when given */
   int has_tuned;
   int ntypes;          /* lens types evaluated: logit and/or tuned */
@@ -77,9 +72,9 @@ static size_t idx_transfer(const tl_eval *e, int type, int m, int j, int i) {
  * i, held whole in scratch [B,T,V]. */
 static int eval_batch(tl_eval *e, const int32_t *ids, float *hidden, float *scratch, double *out) {
   const tl_eval_cfg *c = e->c;
-  int L = e->L, B = e->B, T = e->T, d = e->mc.d_model, V = e->V;
+  int L = e->L, B = e->B, T = e->T, d = e->run->mc.d_model, V = e->V;
   int shift = (int)c->token_shift;
-  TL_TRY(tl_model_forward(e->model, ids, B, T, hidden, NULL));
+  TL_TRY(tl_model_forward(e->run->model, ids, B, T, hidden, NULL));
   size_t stride = (size_t)B * T * d;
   tl_lens_eval_out *o = tl_malloc((size_t)L * sizeof *o), f;
   float *fps = e->prob_sum ? e->prob_sum + (size_t)e->ntypes * L * V : NULL;
@@ -87,7 +82,7 @@ static int eval_batch(tl_eval *e, const int32_t *ids, float *hidden, float *scra
   for (int t = 0; t < e->ntypes && !rc; t++) {
     const tl_lens *lens = e->lens_of[t];
     float *ps = e->prob_sum ? e->prob_sum + (size_t)t * L * V : NULL;
-    rc = tl_lens_eval_all(lens, L, &e->u, hidden, ids, B, T, shift, 0, o, t == 0 ? &f : NULL, ps,
+    rc = tl_lens_eval_all(lens, L, &e->run->u, hidden, ids, B, T, shift, 0, o, t == 0 ? &f : NULL, ps,
                           t == 0 ? fps : NULL, e->ws);
     for (int i = 0; i < L && !rc; i++) {
       out[idx_metric(e, t, M_CE, i)] = o[i].ce_sum / (double)o[i].n_ce;
@@ -95,10 +90,10 @@ static int eval_batch(tl_eval *e, const int32_t *ids, float *hidden, float *scra
       out[idx_metric(e, t, M_KL, i)] = o[i].kl_sum / (double)o[i].n_all;
       if (c->layer_transfer) {
         const float *h = hidden + (size_t)i * stride;
-        tl_lens_logits(lens, &e->u, i, h, B * T, scratch, e->ws);
+        tl_lens_logits(lens, &e->run->u, i, h, B * T, scratch, e->ws);
         for (int j = 0; j < L && !rc; j++) {
           tl_lens_eval_out tr;
-          rc = tl_lens_eval(lens, j, &e->u, h, scratch, ids, B, T, shift, 0, &tr, NULL, e->ws);
+          rc = tl_lens_eval(lens, j, &e->run->u, h, scratch, ids, B, T, shift, 0, &tr, NULL, e->ws);
           out[idx_transfer(e, t, 0, j, i)] = tr.ce_sum / (double)tr.n_ce;
           out[idx_transfer(e, t, 1, j, i)] = tr.kl_sum / (double)tr.n_all;
         }
@@ -108,7 +103,7 @@ static int eval_batch(tl_eval *e, const int32_t *ids, float *hidden, float *scra
   free(o);
   TL_TRY(rc);
   out[idx_baseline(e, M_CE)] = f.ce_sum / (double)f.n_ce;
-  out[idx_baseline(e, 1)] = f.entropy_sum / (double)f.n_all;
+  out[idx_baseline(e, M_ENT)] = f.entropy_sum / (double)f.n_all;
   e->prob_count += (double)B * T;
   return 0;
 }
@@ -143,7 +138,7 @@ static cJSON *metrics_json(const tl_eval *e, const double *v, double scale) {
   }
   cJSON *b = cJSON_AddObjectToObject(root, "baseline");
   cJSON_AddNumberToObject(cJSON_AddObjectToObject(b, "ce"), "final", v[idx_baseline(e, M_CE)] * scale);
-  cJSON_AddNumberToObject(cJSON_AddObjectToObject(b, "entropy"), "final", v[idx_baseline(e, 1)] * scale);
+  cJSON_AddNumberToObject(cJSON_AddObjectToObject(b, "entropy"), "final", v[idx_baseline(e, M_ENT)] * scale);
   return root;
 }
 
@@ -229,7 +224,7 @@ static int write_outputs(tl_eval *e) {
       printf("\n");
     }
     printf("final ce %.4f, entropy %.4f (%s); results in %s\n", agg[idx_baseline(e, M_CE)] * scale,
-           agg[idx_baseline(e, 1)] * scale, isfinite(e->nats_to_bpb) && e->nats_to_bpb != 1.0 ? "bits/byte" : "nats/token",
+           agg[idx_baseline(e, M_ENT)] * scale, isfinite(e->nats_to_bpb) && e->nats_to_bpb != 1.0 ? "bits/byte" : "nats/token",
            c->output);
   }
   free(agg);
@@ -238,32 +233,30 @@ static int write_outputs(tl_eval *e) {
 
 static int eval_body(tl_eval *e) {
   const tl_eval_cfg *c = e->c;
-  tl_dist *d = &e->dist;
+  tl_dist *d = &e->run->dist;
   if (!c->model || !*c->model) return tl_fail("--model.name: a model folder is required");
   if (!c->data || !*c->data) return tl_fail("--data.name: a corpus is required");
   if (!c->output || !*c->output) return tl_fail("--output: an output folder is required");
   if (!c->logit && !c->lens) return tl_fail("nothing to evaluate: --nologit without --lens_name");
   if (c->per_gpu_batch_size < 1) return tl_fail("--per_gpu_batch_size: expected at least 1");
-  tl_choose_threads(c->threads, d);
-  TL_TRY(tl_dist_agree(d, tl_model_load(&e->model, c->model)));
-  e->mc = *tl_model_cfg(e->model);
-  TL_TRY(tl_model_unembed(e->model, &e->u));
-  TL_TRY(tl_lens_prepare(&e->u, TL_LENS_GEMM_FP32, &e->ws));
-  e->L = e->mc.n_layers;
-  e->V = e->mc.vocab;
+  tl_run_opts o = {.model = c->model, .tokenizer = c->tokenizer, .data = c->data, .text_column = c->text_column,
+                   .max_seq_len = c->max_seq_len, .output = c->output, .cache_dir = c->cache_dir,
+                   .threads = c->threads};
+  TL_TRY(tl_run_open(e->run, &o));
+  TL_TRY(tl_lens_prepare(&e->run->u, TL_LENS_GEMM_FP32, &e->ws));
+  e->L = e->run->mc.n_layers;
+  e->V = e->run->mc.vocab;
   if (c->logit) {
     e->types[e->ntypes] = "logit";
     e->lens_of[e->ntypes++] = NULL;
   }
   if (c->lens) {
-    char hash[65];
-    TL_TRY(tl_unembed_hash(e->u.W_U, e->u.vocab, e->u.d_model, hash));
-    tl_lens_expect ex = {e->mc.d_model, e->mc.n_layers, hash};
+    tl_lens_expect ex = {e->run->mc.d_model, e->run->mc.n_layers, e->run->unembed_hash};
     tl_lens_config lc;
     float *params = NULL;
     int rc = tl_lens_dir_load(c->lens, &ex, &lc, &params, NULL);
     if (rc == 0) {
-      rc = tl_lens_init(&e->lens, e->L, e->mc.d_model);
+      rc = tl_lens_init(&e->lens, e->L, e->run->mc.d_model);
       if (rc == 0) memcpy(e->lens.params, params, (size_t)e->lens.n_params * sizeof(float));
       free(params);
       tl_lens_config_free(&lc);
@@ -273,25 +266,16 @@ static int eval_body(tl_eval *e) {
     e->types[e->ntypes] = "tuned";
     e->lens_of[e->ntypes++] = &e->lens;
   }
-  TL_TRY(tl_open_tokenizer(d, c->model, c->tokenizer, c->data, &e->tok));
-  char *cache_dir = c->cache_dir ? tl_strdup(c->cache_dir) : tl_path_join(c->output, "cache");
-  int rc = tl_dist_agree(d, tl_dist_is_root(d) ? tl_mkdirs(c->output) : 0);
-  if (rc == 0) rc = tl_open_dataset(d, c->data, e->tok, c->text_column, c->max_seq_len, cache_dir, &e->data);
-  free(cache_dir);
-  TL_TRY(rc);
-  if (tl_data_vocab_size(e->data) > e->V)
-    return tl_fail("%s: token ids reach %d but the model's vocabulary has %d entries", c->data,
-                   tl_data_vocab_size(e->data), e->V);
-  e->T = (int)tl_data_seq_len_of(e->data);
+  e->T = (int)e->run->T;
   e->B = (int)c->per_gpu_batch_size;
   if (labs(c->token_shift) >= e->T) return tl_fail("--token_shift %ld: must be smaller than the sequence length %d", c->token_shift, e->T);
-  e->nats_to_bpb = tl_data_nats_to_bpb(e->data);
+  e->nats_to_bpb = e->run->nats_to_bpb;
   if (!isfinite(e->nats_to_bpb)) {
     tl_warn("%s: no nats_to_bpb ratio (pre-tokenized data without metadata): metrics are in nats per token", c->data);
     e->nats_to_bpb = 1.0;
   }
   /* batches: each global batch is world x per_gpu_batch_size samples, as the reference */
-  int64_t G = (int64_t)e->B * d->world, n = tl_data_len(e->data);
+  int64_t G = (int64_t)e->B * d->world, n = tl_data_len(e->run->data);
   int64_t per_batch_tokens = G * e->T;
   if (c->tokens > 0) {
     if (c->tokens > n * e->T)
@@ -312,7 +296,7 @@ static int eval_body(tl_eval *e) {
   TL_TRY(tl_sampler_init(&s, n, (uint64_t)c->seed, c->shuffle));
   int64_t *idx = tl_malloc((size_t)e->B * sizeof(int64_t));
   int32_t *ids = tl_malloc((size_t)e->B * e->T * sizeof(int32_t));
-  float *hidden = tl_aligned_alloc((size_t)(e->L + 1) * e->B * e->T * e->mc.d_model * sizeof(float));
+  float *hidden = tl_aligned_alloc((size_t)(e->L + 1) * e->B * e->T * e->run->mc.d_model * sizeof(float));
   float *scratch = c->layer_transfer ? tl_aligned_alloc((size_t)e->B * e->T * e->V * sizeof(float)) : NULL;
   int tty = c->progress && tl_dist_is_root(d) && isatty(2);
   if (tl_dist_is_root(d))
@@ -320,11 +304,11 @@ static int eval_body(tl_eval *e) {
             c->lens ? (c->logit ? " and the tuned lens" : "the tuned lens") : "", (long long)e->nbatches,
             (long long)G, e->T);
   double t0 = tl_now();
-  rc = 0;
+  int rc = 0;
   for (int64_t b = 0; b < e->nbatches && rc == 0; b++) {
     int64_t count = 0;
     rc = tl_sampler_next(&s, G, d->rank, d->world, idx, &count);
-    if (rc == 0) rc = tl_data_gather(e->data, idx, count, ids);
+    if (rc == 0) rc = tl_data_gather(e->run->data, idx, count, ids);
     double *out = e->batch_vals + (size_t)b * e->per_batch;
     if (rc == 0) rc = eval_batch(e, ids, hidden, scratch, out);
     rc = tl_dist_agree(d, rc);
@@ -361,27 +345,15 @@ static int eval_body(tl_eval *e) {
   return tl_dist_agree(d, rc);
 }
 
-int tl_eval_run(const tl_eval_cfg *c, int argc, char **argv) {
+int tl_eval_run(const tl_eval_cfg *c, tl_run *run) {
   tl_eval e;
   memset(&e, 0, sizeof e);
   e.c = c;
-  if (tl_dist_init(&e.dist, &argc, &argv) != 0) {
-    fprintf(stderr, "tlens eval: error: %s\n", tl_errmsg());
-    return 1;
-  }
-  tl_log_set_rank(e.dist.rank);
-  int status = 0;
-  if (eval_body(&e) != 0) {
-    if (tl_dist_is_root(&e.dist)) fprintf(stderr, "tlens eval: error: %s\n", tl_errmsg());
-    status = 1;
-  }
+  e.run = run;
+  int rc = eval_body(&e);
   free(e.batch_vals);
   free(e.prob_sum);
   if (e.has_tuned) tl_lens_free(&e.lens);
-  if (e.data) tl_data_close(e.data);
-  if (e.tok) tl_tokenizer_free(e.tok);
-  tl_lens_ws_free(e.ws); /* before the model: it points into its W_U */
-  if (e.model) tl_model_free(e.model);
-  tl_dist_finalize(&e.dist);
-  return status;
+  tl_lens_ws_free(e.ws); /* before the model goes: it points into its W_U */
+  return rc;
 }

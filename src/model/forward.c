@@ -59,7 +59,7 @@ static void mlp_add(tl_model *m, const tl_layer_weights *w, float *x, const floa
 }
 
 /* One transformer block on the residual stream m->x, in place. */
-static void block(tl_model *m, const tl_layer_weights *w, int layer, int B, int T) {
+static int block(tl_model *m, const tl_layer_weights *w, int layer, int B, int T) {
   const tl_model_config *c = &m->cfg;
   const tl_backend *be = m->be;
   int rows = B * T, d = c->d_model, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
@@ -83,6 +83,7 @@ static void block(tl_model *m, const tl_layer_weights *w, int layer, int B, int 
     norm(m, m->hn, m->x, w->ln2_w, w->ln2_b, rows);
     mlp_add(m, w, m->x, m->hn, rows);
   }
+  return 0;
 }
 
 /* Hands hidden state `index` (device array) to the callback, in host memory. */
@@ -158,11 +159,13 @@ int tl_model_forward_cb(tl_model *m, const int32_t *ids, int B, int T, tl_hidden
   int rc = emit(m, fn, ctx, 0, m->x, B, T);
   for (int l = 0; l < L && !rc; l++) {
     tl_layer_weights w;
-    const float *blob = tl_model_layer_weights(m, l, &w);
-    block(m, &w, l, B, T);
-    tl_model_layer_release(m, l, blob);
+    const float *blob = NULL;
+    TL_TRY(tl_model_layer_weights(m, l, &w, &blob));
+    rc = block(m, &w, l, B, T);
+    int rel = tl_model_layer_release(m, l, blob);
+    if (rc == 0) rc = rel;
     /* the last block's raw output is not returned: HF returns it after the final norm */
-    if (l < L - 1) rc = emit(m, fn, ctx, l + 1, m->x, B, T);
+    if (rc == 0 && l < L - 1) rc = emit(m, fn, ctx, l + 1, m->x, B, T);
   }
   if (rc) return rc;
   tl_unembed u;

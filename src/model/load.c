@@ -327,9 +327,23 @@ void tl_model_free(tl_model *m) {
 
 const tl_model_config *tl_model_cfg(const tl_model *m) { return &m->cfg; }
 
-void tl_model_set_backend(tl_model *m, const tl_backend *be) {
+/* A shape limit of the backend's kernels is a config error, found before any work. */
+static int check_backend_limits(const tl_model *m, const tl_backend *be) {
+  const tl_model_config *c = &m->cfg;
+  if (be->max_head_dim > 0 && c->head_dim > be->max_head_dim)
+    return tl_fail("%s/config.json: head_dim %d (hidden size / attention heads) exceeds the %d the %s backend's "
+                   "attention supports", m->dir, c->head_dim, be->max_head_dim, be->name);
+  if (be->max_rot_dim > 0 && c->rot_dim > be->max_rot_dim)
+    return tl_fail("%s/config.json: %d rotary dimensions per head (head_dim x rotary_pct) exceed the %d the %s "
+                   "backend supports", m->dir, c->rot_dim, be->max_rot_dim, be->name);
+  return 0;
+}
+
+int tl_model_set_backend(tl_model *m, const tl_backend *be) {
+  TL_TRY(check_backend_limits(m, be));
   free_scratch(m);
   m->be = be;
+  return 0;
 }
 
 int tl_model_unembed(tl_model *m, tl_unembed *u) {
@@ -370,8 +384,11 @@ void tl_model_set_layer_hook(tl_model *m, const tl_layer_hook *hook) {
   if (hook) m->hook = *hook;
 }
 
-const float *tl_model_layer_weights(tl_model *m, int layer, tl_layer_weights *w) {
-  const float *b = m->has_hook && m->hook.fetch ? m->hook.fetch(m->hook.ctx, m, layer) : m->layers[layer];
+int tl_model_layer_weights(tl_model *m, int layer, tl_layer_weights *w, const float **blob) {
+  const float *b = m->layers[layer];
+  *blob = NULL;
+  if (m->has_hook && m->hook.fetch) TL_TRY(m->hook.fetch(m->hook.ctx, m, layer, &b));
+  if (!b) return tl_fail("model forward: layer %d has no weights (the layer hook gave none)", layer);
   const tl_layer_layout *L = &m->ll;
 #define AT(off) ((off) == TL_NONE ? NULL : b + (off))
   w->ln1_w = AT(L->ln1_w);
@@ -387,9 +404,11 @@ const float *tl_model_layer_weights(tl_model *m, int layer, tl_layer_weights *w)
   w->down_w = AT(L->down_w);
   w->down_b = AT(L->down_b);
 #undef AT
-  return b;
+  *blob = b;
+  return 0;
 }
 
-void tl_model_layer_release(tl_model *m, int layer, const float *blob) {
-  if (m->has_hook && m->hook.release) m->hook.release(m->hook.ctx, m, layer, blob);
+int tl_model_layer_release(tl_model *m, int layer, const float *blob) {
+  if (m->has_hook && m->hook.release) return m->hook.release(m->hook.ctx, m, layer, blob);
+  return 0;
 }

@@ -69,79 +69,55 @@ static int check_cfg(const tl_train_cfg *c) {
 }
 
 /* ---- FSDP: each rank keeps 1/W of every layer blob; the hook gathers it back ---- */
-static const float *fsdp_fetch(void *ctx, tl_model *m, int layer) {
-  tl_run *r = ctx;
+static int fsdp_fetch(void *ctx, tl_model *m, int layer, const float **blob) {
+  tl_trainer *r = ctx;
   const void *full = NULL;
-  if (tl_fsdp_wait(r->fsdp, layer, &full) != 0) return NULL;
+  TL_TRY(tl_fsdp_wait(r->fsdp, layer, &full));
+  *blob = full;
   /* start the next layer's gather now so it overlaps this layer's compute */
-  if (layer + 1 < r->mc.n_layers) tl_fsdp_prefetch(r->fsdp, layer + 1);
-  return full;
+  if (layer + 1 < r->run->mc.n_layers) TL_TRY(tl_fsdp_prefetch(r->fsdp, layer + 1));
+  return 0;
 }
 
-static void fsdp_release(void *ctx, tl_model *m, int layer, const float *blob) {}
+/* The gathered buffer is reused by the gather two layers on: nothing to give back. */
+static int fsdp_release(void *ctx, tl_model *m, int layer, const float *blob) { return 0; }
 
 /* The model was loaded sliced (tl_model_load_sliced): rank r holds slice r of
  * every layer, taken over here; tl_fsdp gathers them back layer by layer. */
-static int setup_fsdp(tl_run *r) {
-  int L = r->mc.n_layers;
-  size_t numel = tl_model_layer_numel(r->model), off = 0, cnt = 0;
+static int setup_fsdp(tl_trainer *r) {
+  int L = r->run->mc.n_layers;
+  size_t numel = tl_model_layer_numel(r->run->model), off = 0, cnt = 0;
   size_t *sizes = tl_malloc((size_t)L * sizeof *sizes);
-  r->fsdp_shards = tl_calloc((size_t)L, sizeof(float *));
+  r->fsdp_slices = tl_calloc((size_t)L, sizeof(float *));
   for (int l = 0; l < L; l++) {
     sizes[l] = numel;
-    r->fsdp_shards[l] = tl_model_take_layer_slice(r->model, l, &off, &cnt);
-    if (!r->fsdp_shards[l]) {
+    r->fsdp_slices[l] = tl_model_take_layer_slice(r->run->model, l, &off, &cnt);
+    if (!r->fsdp_slices[l]) {
       free(sizes);
       return tl_fail("internal: the model was not loaded in slices");
     }
   }
-  int rc = tl_fsdp_create(&r->fsdp, &r->dist, L, sizes, sizeof(float), (const void *const *)r->fsdp_shards);
+  int rc = tl_fsdp_create(&r->fsdp, &r->run->dist, L, sizes, sizeof(float), (const void *const *)r->fsdp_slices);
   free(sizes);
   if (rc != 0) return -1;
   r->hook.fetch = fsdp_fetch;
   r->hook.release = fsdp_release;
   r->hook.ctx = r;
-  tl_model_set_layer_hook(r->model, &r->hook);
+  tl_model_set_layer_hook(r->run->model, &r->hook);
   tl_info("fsdp: each rank keeps %zu of %zu floats per layer (%d layers)", cnt, numel, L);
-  return 0;
-}
-
-/* ---- setup ---- */
-static int load_everything(tl_run *r) {
-  const tl_train_cfg *c = r->c;
-  tl_dist *d = &r->dist;
-  /* with --fsdp on several ranks, each loads only its slice of every layer */
-  int rc = c->fsdp && d->world > 1 ? tl_model_load_sliced(&r->model, c->model, d->world, d->rank)
-                                    : tl_model_load(&r->model, c->model);
-  TL_TRY(tl_dist_agree(d, rc));
-  r->mc = *tl_model_cfg(r->model);
-  TL_TRY(tl_model_unembed(r->model, &r->u));
-  TL_TRY(tl_unembed_hash(r->u.W_U, r->u.vocab, r->u.d_model, r->unembed_hash));
-
-  TL_TRY(tl_open_tokenizer(d, c->model, c->tokenizer, c->data, &r->tok));
-  char *cache_dir = c->cache_dir ? tl_strdup(c->cache_dir) : tl_path_join(c->output, "cache");
-  rc = tl_dist_agree(d, tl_dist_is_root(d) ? tl_mkdirs(c->output) : 0);
-  if (rc == 0) rc = tl_open_dataset(d, c->data, r->tok, c->text_column, c->max_seq_len, cache_dir, &r->data);
-  free(cache_dir);
-  TL_TRY(rc);
-  if (tl_data_vocab_size(r->data) > r->mc.vocab)
-    return tl_fail("%s: token ids reach %d but the model's vocabulary has %d entries", c->data,
-                   tl_data_vocab_size(r->data), r->mc.vocab);
-  r->T = tl_data_seq_len_of(r->data);
-  r->nats_to_bpb = tl_data_nats_to_bpb(r->data);
   return 0;
 }
 
 /* Batch arithmetic of the reference trainer: samples per step = tokens_per_step / T
  * exactly; gradient accumulation steps = ceil(samples / (batch * world)), with a
  * warning giving the real tokens per step when that rounds. */
-static int plan_batches(tl_run *r) {
+static int plan_batches(tl_trainer *r) {
   const tl_train_cfg *c = r->c;
   if (c->tokens_per_step % r->T != 0)
     return tl_fail("--tokens_per_step %ld is not a multiple of the sequence length %lld", c->tokens_per_step,
                    (long long)r->T);
   int64_t S = c->tokens_per_step / r->T;
-  int64_t per_micro = c->per_gpu_batch_size * (int64_t)r->dist.world;
+  int64_t per_micro = c->per_gpu_batch_size * (int64_t)r->run->dist.world;
   r->B = c->per_gpu_batch_size;
   r->acc = (S + per_micro - 1) / per_micro;
   r->G = r->acc * per_micro;
@@ -149,16 +125,16 @@ static int plan_batches(tl_run *r) {
     tl_warn("%lld samples per step is not a multiple of per_gpu_batch_size x world size (%lld): using %lld "
             "gradient accumulation steps, so the real tokens per step is %lld",
             (long long)S, (long long)per_micro, (long long)r->acc, (long long)(r->G * r->T));
-  return tl_data_check_enough(tl_data_len(r->data), c->num_steps, r->G, c->data);
+  return tl_data_check_enough(tl_data_len(r->run->data), c->num_steps, r->G, c->data);
 }
 
-static int init_lens_and_optim(tl_run *r) {
+static int init_lens_and_optim(tl_trainer *r) {
   const tl_train_cfg *c = r->c;
-  TL_TRY(tl_lens_init(&r->lens, r->mc.n_layers, r->mc.d_model));
+  TL_TRY(tl_lens_init(&r->lens, r->run->mc.n_layers, r->run->mc.d_model));
   r->lens.bias_only = c->bias_only;
-  TL_TRY(tl_lens_check(&r->lens, &r->u));
+  TL_TRY(tl_lens_check(&r->lens, &r->run->u));
   if (c->lens_init) {
-    tl_lens_expect e = {r->mc.d_model, r->mc.n_layers, r->unembed_hash};
+    tl_lens_expect e = {r->run->mc.d_model, r->run->mc.n_layers, r->run->unembed_hash};
     tl_lens_config lc;
     float *params = NULL;
     int mismatch = 0;
@@ -177,10 +153,10 @@ static int init_lens_and_optim(tl_run *r) {
   if (c->lens_chunk > 0) r->lcfg.chunk = (int)c->lens_chunk;
   /* W_U packed once for the whole run (and the chunk buffers kept) */
   r->lcfg.gemm_precision = strcmp(c->lens_precision, "bf16") ? TL_LENS_GEMM_FP32 : TL_LENS_GEMM_BF16;
-  TL_TRY(tl_lens_prepare(&r->u, r->lcfg.gemm_precision, &r->lcfg.ws));
+  TL_TRY(tl_lens_prepare(&r->run->u, r->lcfg.gemm_precision, &r->lcfg.ws));
   if (r->lcfg.gemm_precision == TL_LENS_GEMM_BF16 && tl_lens_ws_precision(r->lcfg.ws) != TL_LENS_GEMM_BF16)
     r->lcfg.gemm_precision = TL_LENS_GEMM_FP32; /* no AVX-512 BF16 here: warned once, runs in fp32 */
-  if (tl_dist_is_root(&r->dist)) tl_info("lens GEMMs: %s kernels", tl_lens_ws_kernels(r->lcfg.ws));
+  if (tl_dist_is_root(&r->run->dist)) tl_info("lens GEMMs: %s kernels", tl_lens_ws_kernels(r->lcfg.ws));
 
   r->ocfg = tl_opt_cfg_default();
   r->ocfg.kind = strcmp(c->optimizer, "adam") ? TL_OPT_SGD : TL_OPT_ADAM;
@@ -188,13 +164,13 @@ static int init_lens_and_optim(tl_run *r) {
   r->ocfg.momentum = c->momentum;
   r->ocfg.weight_decay = c->weight_decay;
   size_t off = 0, cnt = (size_t)r->lens.n_params;
-  if (c->zero && r->dist.world > 1) tl_shard_range((size_t)r->lens.n_params, r->dist.world, r->dist.rank, &off, &cnt);
+  if (c->zero && r->run->dist.world > 1) tl_shard_range((size_t)r->lens.n_params, r->run->dist.world, r->run->dist.rank, &off, &cnt);
   TL_TRY(tl_optim_init(&r->opt, &r->ocfg, (int64_t)off, (int64_t)cnt));
   r->warmup = c->warmup_steps >= 0 ? c->warmup_steps : tl_default_warmup(r->ocfg.kind, c->num_steps);
   if (r->warmup >= c->num_steps) r->warmup = c->num_steps - 1;
   r->grad = tl_aligned_alloc((size_t)r->lens.n_params * sizeof(float));
-  if (c->zero && r->dist.world > 1) r->shard = tl_aligned_alloc((cnt ? cnt : 1) * sizeof(float));
-  return tl_sampler_init(&r->sampler, tl_data_len(r->data), (uint64_t)c->seed, c->shuffle);
+  if (c->zero && r->run->dist.world > 1) r->zero_grad = tl_aligned_alloc((cnt ? cnt : 1) * sizeof(float));
+  return tl_sampler_init(&r->sampler, tl_data_len(r->run->data), (uint64_t)c->seed, c->shuffle);
 }
 
 /* ---- one optimizer step ---- */
@@ -202,31 +178,31 @@ static int init_lens_and_optim(tl_run *r) {
 /* Averaging of stream gradients over the ranks as the lens step completes them:
  * up to TL_DIST_MAX_INFLIGHT non-blocking all-reduces in flight. */
 typedef struct {
-  tl_run *r;
+  tl_trainer *r;
   tl_dist_req reqs[TL_DIST_MAX_INFLIGHT];
   int inflight, first;
 } overlap_ctx;
 
 static int overlap_stream_done(void *ctx, int i) {
   overlap_ctx *ov = ctx;
-  tl_run *r = ov->r;
-  const int64_t per = (int64_t)r->mc.d_model * r->mc.d_model + r->mc.d_model;
+  tl_trainer *r = ov->r;
+  const int64_t per = (int64_t)r->run->mc.d_model * r->run->mc.d_model + r->run->mc.d_model;
   if (ov->inflight == TL_DIST_MAX_INFLIGHT) {
     TL_TRY(tl_dist_wait(&ov->reqs[ov->first % TL_DIST_MAX_INFLIGHT]));
     ov->first++;
     ov->inflight--;
   }
-  TL_TRY(tl_dist_iallreduce_avg(&r->dist, r->grad + i * per, (size_t)per,
+  TL_TRY(tl_dist_iallreduce_avg(&r->run->dist, r->grad + i * per, (size_t)per,
                                 &ov->reqs[(ov->first + ov->inflight) % TL_DIST_MAX_INFLIGHT]));
   ov->inflight++;
   for (int q = 0; q < ov->inflight; q++) TL_TRY(tl_dist_test(&ov->reqs[(ov->first + q) % TL_DIST_MAX_INFLIGHT], NULL));
   return 0;
 }
 
-static int train_step(tl_run *r, double *loss_out, double *gnorm_out, double *lr_out) {
+static int train_step(tl_trainer *r, double *loss_out, double *gnorm_out, double *lr_out) {
   const tl_train_cfg *c = r->c;
-  tl_dist *d = &r->dist;
-  int L = r->mc.n_layers, B = (int)r->B, T = (int)r->T;
+  tl_dist *d = &r->run->dist;
+  int L = r->run->mc.n_layers, B = (int)r->B, T = (int)r->T;
   int64_t count = 0;
   TL_TRY(tl_sampler_next(&r->sampler, r->G, d->rank, d->world, r->idx, &count));
   if (count != r->acc * r->B) return tl_fail("internal: sampler gave %lld samples, expected %lld", (long long)count, (long long)(r->acc * r->B));
@@ -235,19 +211,19 @@ static int train_step(tl_run *r, double *loss_out, double *gnorm_out, double *lr
   /* With several ranks (and no ZeRO), the last micro-batch starts averaging each
    * stream's gradients over the ranks as soon as the lens step has finished that
    * stream (during its last chunk), while the later streams compute. */
-  bool overlap = d->world > 1 && !r->shard;
+  bool overlap = d->world > 1 && !r->zero_grad;
   overlap_ctx ov = {.r = r};
   for (int64_t k = 0; k < r->acc; k++) {
     float scale = (float)(1.0 / (double)r->acc);
     int last = k == r->acc - 1;
-    int rc = tl_data_gather(r->data, r->idx + k * r->B, r->B, r->ids);
-    if (rc == 0) rc = tl_model_forward(r->model, r->ids, B, T, r->hidden, NULL);
+    int rc = tl_data_gather(r->run->data, r->idx + k * r->B, r->B, r->ids);
+    if (rc == 0) rc = tl_model_forward(r->run->model, r->ids, B, T, r->hidden, NULL);
     /* every rank must know that all will reach the collectives started from stream_done */
-    if (rc == 0 && overlap && last) rc = tl_lens_train_check(&r->lens, &r->u, &r->lcfg, NULL, r->ids, B, T, scale);
+    if (rc == 0 && overlap && last) rc = tl_lens_train_check(&r->lens, &r->run->u, &r->lcfg, NULL, r->ids, B, T, scale);
     TL_TRY(tl_dist_agree(d, rc));
     tl_lens_cfg lc = r->lcfg;
     if (overlap && last) lc.stream_done = overlap_stream_done, lc.stream_done_ctx = &ov;
-    rc = tl_lens_train_micro(&r->lens, &r->u, &lc, r->hidden, NULL, r->ids, B, T, scale, r->grad, r->losses);
+    rc = tl_lens_train_micro(&r->lens, &r->run->u, &lc, r->hidden, NULL, r->ids, B, T, scale, r->grad, r->losses);
     if (overlap && last) {
       TL_TRY(rc); /* only a failed collective; the inputs were agreed on above */
       while (ov.inflight > 0) {
@@ -263,9 +239,9 @@ static int train_step(tl_run *r, double *loss_out, double *gnorm_out, double *lr
   /* average the gradients over ranks (done above when overlapped), then clip by the global norm */
   int64_t n = r->lens.n_params;
   double sumsq;
-  if (r->shard) {
-    TL_TRY(tl_dist_reduce_scatter(d, r->grad, r->shard, (size_t)n, true));
-    memcpy(r->grad + r->opt.off, r->shard, (size_t)r->opt.n * sizeof(float));
+  if (r->zero_grad) {
+    TL_TRY(tl_dist_reduce_scatter(d, r->grad, r->zero_grad, (size_t)n, true));
+    memcpy(r->grad + r->opt.off, r->zero_grad, (size_t)r->opt.n * sizeof(float));
     sumsq = tl_sumsq(r->grad + r->opt.off, r->opt.n);
     TL_TRY(tl_dist_allreduce_f64(d, &sumsq, 1, TL_RED_SUM));
   } else {
@@ -273,11 +249,11 @@ static int train_step(tl_run *r, double *loss_out, double *gnorm_out, double *lr
     sumsq = tl_sumsq(r->grad, n);
   }
   double norm = sqrt(sumsq);
-  float coef = tl_clip_coef(norm, 1.0);
+  float coef = tl_clip_coef(norm, TL_TRAIN_CLIP_NORM);
   if (coef != 1.0f) tl_scale(r->grad + r->opt.off, r->opt.n, coef);
   double lr = r->opt.lr * tl_lr_lambda(r->step, r->warmup, c->num_steps - r->warmup);
   tl_lens_optim_step(&r->lens, &r->opt, r->grad, lr);
-  if (r->shard) TL_TRY(tl_dist_allgather(d, r->lens.params + r->opt.off, r->lens.params, (size_t)n));
+  if (r->zero_grad) TL_TRY(tl_dist_allgather(d, r->lens.params + r->opt.off, r->lens.params, (size_t)n));
   TL_TRY(tl_dist_allreduce_f64(d, r->loss_acc, L, TL_RED_SUM));
   double mean = 0;
   for (int i = 0; i < L; i++) {
@@ -302,12 +278,12 @@ static void fmt_duration(double s, char *buf, size_t cap) {
   else snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
 }
 
-static void report_step(tl_run *r, double loss, double gnorm, double lr, double step_s) {
-  if (!tl_dist_is_root(&r->dist)) return;
+static void report_step(tl_trainer *r, double loss, double gnorm, double lr, double step_s) {
+  if (!tl_dist_is_root(&r->run->dist)) return;
   const tl_train_cfg *c = r->c;
-  int L = r->mc.n_layers;
+  int L = r->run->mc.n_layers;
   double tok_s = (double)(r->G * r->T) / (step_s > 0 ? step_s : 1e-9);
-  int bpb = isfinite(r->nats_to_bpb);
+  int bpb = isfinite(r->run->nats_to_bpb);
   if (r->metrics) {
     fprintf(r->metrics, "{\"step\": %lld, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens_per_s\": %.1f, \"step_s\": %.4f",
             (long long)r->step, lr, gnorm, tok_s, step_s);
@@ -316,7 +292,7 @@ static void report_step(tl_run *r, double loss, double gnorm, double lr, double 
     fprintf(r->metrics, "]");
     if (bpb) {
       fprintf(r->metrics, ", \"loss_bpb\": [");
-      for (int i = 0; i < L; i++) fprintf(r->metrics, "%s%.9g", i ? ", " : "", r->loss_acc[i] * r->nats_to_bpb);
+      for (int i = 0; i < L; i++) fprintf(r->metrics, "%s%.9g", i ? ", " : "", r->loss_acc[i] * r->run->nats_to_bpb);
       fprintf(r->metrics, "]");
     }
     fprintf(r->metrics, "}\n");
@@ -327,7 +303,7 @@ static void report_step(tl_run *r, double loss, double gnorm, double lr, double 
   double eta = done > 0 ? elapsed / (double)done * (double)(c->num_steps - r->step) : -1;
   char eta_s[32];
   fmt_duration(eta, eta_s, sizeof eta_s);
-  double shown = bpb ? loss * r->nats_to_bpb : loss;
+  double shown = bpb ? loss * r->run->nats_to_bpb : loss;
   const char *unit = bpb ? "bits/byte" : "nats/token";
   if (r->tty) {
     fprintf(stderr, "\rstep %lld/%ld | %.0f tok/s | ETA %s | loss %.4f %s | lr %.3g   ", (long long)r->step,
@@ -355,17 +331,17 @@ static char *hub_name(const char *model) {
   return b;
 }
 
-static int export_lens(tl_run *r) {
+static int export_lens(tl_trainer *r) {
   const tl_train_cfg *c = r->c;
   tl_lens_config lc = {0};
   lc.base_model_name_or_path = c->model;
-  lc.d_model = r->mc.d_model;
-  lc.num_hidden_layers = r->mc.n_layers;
+  lc.d_model = r->run->mc.d_model;
+  lc.num_hidden_layers = r->run->mc.n_layers;
   lc.bias = true;
   lc.base_model_revision = c->revision;
-  lc.unembed_hash = r->unembed_hash;
+  lc.unembed_hash = r->run->unembed_hash;
   /* the reference saves the lens in the unembedding's dtype */
-  tl_dtype dt = r->mc.dtype == TL_F16 || r->mc.dtype == TL_BF16 ? r->mc.dtype : TL_F32;
+  tl_dtype dt = r->run->mc.dtype == TL_F16 || r->run->mc.dtype == TL_BF16 ? r->run->mc.dtype : TL_F32;
   TL_TRY(tl_lens_dir_save(c->output, &lc, r->lens.params, dt));
   tl_info("lens written to %s (config.json + params.pt)", c->output);
   if (c->hub_layout) {
@@ -383,16 +359,16 @@ static int export_lens(tl_run *r) {
   return 0;
 }
 
-static void run_free(tl_run *r) {
+static void trainer_free(tl_trainer *r) {
   if (r->fsdp) tl_fsdp_free(r->fsdp);
-  if (r->fsdp_shards)
-    for (int l = 0; l < r->mc.n_layers; l++) free(r->fsdp_shards[l]);
-  free(r->fsdp_shards);
+  if (r->fsdp_slices)
+    for (int l = 0; l < r->run->mc.n_layers; l++) free(r->fsdp_slices[l]);
+  free(r->fsdp_slices);
   if (r->metrics) fclose(r->metrics);
   free(r->grad);
   tl_lens_ws_free(r->lcfg.ws);
   r->lcfg.ws = NULL;
-  free(r->shard);
+  free(r->zero_grad);
   free(r->idx);
   free(r->ids);
   free(r->hidden);
@@ -402,17 +378,18 @@ static void run_free(tl_run *r) {
   tl_sampler_free(&r->sampler);
   tl_optim_free(&r->opt);
   tl_lens_free(&r->lens);
-  if (r->data) tl_data_close(r->data);
-  if (r->tok) tl_tokenizer_free(r->tok);
-  if (r->model) tl_model_free(r->model);
 }
 
-static int run_body(tl_run *r, int *exit_code) {
+static int train_body(tl_trainer *r, tl_train_end *end) {
   const tl_train_cfg *c = r->c;
-  tl_dist *d = &r->dist;
+  tl_dist *d = &r->run->dist;
   TL_TRY(check_cfg(c));
-  tl_choose_threads(c->threads, d);
-  TL_TRY(load_everything(r));
+  /* with --fsdp on several ranks, each loads only its slice of every layer */
+  tl_run_opts o = {.model = c->model, .tokenizer = c->tokenizer, .data = c->data, .text_column = c->text_column,
+                   .max_seq_len = c->max_seq_len, .output = c->output, .cache_dir = c->cache_dir,
+                   .threads = c->threads, .fsdp_slices = c->fsdp};
+  TL_TRY(tl_run_open(r->run, &o));
+  r->T = r->run->T;
   TL_TRY(tl_dist_agree(d, plan_batches(r)));
   TL_TRY(tl_dist_agree(d, init_lens_and_optim(r)));
   r->ckpt_dir = c->checkpoint_dir ? tl_strdup(c->checkpoint_dir) : tl_path_join(c->output, "checkpoints");
@@ -420,14 +397,14 @@ static int run_body(tl_run *r, int *exit_code) {
   if (c->fsdp && d->world > 1) TL_TRY(tl_dist_agree(d, setup_fsdp(r)));
   else if (c->fsdp) tl_info("fsdp: a single rank holds the whole model");
 
-  int L = r->mc.n_layers, B = (int)r->B, T = (int)r->T;
+  int L = r->run->mc.n_layers, B = (int)r->B, T = (int)r->T;
   r->idx = tl_malloc((size_t)(r->acc * r->B) * sizeof(int64_t));
   r->ids = tl_malloc((size_t)B * T * sizeof(int32_t));
-  r->hidden = tl_aligned_alloc((size_t)(L + 1) * B * T * r->mc.d_model * sizeof(float));
+  r->hidden = tl_aligned_alloc((size_t)(L + 1) * B * T * r->run->mc.d_model * sizeof(float));
   /* The model's final distribution is made by the lens step from the last
    * hidden state, a chunk of positions at a time: no [B,T,V] logits tensor
    * (at T 2048 and V 50k that alone would be 400 MB per sample). */
-  r->lcfg.final_hidden = r->hidden + (size_t)L * B * T * r->mc.d_model;
+  r->lcfg.final_hidden = r->hidden + (size_t)L * B * T * r->run->mc.d_model;
   r->losses = tl_calloc((size_t)L, sizeof(float));
   r->loss_acc = tl_calloc((size_t)L, sizeof(double));
   if (tl_dist_is_root(d)) {
@@ -438,7 +415,7 @@ static int run_body(tl_run *r, int *exit_code) {
     r->tty = c->progress && isatty(2);
     tl_info("training %s lens on %s: %d streams, d_model %d, %lld samples of %lld tokens per step "
             "(%lld per rank per micro-batch x %lld accumulation steps x %d ranks), %ld steps, from step %lld",
-            c->loss, c->model, L, r->mc.d_model, (long long)r->G, (long long)r->T, (long long)r->B,
+            c->loss, c->model, L, r->run->mc.d_model, (long long)r->G, (long long)r->T, (long long)r->B,
             (long long)r->acc, d->world, c->num_steps, (long long)r->step);
   }
   TL_TRY(tl_preempt_install());
@@ -456,7 +433,7 @@ static int run_body(tl_run *r, int *exit_code) {
       if (saved != r->step) TL_TRY(tl_dist_agree(d, tl_train_checkpoint(r)));
       tl_info("stopped at step %lld of %ld on request (signal %d): checkpoint written; run again to resume",
               (long long)r->step, c->num_steps, tl_preempt_signal());
-      *exit_code = TL_EXIT_PREEMPTED;
+      *end = TL_TRAIN_STOPPED;
       return 0;
     }
     double t0 = tl_now(), loss = 0, gnorm = 0, lr = 0;
@@ -472,27 +449,18 @@ static int run_body(tl_run *r, int *exit_code) {
   TL_TRY(tl_dist_agree(d, tl_train_checkpoint(r)));
   int rc = tl_dist_is_root(d) ? export_lens(r) : 0;
   TL_TRY(tl_dist_agree(d, rc));
-  *exit_code = 0;
+  *end = TL_TRAIN_DONE;
   return 0;
 }
 
-int tl_train_run(const tl_train_cfg *c, int argc, char **argv) {
-  tl_run r;
+int tl_train_run(const tl_train_cfg *c, tl_run *run, tl_train_end *end) {
+  tl_trainer r;
   memset(&r, 0, sizeof r);
   r.c = c;
-  if (tl_dist_init(&r.dist, &argc, &argv) != 0) {
-    fprintf(stderr, "tlens train: error: %s\n", tl_errmsg());
-    return 1;
-  }
-  tl_log_set_rank(r.dist.rank);
-  int exit_code = 1;
-  if (run_body(&r, &exit_code) != 0) {
-    if (r.tty) fputc('\n', stderr);
-    /* every rank knows the reason (tl_dist_agree); one line from rank 0 is enough */
-    if (tl_dist_is_root(&r.dist) || r.dist.world == 1) fprintf(stderr, "tlens train: error: %s\n", tl_errmsg());
-    exit_code = 1;
-  }
-  run_free(&r);
-  tl_dist_finalize(&r.dist);
-  return exit_code;
+  r.run = run;
+  *end = TL_TRAIN_DONE;
+  int rc = train_body(&r, end);
+  if (rc != 0 && r.tty) fputc('\n', stderr); /* end the progress line before the error */
+  trainer_free(&r);
+  return rc;
 }

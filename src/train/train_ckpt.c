@@ -28,7 +28,7 @@ static const char **state_names(const tl_optim *o) {
 static float *state_array(tl_optim *o, int k) { return k == 0 ? o->m : k == 1 ? o->v : o->vmax; }
 
 /* The settings that define the run, by their command-line names. */
-static char *config_json(const tl_run *r) {
+static char *config_json(const tl_trainer *r) {
   const tl_train_cfg *c = r->c;
   cJSON *j = cJSON_CreateObject();
   cJSON_AddStringToObject(j, "model.name", c->model);
@@ -51,16 +51,16 @@ static char *config_json(const tl_run *r) {
   cJSON_AddNumberToObject(j, "warmup_steps", (double)r->warmup);
   cJSON_AddBoolToObject(j, "fsdp", c->fsdp);
   cJSON_AddBoolToObject(j, "zero", c->zero);
-  cJSON_AddNumberToObject(j, "world_size", r->dist.world);
+  cJSON_AddNumberToObject(j, "world_size", r->run->dist.world);
   if (c->lens_init) cJSON_AddStringToObject(j, "lens_name_or_path", c->lens_init);
   char *s = cJSON_PrintUnformatted(j);
   cJSON_Delete(j);
   return s;
 }
 
-int tl_train_checkpoint(tl_run *r) {
+int tl_train_checkpoint(tl_trainer *r) {
   tl_ckpt_writer *w = NULL;
-  TL_TRY(tl_ckpt_begin(&w, &r->dist, r->ckpt_dir, (uint64_t)r->step));
+  TL_TRY(tl_ckpt_begin(&w, &r->run->dist, r->ckpt_dir, (uint64_t)r->step));
   int rc = 0, L = r->lens.n_layers, d = r->lens.d_model;
   for (int i = 0; i < L && rc == 0; i++) {
     char name[64];
@@ -72,7 +72,7 @@ int tl_train_checkpoint(tl_run *r) {
   }
   uint64_t n = (uint64_t)r->lens.n_params;
   for (int k = 0; k < tl_optim_n_state(r->opt.kind) && rc == 0; k++) {
-    if (r->shard) /* ZeRO: every rank writes its own slice of the flat state */
+    if (r->zero_grad) /* ZeRO: every rank writes its own slice of the flat state */
       rc = tl_ckpt_add_f32_sharded(w, state_names(&r->opt)[k], 1, &n, (uint64_t)r->opt.off, (uint64_t)r->opt.n,
                                    state_array(&r->opt, k));
     else
@@ -92,8 +92,8 @@ int tl_train_checkpoint(tl_run *r) {
   char *cfg = config_json(r);
   if (rc == 0) rc = tl_ckpt_add_str(w, "run/config", cfg);
   free(cfg);
-  if (rc == 0) rc = tl_ckpt_add_str(w, "model/config_hash", r->mc.config_hash);
-  if (rc == 0) rc = tl_ckpt_add_str(w, "model/unembed_hash", r->unembed_hash);
+  if (rc == 0) rc = tl_ckpt_add_str(w, "model/config_hash", r->run->mc.config_hash);
+  if (rc == 0) rc = tl_ckpt_add_str(w, "model/unembed_hash", r->run->unembed_hash);
   char *path = NULL;
   rc = tl_ckpt_commit(w, (int)r->c->checkpoint_keep, &path); /* fails (and cleans up) after a failed add */
   if (rc == 0) tl_info("checkpoint %s", path);
@@ -105,10 +105,10 @@ static int read_u64(tl_ckpt_reader *rd, const char *name, uint64_t *v) {
   return tl_ckpt_read_u64(rd, name, 0, 1, v);
 }
 
-int tl_train_resume(tl_run *r) {
+int tl_train_resume(tl_trainer *r) {
   char *path = NULL;
   uint64_t step = 0;
-  int found = tl_ckpt_find_latest(&r->dist, r->ckpt_dir, &path, &step);
+  int found = tl_ckpt_find_latest(&r->run->dist, r->ckpt_dir, &path, &step);
   if (found <= 0) return found;
   tl_ckpt_reader *rd = NULL;
   if (tl_ckpt_open(&rd, path, false) != 0) {
@@ -117,7 +117,7 @@ int tl_train_resume(tl_run *r) {
   }
   free(path);
   /* the same model, and the settings that shape the trajectory */
-  tl_ckpt_expect ident[] = {{"model/config_hash", r->mc.config_hash}, {"model/unembed_hash", r->unembed_hash}};
+  tl_ckpt_expect ident[] = {{"model/config_hash", r->run->mc.config_hash}, {"model/unembed_hash", r->run->unembed_hash}};
   static const char *keys[] = {"max_seq_len", "tokens_per_step", "num_steps", "seed", "dataloader_shuffle",
                                "loss", "token_shift", "bias_only", "optimizer", "lr_scale", "momentum",
                                "weight_decay", "warmup_steps", "text_column", "lens_precision"};
@@ -154,7 +154,7 @@ int tl_train_resume(tl_run *r) {
   }
   if (rc == 0)
     tl_info("resuming from %s at step %lld (written by %llu ranks, now %d)", tl_ckpt_file(rd), (long long)r->step,
-            (unsigned long long)tl_ckpt_world_size(rd), r->dist.world);
+            (unsigned long long)tl_ckpt_world_size(rd), r->run->dist.world);
   tl_ckpt_close(rd);
   return rc;
 }

@@ -10,19 +10,12 @@
 #include "tlens/lens.h"
 #include "tlens/model.h"
 #include "tlens/optim.h"
-#include "tlens/tokenizer.h"
+#include "tlens/run.h"
 #include "tlens/train.h"
 
 typedef struct {
   const tl_train_cfg *c;
-  tl_dist dist;
-  tl_model *model;
-  tl_model_config mc;
-  tl_unembed u;
-  char unembed_hash[65];
-  tl_tokenizer *tok;
-  tl_dataset *data;
-  double nats_to_bpb;
+  tl_run *run; /* ranks, model, unembedding, tokenizer, dataset (tlens/run.h) */
   tl_sampler sampler;
   int64_t T;   /* tokens per sample */
   int64_t B;   /* samples per rank per micro-batch */
@@ -36,7 +29,7 @@ typedef struct {
   int64_t step;  /* optimizer steps completed */
   int64_t step0; /* step this process started from */
   float *grad;   /* flat gradient [n_params] */
-  float *shard;  /* ZeRO: this rank's reduced gradient shard */
+  float *zero_grad; /* ZeRO: this rank's share of the averaged gradient */
   /* micro-batch buffers */
   int64_t *idx;
   int32_t *ids;
@@ -44,18 +37,18 @@ typedef struct {
   double *loss_acc;
   /* FSDP */
   tl_fsdp *fsdp;
-  float **fsdp_shards;
+  float **fsdp_slices; /* this rank's slice of every layer's weights */
   tl_layer_hook hook;
   /* output */
   char *ckpt_dir;
   FILE *metrics;
   int tty;
   double t_start;
-} tl_run;
+} tl_trainer;
 
 /* Writes a checkpoint of the current state (collective). */
-int tl_train_checkpoint(tl_run *r);
+int tl_train_checkpoint(tl_trainer *r);
 /* Restores the newest valid checkpoint in r->ckpt_dir, if any (collective). */
-int tl_train_resume(tl_run *r);
+int tl_train_resume(tl_trainer *r);
 
 #endif

@@ -16,19 +16,23 @@ typedef struct {
   float *buf;
   size_t numel;
   int fetched, released, outstanding;
+  int fail_at; /* the layer whose fetch fails, -1 for none */
 } fake_gather;
-static const float *hook_fetch(void *ctx, tl_model *m, int layer) {
+static int hook_fetch(void *ctx, tl_model *m, int layer, const float **blob) {
   fake_gather *g = ctx;
+  if (layer == g->fail_at) return tl_fail("gather of layer %d failed", layer);
   memcpy(g->buf, g->store[layer], g->numel * sizeof(float)); /* "all-gather" into a reused buffer */
   g->fetched++;
   g->outstanding++;
-  return g->buf;
+  *blob = g->buf;
+  return 0;
 }
-static void hook_release(void *ctx, tl_model *m, int layer, const float *blob) {
+static int hook_release(void *ctx, tl_model *m, int layer, const float *blob) {
   fake_gather *g = ctx;
   g->released += blob == g->buf;
   g->outstanding--;
   memset(g->buf, 0xff, g->numel * sizeof(float)); /* NaNs: any later use would show */
+  return 0;
 }
 
 static void write_index(const char *dir, const tl_safetensors *st, int drop) {
@@ -92,7 +96,7 @@ int main(void) {
 
   /* the same forward with every layer's weights supplied by a hook */
   int L = tl_model_cfg(m)->n_layers;
-  fake_gather g = {.numel = tl_model_layer_numel(m), .store = malloc(sizeof(float *) * L)};
+  fake_gather g = {.numel = tl_model_layer_numel(m), .store = malloc(sizeof(float *) * L), .fail_at = -1};
   g.buf = malloc(g.numel * sizeof(float));
   for (int l = 0; l < L; l++) {
     g.store[l] = malloc(g.numel * sizeof(float));
@@ -106,6 +110,13 @@ int main(void) {
   double herr = tl_test_maxerr(logits, rl, (long)B * T * V);
   CHECKF(herr < 1e-4, "hooked logits max error %.3g", herr);
   CHECKF(g.fetched == L && g.released == L && g.outstanding == 0, "fetched %d released %d", g.fetched, g.released);
+  /* a fetch that fails stops the forward with its message; nothing is released twice */
+  g.fetched = g.released = 0;
+  g.fail_at = L - 1;
+  CHECK(tl_model_forward(m, ids, B, T, NULL, logits) == -1);
+  CHECKF(strstr(tl_errmsg(), "gather of layer") != NULL, "%s", tl_errmsg());
+  CHECKF(g.fetched == L - 1 && g.released == L - 1 && g.outstanding == 0, "after a failed fetch: fetched %d released %d",
+         g.fetched, g.released);
   for (int l = 0; l < L; l++) free(g.store[l]);
   free(g.store), free(g.buf);
   tl_model_free(m);

@@ -1,0 +1,63 @@
+/* A run: what every command that runs a model opens before its own work, and
+ * closes after it. `tlens train`, `tlens eval` (and the commands that look through
+ * a lens) stand side by side on this module:
+ *
+ *   tl_run_init      MPI ranks (tl_dist), the rank's log prefix
+ *   tl_run_open      threads per rank; the model folder (whole, or one slice of
+ *                    every layer per rank for FSDP), its unembedding and that
+ *                    unembedding's hash; the tokenizer; the output folder; the
+ *                    corpus through the token cache (rank 0 tokenizes once, every
+ *                    rank maps the same file); the checks that tie them together
+ *   tl_run_close     everything above, in reverse
+ *
+ * Every step is collective: a failure on any rank is agreed (tl_dist_agree), so
+ * every rank returns -1 with the same message and none waits in a collective
+ * the others have left. */
+#ifndef TLENS_RUN_H
+#define TLENS_RUN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tlens/data.h"
+#include "tlens/dist.h"
+#include "tlens/model.h"
+#include "tlens/tokenizer.h"
+#include "tlens/unembed.h"
+
+typedef struct {
+  const char *model;       /* model folder (required) */
+  const char *tokenizer;   /* tokenizer.json [<model>/tokenizer.json] */
+  const char *data;        /* corpus: .jsonl, .jsonl.zst or pre-tokenized .safetensors; NULL: none */
+  const char *text_column; /* JSON field of the text ["text"] */
+  long max_seq_len;        /* tokens per sample (capped by the tokenizer's model_max_length) */
+  const char *output;      /* output folder, made by rank 0; NULL: none */
+  const char *cache_dir;   /* token cache folder [<output>/cache] */
+  long threads;            /* threads per rank [0: OMP_NUM_THREADS, else cores / ranks per node] */
+  bool fsdp_slices;        /* with several ranks, each keeps only its slice of every layer */
+} tl_run_opts;
+
+typedef struct {
+  tl_dist dist;
+  tl_model *model;
+  tl_model_config mc;
+  tl_unembed u;            /* final norm + W_U, owned by model */
+  char unembed_hash[65];   /* the lens config's unembed_hash of this model */
+  tl_tokenizer *tok;       /* NULL for pre-tokenized data without a tokenizer */
+  tl_dataset *data;        /* NULL without opts.data */
+  int64_t T;               /* tokens per sample of data */
+  double nats_to_bpb;      /* of data; NaN when unknown (pre-tokenized without metadata) */
+} tl_run;
+
+/* Starts MPI (one rank without a launcher) and tags this rank's log lines. */
+int tl_run_init(tl_run *r, int *argc, char ***argv);
+/* Opens everything opts names (collective). */
+int tl_run_open(tl_run *r, const tl_run_opts *opts);
+/* Frees what tl_run_open opened and shuts MPI down. Safe after any failure. */
+void tl_run_close(tl_run *r);
+
+/* Threads per rank: requested > 0 wins, then OMP_NUM_THREADS, else the node's cores
+ * divided among the ranks on it (oversubscribed cores thrash). */
+void tl_run_choose_threads(long requested, const tl_dist *d);
+
+#endif
