@@ -61,15 +61,24 @@ typedef struct {
 
 typedef struct tl_model tl_model;
 
-/* Pointers to one block's weights (fp32, layouts as described above). Absent
- * tensors (a bias the config does not have, LayerNorm bias under RMSNorm) are NULL. */
+/* The tensors of one block, in blob order (fp32, layouts as described above):
+ *   ln1_w, ln1_b     [d] norm before attention
+ *   ln2_w, ln2_b     [d] norm before the MLP
+ *   qkv_w, qkv_b     [(H + 2*KV)*hd, d], [(H + 2*KV)*hd]
+ *   o_w, o_b         [d, H*hd], [d]
+ *   up_w, up_b       [d_ff, d] or gated [2*d_ff, d] (gate rows first)
+ *   down_w, down_b   [d, d_ff], [d]
+ * X-macro: X(name) once per tensor, so the pointer struct below and the model's
+ * offset table list them once. */
+#define TL_LAYER_TENSORS(X) \
+  X(ln1_w) X(ln1_b) X(ln2_w) X(ln2_b) X(qkv_w) X(qkv_b) X(o_w) X(o_b) X(up_w) X(up_b) X(down_w) X(down_b)
+
+/* Pointers to one block's weights. Absent tensors (a bias the config does not have,
+ * LayerNorm bias under RMSNorm) are NULL. */
 typedef struct {
-  const float *ln1_w, *ln1_b;   /* [d] norm before attention */
-  const float *ln2_w, *ln2_b;   /* [d] norm before the MLP */
-  const float *qkv_w, *qkv_b;   /* [(H + 2*KV)*hd, d], [(H + 2*KV)*hd] */
-  const float *o_w, *o_b;       /* [d, H*hd], [d] */
-  const float *up_w, *up_b;     /* [d_ff, d] or gated [2*d_ff, d] (gate rows first) */
-  const float *down_w, *down_b; /* [d, d_ff], [d] */
+#define TL_LAYER_PTR_(name) const float *name;
+  TL_LAYER_TENSORS(TL_LAYER_PTR_)
+#undef TL_LAYER_PTR_
 } tl_layer_weights;
 
 /* Layer hook: fetch sets *blob to the full blob of `layer` (tl_model_layer_numel

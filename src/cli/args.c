@@ -51,20 +51,21 @@ static int store(tl_opt *o, const char *v, const char *where) {
     free(*(char **)o->dst);
     *(char **)o->dst = tl_strdup(v);
     break;
-  case TL_OPT_INT: {
-    long x;
-    if (tl_parse_long(v, &x) != 0) return tl_fail("%s%s: expected an integer, got '%s'", where, nm, v);
-    if (o->lo < o->hi && (x < o->lo || x > o->hi))
-      return tl_fail("%s%s: %ld is out of range [%.0f, %.0f]", where, nm, x, o->lo, o->hi);
-    *(long *)o->dst = x;
-    break;
-  }
+  case TL_OPT_INT:
   case TL_OPT_FLOAT: {
-    double x;
-    if (tl_parse_double(v, &x) != 0) return tl_fail("%s%s: expected a number, got '%s'", where, nm, v);
-    if (o->lo < o->hi && (x < o->lo || x > o->hi))
+    /* integers are parsed as integers (no rounding of 2^53+1), then range-checked as numbers */
+    bool is_int = o->type == TL_OPT_INT;
+    long xi = 0;
+    double x = 0;
+    if (is_int ? tl_parse_long(v, &xi) != 0 : tl_parse_double(v, &x) != 0)
+      return tl_fail("%s%s: expected %s, got '%s'", where, nm, is_int ? "an integer" : "a number", v);
+    if (is_int) x = (double)xi;
+    if (o->lo < o->hi && (x < o->lo || x > o->hi)) {
+      if (is_int) return tl_fail("%s%s: %ld is out of range [%.0f, %.0f]", where, nm, xi, o->lo, o->hi);
       return tl_fail("%s%s: %g is out of range [%g, %g]", where, nm, x, o->lo, o->hi);
-    *(double *)o->dst = x;
+    }
+    if (is_int) *(long *)o->dst = xi;
+    else *(double *)o->dst = x;
     break;
   }
   case TL_OPT_BOOL:

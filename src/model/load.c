@@ -390,19 +390,8 @@ int tl_model_layer_weights(tl_model *m, int layer, tl_layer_weights *w, const fl
   if (m->has_hook && m->hook.fetch) TL_TRY(m->hook.fetch(m->hook.ctx, m, layer, &b));
   if (!b) return tl_fail("model forward: layer %d has no weights (the layer hook gave none)", layer);
   const tl_layer_layout *L = &m->ll;
-#define AT(off) ((off) == TL_NONE ? NULL : b + (off))
-  w->ln1_w = AT(L->ln1_w);
-  w->ln1_b = AT(L->ln1_b);
-  w->ln2_w = AT(L->ln2_w);
-  w->ln2_b = AT(L->ln2_b);
-  w->qkv_w = AT(L->qkv_w);
-  w->qkv_b = AT(L->qkv_b);
-  w->o_w = AT(L->o_w);
-  w->o_b = AT(L->o_b);
-  w->up_w = AT(L->up_w);
-  w->up_b = AT(L->up_b);
-  w->down_w = AT(L->down_w);
-  w->down_b = AT(L->down_b);
+#define AT(name) w->name = L->name == TL_NONE ? NULL : b + L->name;
+  TL_LAYER_TENSORS(AT)
 #undef AT
   *blob = b;
   return 0;

@@ -13,7 +13,9 @@
 
 /* Where each weight sits in a layer blob (offsets in floats; TL_NONE = absent). */
 typedef struct {
-  size_t ln1_w, ln1_b, ln2_w, ln2_b, qkv_w, qkv_b, o_w, o_b, up_w, up_b, down_w, down_b;
+#define TL_LAYER_OFF_(name) size_t name;
+  TL_LAYER_TENSORS(TL_LAYER_OFF_)
+#undef TL_LAYER_OFF_
   size_t numel;
 } tl_layer_layout;
 
