@@ -20,8 +20,14 @@ static inline float tl_exp_nonpos(float x) {
   } b = {x}, lo = {-87.33f}, s;
   b.i = (b.i < 0 && b.i > lo.i) ? lo.i : b.i;
   const float xc = b.f;
-  /* round to nearest by the 1.5*2^23 trick (exact for |v| < 2^22) */
-  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  /* round to nearest by the 1.5*2^23 trick (exact for |v| < 2^22): the sum's low
+   * mantissa bits hold n as an integer, so no float-to-int conversion is needed */
+  union {
+    float f;
+    int32_t i;
+  } t = {xc * 1.44269504088896341f + 12582912.0f};
+  const float n = t.f - 12582912.0f;
+  const uint32_t ni = (uint32_t)t.i - 0x4B400000u; /* the bits of 12582912.0f */
   const float r = xc - n * 0.693359375f - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -30,7 +36,10 @@ static inline float tl_exp_nonpos(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float y = p * r * r + r + 1.0f;
-  s.i = ((int32_t)n + 127) << 23;
+  /* 2^n by the exponent bits. n >= -126 after the clamp; a NaN input gives a
+   * meaningless n here and NaN from y, so the shift is done unsigned (defined for
+   * every n) and the NaN still reaches the result. */
+  s.i = (int32_t)((ni + 127u) << 23);
   return y * s.f;
 }
 
