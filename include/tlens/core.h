@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <stdio.h>
 
 #define TL_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -55,7 +56,16 @@ void tl_debug(const char *fmt, ...) TL_PRINTF(1, 2);
  * value is a warning and injects nothing. */
 bool tl_fault(const char *site, long n);
 
-/* ---- files ---- */
+/* ---- files ----
+ * Every file read from outside is opened through tl_open_regular: a named pipe,
+ * a device (/dev/zero) or a folder is "not a regular file", never a hang. */
+/* A read-only descriptor of a regular file (*size its size, may be NULL), or -1. */
+int tl_open_regular(const char *path, off_t *size);
+/* The same as a stdio stream ("rb"), or NULL. */
+FILE *tl_fopen_regular(const char *path, off_t *size);
+/* 0 when path opens as a regular file, else -1 with the message (for readers that
+ * open files themselves, such as HDF5). */
+int tl_check_regular(const char *path);
 /* Reads a whole file; *data is NUL-terminated (not counted in *len). */
 int tl_read_file(const char *path, char **data, size_t *len);
 typedef struct {

@@ -736,6 +736,7 @@ static herr_t verify_visit(hid_t obj, const char *name, const H5O_info_t *oi, vo
 
 int tl_ckpt_open(tl_ckpt_reader **out, const char *path, bool verify) {
   *out = NULL;
+  TL_TRY(tl_check_regular(path)); /* HDF5 would block on a pipe and read a device for ever */
   h5_quiet();
   tl_ckpt_reader *r = tl_calloc(1, sizeof *r);
   r->path = tl_strdup(path);

@@ -149,17 +149,49 @@ void tl_debug(const char *fmt, ...) {
 }
 
 /* ---- files ---- */
+int tl_open_regular(const char *path, off_t *size) {
+  /* O_NONBLOCK: opening a named pipe for reading would otherwise wait for a writer */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return tl_fail("%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return tl_fail("%s: not a regular file", path);
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+    close(fd);
+    return tl_fail("%s: cannot open: %s", path, strerror(errno));
+  }
+  if (size) *size = st.st_size;
+  return fd;
+}
+
+int tl_check_regular(const char *path) {
+  int fd = tl_open_regular(path, NULL);
+  if (fd < 0) return -1;
+  close(fd);
+  return 0;
+}
+
+FILE *tl_fopen_regular(const char *path, off_t *size) {
+  int fd = tl_open_regular(path, size);
+  if (fd < 0) return NULL;
+  FILE *f = fdopen(fd, "rb");
+  if (!f) {
+    tl_fail("%s: cannot open: %s", path, strerror(errno));
+    close(fd);
+  }
+  return f;
+}
+
 int tl_read_file(const char *path, char **data, size_t *len) {
   *data = NULL;
   if (len) *len = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return tl_fail("%s: cannot open: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    fclose(f);
-    return tl_fail("%s: not a regular file", path);
-  }
-  size_t n = (size_t)st.st_size;
+  off_t size = 0;
+  FILE *f = tl_fopen_regular(path, &size);
+  if (!f) return -1;
+  size_t n = (size_t)size;
   char *buf = tl_malloc(n + 1);
   size_t got = n ? fread(buf, 1, n, f) : 0;
   int bad = ferror(f);
@@ -177,14 +209,10 @@ int tl_read_file(const char *path, char **data, size_t *len) {
 int tl_mmap_open(tl_mmap *m, const char *path) {
   m->data = NULL;
   m->size = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return tl_fail("%s: cannot open: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return tl_fail("%s: not a regular file", path);
-  }
-  m->size = (size_t)st.st_size;
+  off_t size = 0;
+  int fd = tl_open_regular(path, &size);
+  if (fd < 0) return -1;
+  m->size = (size_t)size;
   if (m->size > 0) {
     void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {

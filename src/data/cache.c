@@ -228,8 +228,8 @@ char *tl_data_cache_path(const char *source, const tl_tokenizer *tok, const tl_d
 }
 
 static int sha256_file(const char *path, unsigned char out[32]) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return tl_fail("%s: cannot open: %s", path, strerror(errno));
+  FILE *f = tl_fopen_regular(path, NULL);
+  if (!f) return -1;
   tl_sha256 s;
   tl_sha256_init(&s);
   size_t cap = 1u << 20, n;

@@ -43,8 +43,8 @@ int tl_corpus_open(tl_corpus **out, const char *path, const char *column) {
   *out = NULL;
   if (!ends_with(path, ".jsonl") && !ends_with(path, ".jsonl.zst"))
     return tl_fail("%s: expected a .jsonl or .jsonl.zst corpus", path);
-  FILE *f = fopen(path, "rb");
-  if (!f) return tl_fail("%s: cannot open: %s", path, strerror(errno));
+  FILE *f = tl_fopen_regular(path, NULL);
+  if (!f) return -1;
   tl_corpus *c = tl_calloc(1, sizeof *c);
   c->path = tl_strdup(path);
   c->column = tl_strdup(column ? column : "text");

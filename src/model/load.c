@@ -199,11 +199,8 @@ static int load_weights(tl_model *m, weights *w) {
     w->used[sh][t - w->shards[sh].tensors] = 1;
     float *blob = s->layer < 0 ? m->global : m->layers[s->layer];
     if (s->role == R_EMBED && !m->cfg.tied && s->xf == XF_COPY) {
-      m->embed_fd = open(file, O_RDONLY | O_CLOEXEC);
-      if (m->embed_fd < 0) {
-        tl_fail("%s: cannot reopen for the embedding rows: %s", file, strerror(errno));
-        goto done;
-      }
+      m->embed_fd = tl_open_regular(file, NULL);
+      if (m->embed_fd < 0) goto done;
       m->embed_off = (const char *)t->data - (const char *)w->shards[sh].map.data;
       m->embed_dtype = t->dtype;
       m->embed_path = tl_strdup(file);
