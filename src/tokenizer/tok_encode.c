@@ -25,7 +25,7 @@ struct tok_cache {
   tl_buf keys;
   int32_t *ids; size_t nids, capids;
   /* scratch */
-  tl_buf norm_a, norm_b, prefixed;
+  tl_buf norm[2], prefixed; /* normalizer output, the text with a prefix space */
   int32_t *sym, *nid, *prev, *next; uint32_t *rank; size_t capsym;
   struct heap_item { uint32_t rank, pos; int32_t id; } *heap; size_t capheap;
 };
@@ -45,8 +45,8 @@ void tok_caches_free(tl_tokenizer *t) {
     free(c->slots);
     tl_buf_free(&c->keys);
     free(c->ids);
-    tl_buf_free(&c->norm_a);
-    tl_buf_free(&c->norm_b);
+    tl_buf_free(&c->norm[0]);
+    tl_buf_free(&c->norm[1]);
     tl_buf_free(&c->prefixed);
     free(c->sym); free(c->nid); free(c->prev); free(c->next); free(c->rank);
     free(c->heap);
@@ -103,8 +103,11 @@ static const cache_slot *cache_get(const tok_cache *c, const unsigned char *w, s
   }
 }
 
+/* Remembers word w -> ids[0..n). A word may encode to no ids at all (every
+ * character dropped): its slot then records nids 0 and no ids are copied. */
 static void cache_put(tok_cache *c, const unsigned char *w, size_t len, uint64_t h, const int32_t *ids, size_t n) {
-  if ((c->n + 1) * 2 > c->nslots || n > UINT16_MAX) { if (n > UINT16_MAX) return; cache_clear(c); }
+  if (n > UINT16_MAX) return;
+  if ((c->n + 1) * 2 > c->nslots) cache_clear(c); /* full: start over rather than probe long chains */
   size_t mask = c->nslots - 1, i = (size_t)h & mask;
   while (c->slots[i].key_len) i = (i + 1) & mask;
   if (c->nids + n > c->capids) {
@@ -118,7 +121,7 @@ static void cache_put(tok_cache *c, const unsigned char *w, size_t len, uint64_t
   s->ids_off = (uint32_t)c->nids;
   s->nids = (uint16_t)n;
   tl_buf_append(&c->keys, w, len);
-  memcpy(c->ids + c->nids, ids, n * sizeof(int32_t));
+  if (n > 0) memcpy(c->ids + c->nids, ids, n * sizeof(int32_t));
   c->nids += n;
   c->n++;
 }
@@ -285,9 +288,11 @@ static void bpe_word(const tl_tokenizer *t, tok_cache *c, const unsigned char *w
     h = tok_hash_bytes(w, len);
     const cache_slot *s = cache_get(c, w, len, h);
     if (s) {
-      ids_reserve(out, s->nids);
-      memcpy(out->v + out->n, c->ids + s->ids_off, s->nids * sizeof(int32_t));
-      out->n += s->nids;
+      if (s->nids > 0) {
+        ids_reserve(out, s->nids);
+        memcpy(out->v + out->n, c->ids + s->ids_off, s->nids * sizeof(int32_t));
+        out->n += s->nids;
+      }
       return;
     }
   }
@@ -459,60 +464,9 @@ static void split_added(const tl_tokenizer *t, tok_cache *c, const tok_trie *tr,
   if (done < n) fn(t, c, s + done, n - done, out);
 }
 
-/* Applies the normalizer steps to s; returns the result (s itself, or a scratch buffer). */
-static const unsigned char *normalize(const tl_tokenizer *t, tok_cache *c, const unsigned char *s, size_t n,
-                                      size_t *out_n) {
-  tl_buf *bufs[2] = {&c->norm_a, &c->norm_b};
-  int cur = 0;
-  for (int k = 0; k < t->nnorm; k++) {
-    const tok_step *st = &t->norm[k];
-    if (n == 0) break;
-    if (st->type == NORM_NFC && tl_nfc_quick_yes(s, n)) continue;
-    tl_buf *o = bufs[cur];
-    o->len = 0;
-    if (st->type == NORM_NFC) {
-      tl_nfc_append(o, s, n);
-    } else if (st->type == NORM_PREPEND) {
-      tl_buf_append(o, st->a, strlen(st->a));
-      tl_buf_append(o, s, n);
-    } else { /* NORM_REPLACE */
-      size_t plen = strlen(st->a), clen = strlen(st->b), i = 0, run = 0;
-      while (i + plen <= n) {
-        if (s[i] == (unsigned char)st->a[0] && memcmp(s + i, st->a, plen) == 0) {
-          tl_buf_append(o, s + run, i - run);
-          tl_buf_append(o, st->b, clen);
-          i += plen;
-          run = i;
-        } else {
-          i++;
-        }
-      }
-      tl_buf_append(o, s + run, n - run);
-    }
-    tl_buf_reserve(o, 1);
-    s = o->data;
-    n = o->len;
-    cur ^= 1;
-  }
-  *out_n = n;
-  return s;
-}
-
-char *tok_normalize_copy(const tl_tokenizer *t, const char *s, size_t n, size_t *out_n) {
-  tok_cache c;
-  memset(&c, 0, sizeof c);
-  const unsigned char *r = normalize(t, &c, (const unsigned char *)s, n, out_n);
-  char *copy = tl_malloc(*out_n + 1);
-  memcpy(copy, r, *out_n);
-  copy[*out_n] = 0;
-  tl_buf_free(&c.norm_a);
-  tl_buf_free(&c.norm_b);
-  return copy;
-}
-
 static void normalized_piece(const tl_tokenizer *t, tok_cache *c, const unsigned char *s, size_t n, idvec *out) {
   size_t nn;
-  const unsigned char *ns = normalize(t, c, s, n, &nn);
+  const unsigned char *ns = tok_normalize(t, c->norm, s, n, &nn);
   /* the scratch buffers are reused by the next piece only, after this one is done */
   split_added(t, c, &t->trie_norm, ns, nn, out, pretokenize_and_bpe);
 }

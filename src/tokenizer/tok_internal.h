@@ -1,7 +1,16 @@
-/* Internal state of a loaded tokenizer, shared by the loading, encoding and
- * decoding code (tok_load.c, tok_encode.c, tok_decode.c). Everything here is
- * read-only after tl_tokenizer_load returns, except the per-thread word caches
- * (each thread owns its own; the registry that frees them is mutex-guarded). */
+/* Internal state of a loaded tokenizer and the functions its files share.
+ * Everything here is read-only after tl_tokenizer_load returns, except the
+ * per-thread word caches (each thread owns its own; the registry that frees them
+ * is mutex-guarded).
+ *
+ * What lives where (each arrow is a call; none runs back):
+ *   tok_strmap.c     the byte-string hash and the string -> id map
+ *   tok_bytelevel.c  the GPT-2 byte alphabet (ByteLevel tokens <-> bytes)
+ *   tok_normalize.c  the normalizer steps                     -> unicode.c
+ *   tok_encode.c     encoding and its per-thread caches       -> strmap, normalize, unicode.c
+ *   tok_decode.c     decoding                                 -> bytelevel, unicode.c
+ *   tok_load.c       tokenizer.json / tokenizer_config.json,  -> strmap, bytelevel, normalize,
+ *                    and tl_tokenizer_free                       encode (tok_caches_free) */
 #ifndef TLENS_TOKENIZER_INTERNAL_H
 #define TLENS_TOKENIZER_INTERNAL_H
 
@@ -97,6 +106,7 @@ struct tl_tokenizer {
   uint64_t serial;
 };
 
+/* ---- tok_strmap.c ---- */
 uint64_t tok_hash_bytes(const void *p, size_t n);
 void tok_strmap_init(tok_strmap *m, size_t expected);
 void tok_strmap_free(tok_strmap *m);
@@ -104,6 +114,7 @@ void tok_strmap_free(tok_strmap *m);
 int tok_strmap_put(tok_strmap *m, const void *key, size_t len, int32_t id);
 int32_t tok_strmap_get(const tok_strmap *m, const void *key, size_t len); /* -1 if absent */
 
+/* The merge of the pair (a, b), or NULL; the table is filled by tok_load.c. */
 static inline const tok_merge *tok_merge_get(const struct tl_tokenizer *t, int32_t a, int32_t b) {
   uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
   size_t mask = t->nmerge_slots - 1;
@@ -116,13 +127,21 @@ static inline const tok_merge *tok_merge_get(const struct tl_tokenizer *t, int32
   }
 }
 
-/* GPT-2 byte <-> unicode alphabet (the ByteLevel pre-tokenizer's mapping). */
-void tok_bytelevel_tables(uint32_t byte_to_cp[256]);
-/* Maps a ByteLevel token string back to bytes; returns 0 if a character is outside the alphabet. */
+/* ---- tok_bytelevel.c ---- */
+/* Maps a ByteLevel token string back to bytes (appended to out); returns 0, with
+ * out unchanged, if a character is outside the byte alphabet. */
 int tok_bytelevel_decode(const char *s, size_t n, tl_buf *out);
 
-void tok_caches_free(struct tl_tokenizer *t);
+/* ---- tok_normalize.c ---- */
+/* Applies the normalizer steps to s[0..n); returns s itself or one of the two
+ * scratch buffers (reused by the next call), with the length in *out_n. */
+const unsigned char *tok_normalize(const tl_tokenizer *t, tl_buf scratch[2], const unsigned char *s, size_t n,
+                                   size_t *out_n);
 /* The normalizer applied to s, as a malloc'd NUL-terminated copy. */
-char *tok_normalize_copy(const struct tl_tokenizer *t, const char *s, size_t n, size_t *out_n);
+char *tok_normalize_copy(const tl_tokenizer *t, const char *s, size_t n, size_t *out_n);
+
+/* ---- tok_encode.c ---- */
+/* Frees the per-thread caches of every thread that encoded with t. */
+void tok_caches_free(struct tl_tokenizer *t);
 
 #endif

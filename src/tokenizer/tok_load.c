@@ -14,116 +14,6 @@
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/unicode.h"
 
-/* ---- hashing and the string map ---- */
-uint64_t tok_hash_bytes(const void *p, size_t n) {
-  const unsigned char *s = p;
-  uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xC2B2AE3D27D4EB4Full);
-  while (n >= 8) {
-    uint64_t w;
-    memcpy(&w, s, 8);
-    h = (h ^ w) * 0xFF51AFD7ED558CCDull;
-    h ^= h >> 32;
-    s += 8; n -= 8;
-  }
-  uint64_t w = 0;
-  for (size_t k = 0; k < n; k++) w |= (uint64_t)s[k] << (8 * k); /* cheaper than a variable-length memcpy */
-  h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
-  h ^= h >> 29;
-  return h;
-}
-
-void tok_strmap_init(tok_strmap *m, size_t expected) {
-  memset(m, 0, sizeof *m);
-  m->nslots = 16;
-  while (m->nslots < expected * 2) m->nslots *= 2;
-  m->slots = tl_malloc(m->nslots * sizeof(int32_t));
-  memset(m->slots, 0xFF, m->nslots * sizeof(int32_t));
-}
-
-void tok_strmap_free(tok_strmap *m) {
-  free(m->entries);
-  free(m->slots);
-  tl_buf_free(&m->arena);
-  memset(m, 0, sizeof *m);
-}
-
-static size_t strmap_find(const tok_strmap *m, const void *key, size_t len) {
-  size_t mask = m->nslots - 1, i = (size_t)tok_hash_bytes(key, len) & mask;
-  for (;;) {
-    int32_t e = m->slots[i];
-    if (e < 0) return i;
-    const tok_entry *en = &m->entries[e];
-    if (en->len == len && memcmp(m->arena.data + en->off, key, len) == 0) return i;
-    i = (i + 1) & mask;
-  }
-}
-
-int tok_strmap_put(tok_strmap *m, const void *key, size_t len, int32_t id) {
-  if ((m->n + 1) * 2 > m->nslots) { /* grow and rehash */
-    size_t ns = m->nslots * 2;
-    free(m->slots);
-    m->nslots = ns;
-    m->slots = tl_malloc(ns * sizeof(int32_t));
-    memset(m->slots, 0xFF, ns * sizeof(int32_t));
-    for (size_t e = 0; e < m->n; e++) {
-      size_t i = strmap_find(m, m->arena.data + m->entries[e].off, m->entries[e].len);
-      m->slots[i] = (int32_t)e;
-    }
-  }
-  size_t i = strmap_find(m, key, len);
-  if (m->slots[i] >= 0) { m->entries[m->slots[i]].id = id; return 1; }
-  if (m->n == m->cap) {
-    m->cap = m->cap ? m->cap * 2 : 1024;
-    m->entries = tl_realloc(m->entries, m->cap * sizeof(tok_entry));
-  }
-  tok_entry *en = &m->entries[m->n];
-  en->off = (uint32_t)m->arena.len;
-  en->len = (uint32_t)len;
-  en->id = id;
-  tl_buf_append(&m->arena, key, len);
-  m->slots[i] = (int32_t)m->n++;
-  return 0;
-}
-
-int32_t tok_strmap_get(const tok_strmap *m, const void *key, size_t len) {
-  int32_t e = m->slots[strmap_find(m, key, len)];
-  return e < 0 ? -1 : m->entries[e].id;
-}
-
-/* ---- the GPT-2 byte alphabet: printable Latin-1 bytes map to themselves, the
- * other 68 bytes to U+0100.. in byte order, so every byte is a visible character ---- */
-void tok_bytelevel_tables(uint32_t byte_to_cp[256]) {
-  int n = 0;
-  for (int b = 0; b < 256; b++) {
-    int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    byte_to_cp[b] = printable ? (uint32_t)b : (uint32_t)(256 + n++);
-  }
-}
-
-static int16_t cp_to_byte[324]; /* inverse of the byte alphabet; -1 outside it */
-static pthread_once_t cp_to_byte_once = PTHREAD_ONCE_INIT;
-static void init_cp_to_byte(void) {
-  uint32_t b2c[256];
-  tok_bytelevel_tables(b2c);
-  for (int i = 0; i < 324; i++) cp_to_byte[i] = -1;
-  for (int b = 0; b < 256; b++) cp_to_byte[b2c[b]] = (int16_t)b;
-}
-
-int tok_bytelevel_decode(const char *s, size_t n, tl_buf *out) {
-  pthread_once(&cp_to_byte_once, init_cp_to_byte);
-  size_t start = out->len;
-  const unsigned char *u = (const unsigned char *)s;
-  for (size_t i = 0; i < n;) {
-    int len;
-    uint32_t cp = tl_utf8_decode(u + i, n - i, &len);
-    if (cp >= 324 || cp_to_byte[cp] < 0) { out->len = start; return 0; }
-    unsigned char b = (unsigned char)cp_to_byte[cp];
-    tl_buf_append(out, &b, 1);
-    i += (size_t)len;
-  }
-  return 1;
-}
-
 /* ---- JSON helpers ---- */
 typedef struct { const char *path; } ctx;
 
@@ -179,54 +69,58 @@ static int parse_replace(ctx *c, const cJSON *j, const char *where, tok_step *s)
   return 0;
 }
 
-static int parse_normalizer(ctx *c, tl_tokenizer *t, const cJSON *j, int depth) {
-  if (is_null(j)) return 0;
-  if (!cJSON_IsObject(j) || depth > 8) return tl_fail("%s: normalizer: expected an object", c->path);
+/* Normalizers and decoders are both a step or a Sequence of them (nested up to
+ * depth 8), flattened here into one list of steps. `what` names the field
+ * ("normalizer" / "decoder"), `list` the Sequence's array ("normalizers" /
+ * "decoders"); parse_one fills a step from an object of any other type. With
+ * skip_null a null (or absent) object is no step, as a normalizer may be null. */
+typedef int (*step_fn)(ctx *c, const cJSON *j, const char *type, tok_step *s);
+static int parse_steps(ctx *c, const cJSON *j, int depth, int skip_null, const char *what, const char *list,
+                       step_fn parse_one, tok_step **steps, int *n) {
+  if (skip_null && is_null(j)) return 0;
+  if (!cJSON_IsObject(j) || depth > 8) return tl_fail("%s: %s: expected an object", c->path, what);
   const char *type;
-  TL_TRY(get_string(c, j, "type", "normalizer", 1, &type));
-  tok_step s = {0};
+  TL_TRY(get_string(c, j, "type", what, 1, &type));
   if (!strcmp(type, "Sequence")) {
-    const cJSON *list = get_field(j, "normalizers"), *e;
-    if (!cJSON_IsArray(list)) return tl_fail("%s: normalizer.normalizers: expected an array", c->path);
-    cJSON_ArrayForEach(e, list) TL_TRY(parse_normalizer(c, t, e, depth + 1));
+    const cJSON *items = get_field(j, list), *e;
+    if (!cJSON_IsArray(items)) return tl_fail("%s: %s.%s: expected an array", c->path, what, list);
+    cJSON_ArrayForEach(e, items) TL_TRY(parse_steps(c, e, depth + 1, skip_null, what, list, parse_one, steps, n));
     return 0;
-  } else if (!strcmp(type, "NFC")) {
-    s.type = NORM_NFC;
+  }
+  tok_step s = {0};
+  TL_TRY(parse_one(c, j, type, &s));
+  push_step(steps, n, s);
+  return 0;
+}
+
+static int normalizer_step(ctx *c, const cJSON *j, const char *type, tok_step *s) {
+  if (!strcmp(type, "NFC")) {
+    s->type = NORM_NFC;
   } else if (!strcmp(type, "Prepend")) {
     const char *p;
     TL_TRY(get_string(c, j, "prepend", "normalizer", 1, &p));
-    s.type = NORM_PREPEND;
-    s.a = tl_strdup(p);
+    s->type = NORM_PREPEND;
+    s->a = tl_strdup(p);
   } else if (!strcmp(type, "Replace")) {
-    s.type = NORM_REPLACE;
-    TL_TRY(parse_replace(c, j, "normalizer", &s));
+    s->type = NORM_REPLACE;
+    TL_TRY(parse_replace(c, j, "normalizer", s));
   } else {
     return tl_fail("%s: normalizer.type: unsupported type '%s' (expected NFC, Prepend, Replace or Sequence)",
                    c->path, type);
   }
-  push_step(&t->norm, &t->nnorm, s);
   return 0;
 }
 
-static int parse_decoder(ctx *c, tl_tokenizer *t, const cJSON *j, int depth) {
-  if (!cJSON_IsObject(j) || depth > 8) return tl_fail("%s: decoder: expected an object", c->path);
-  const char *type;
-  TL_TRY(get_string(c, j, "type", "decoder", 1, &type));
-  tok_step s = {0};
-  if (!strcmp(type, "Sequence")) {
-    const cJSON *list = get_field(j, "decoders"), *e;
-    if (!cJSON_IsArray(list)) return tl_fail("%s: decoder.decoders: expected an array", c->path);
-    cJSON_ArrayForEach(e, list) TL_TRY(parse_decoder(c, t, e, depth + 1));
-    return 0;
-  } else if (!strcmp(type, "ByteLevel")) {
-    s.type = DEC_BYTELEVEL;
+static int decoder_step(ctx *c, const cJSON *j, const char *type, tok_step *s) {
+  if (!strcmp(type, "ByteLevel")) {
+    s->type = DEC_BYTELEVEL;
   } else if (!strcmp(type, "ByteFallback")) {
-    s.type = DEC_BYTEFALLBACK;
+    s->type = DEC_BYTEFALLBACK;
   } else if (!strcmp(type, "Fuse")) {
-    s.type = DEC_FUSE;
+    s->type = DEC_FUSE;
   } else if (!strcmp(type, "Replace")) {
-    s.type = DEC_REPLACE;
-    TL_TRY(parse_replace(c, j, "decoder", &s));
+    s->type = DEC_REPLACE;
+    TL_TRY(parse_replace(c, j, "decoder", s));
   } else if (!strcmp(type, "Strip")) {
     const char *content;
     long a, b;
@@ -236,24 +130,23 @@ static int parse_decoder(ctx *c, tl_tokenizer *t, const cJSON *j, int depth) {
       return tl_fail("%s: decoder.content: expected a single character", c->path);
     if (json_int(get_field(j, "start"), 0, 1 << 20, &a) || json_int(get_field(j, "stop"), 0, 1 << 20, &b))
       return tl_fail("%s: decoder: Strip needs integer 'start' and 'stop' >= 0", c->path);
-    s.type = DEC_STRIP;
-    s.a = tl_strdup(content);
-    s.start = (int)a;
-    s.stop = (int)b;
+    s->type = DEC_STRIP;
+    s->a = tl_strdup(content);
+    s->start = (int)a;
+    s->stop = (int)b;
   } else if (!strcmp(type, "Metaspace")) {
     const char *rep, *scheme;
-    int add_prefix;
+    int add_prefix = 1;
     TL_TRY(get_string(c, j, "replacement", "decoder", 1, &rep));
     TL_TRY(get_string(c, j, "prepend_scheme", "decoder", 0, &scheme));
     TL_TRY(get_bool(c, j, "add_prefix_space", "decoder", 1, &add_prefix));
-    s.type = DEC_METASPACE;
-    s.a = tl_strdup(rep);
-    s.flag = scheme ? strcmp(scheme, "never") != 0 : add_prefix;
+    s->type = DEC_METASPACE;
+    s->a = tl_strdup(rep);
+    s->flag = scheme ? strcmp(scheme, "never") != 0 : add_prefix;
   } else {
     return tl_fail("%s: decoder.type: unsupported type '%s' (expected ByteLevel, Replace, ByteFallback, "
                    "Fuse, Strip, Metaspace or Sequence)", c->path, type);
   }
-  push_step(&t->dec, &t->ndec, s);
   return 0;
 }
 
@@ -631,10 +524,12 @@ static int load_json(tl_tokenizer *t, const char *data, size_t len) {
   }
   if (parse_added(&c, t, get_field(root, "added_tokens"))) goto out;
   if (parse_model(&c, t, get_field(root, "model"))) goto out;
-  if (parse_normalizer(&c, t, get_field(root, "normalizer"), 0)) goto out;
+  if (parse_steps(&c, get_field(root, "normalizer"), 0, 1, "normalizer", "normalizers", normalizer_step, &t->norm,
+                  &t->nnorm))
+    goto out;
   const cJSON *dec = get_field(root, "decoder");
   t->has_decoder = !is_null(dec);
-  if (t->has_decoder && parse_decoder(&c, t, dec, 0)) goto out;
+  if (t->has_decoder && parse_steps(&c, dec, 0, 0, "decoder", "decoders", decoder_step, &t->dec, &t->ndec)) goto out;
   if (parse_post(&c, t, get_field(root, "post_processor"), 0)) goto out;
   for (int i = 0; i < t->npost_prefix; i++)
     if (t->post_prefix[i] >= t->vocab_size) { tl_fail("%s: post_processor: id %d out of range", t->path, t->post_prefix[i]); goto out; }

@@ -98,6 +98,21 @@ int main(void) {
     CHECK(strstr(tl_errmsg(), "/nonexistent/tokenizer.json") != NULL);
   }
 
+  /* a word of only unknown characters encodes to no ids, first into a fresh word
+   * cache (which then holds no ids at all), then again from that cache */
+  {
+    char *p = write_json("dropped/tokenizer.json", TINY_MODEL("[\"a b\"]"));
+    tl_tokenizer *t = NULL;
+    CHECKF(tl_tokenizer_load(&t, p) == 0, "%s", tl_errmsg());
+    if (t) {
+      encode_check(t, "xyz", NULL, 0);
+      encode_check(t, "xyz", NULL, 0);
+      encode_check(t, "ab", (int32_t[]){3}, 1);
+      tl_tokenizer_free(t);
+    }
+    free(p);
+  }
+
   /* hand-worked BPE: merges by rank, leftmost first on ties */
   {
     char *p = write_json("tiny/tokenizer.json", TINY_MODEL("[\"b c\", \"a b\", \"a bc\"]"));
