@@ -1,111 +1,213 @@
 /* The architecture families as data: config.json fields, checkpoint tensor names
- * and how each tensor maps into our layout. Adding a family means adding a
- * read_config/write_config pair and two name tables here; the loader and the
- * forward pass are shared. */
+ * and how each tensor maps into our layout. Adding a family means adding its
+ * table of config.json fields (read by the loader, written by synth) and its
+ * tensor name tables here; the loader and the forward pass are shared. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "model/model_internal.h"
 
-/* ---- config.json helpers: missing/ill-typed fields are one-line errors ---- */
+/* ---- config.json: one table of fields per family ----
+ * Each row states a field once: its JSON name, its type, where its value goes,
+ * whether it may be absent and what it then means, the values accepted, and what
+ * synth writes for it. read_fields reads a config.json by the table (missing or
+ * ill-typed fields are one-line errors), write_fields writes synth's by the same
+ * table; a family's finish function then checks what spans several fields and
+ * fills in what follows from them. */
+
+/* What config.json is read into: the model config, plus the fields that only
+ * decide other parts of it. */
+typedef struct {
+  tl_model_config cfg;
+  float rotary_pct;       /* gpt_neox: the share of each head's dims that is rotated */
+  int scale_attn_weights; /* gpt2: attention scores scaled by 1/sqrt(head_dim) (must be true) */
+} cfg_values;
+
+#define CFG(member) offsetof(cfg_values, cfg.member)
+#define EXTRA(member) offsetof(cfg_values, member)
+
+typedef enum {
+  V_INT,   /* int, integral and in [lo, hi] */
+  V_FLOAT, /* float, in [lo, hi] */
+  V_BOOL,  /* int 0/1 */
+  V_ACT,   /* tl_act, from an activation name (default: a tl_act) */
+  V_NULL,  /* no value: the field is not supported unless null or absent */
+} value_type;
+
+typedef enum {
+  REQUIRED, /* absent is an error (only sizes, which are V_INT) */
+  OPTIONAL, /* absent means def */
+  DERIVED,  /* absent leaves 0: the finish function works it out from other fields */
+  ALIAS,    /* another name of the row above, read only when that one is absent */
+} presence;
+
+typedef enum {
+  W_NO,      /* synth leaves it out */
+  W_VALUE,   /* synth writes the config's value (the sizes it was asked for) */
+  W_DEFAULT, /* synth writes def */
+  W_SYNTH,   /* synth writes the row's synth value */
+} write_rule;
+
+typedef struct {
+  const char *key;
+  value_type type;
+  size_t off; /* CFG(...) or EXTRA(...); unused for V_NULL */
+  presence need;
+  double def;
+  double lo, hi;
+  write_rule write;
+  double synth;
+} cfg_field;
+
+typedef struct {
+  const char *architecture; /* "architectures" in a written config.json */
+  const cfg_field *fields;  /* ends with a NULL key */
+  /* Checks across fields, derived fields, and what the family fixes. */
+  int (*finish)(cfg_values *v, const char *path);
+} cfg_schema;
+
+#define BIG 1000000000L /* sizes above this are certainly a corrupt config */
+#define MANY 100000     /* layers or heads */
+
+/* Activation names as HF spells them; the first of each activation is the one written. */
+static const struct {
+  const char *name;
+  tl_act act;
+} act_names[] = {
+    {"gelu_new", TL_ACT_GELU_NEW}, {"gelu_fast", TL_ACT_GELU_NEW}, {"gelu_pytorch_tanh", TL_ACT_GELU_NEW},
+    {"gelu", TL_ACT_GELU},         {"silu", TL_ACT_SILU},          {"swish", TL_ACT_SILU},
+    {"relu", TL_ACT_RELU},
+};
+#define NACTS (int)(sizeof(act_names) / sizeof(act_names[0]))
+
+static const char *act_name(tl_act a) {
+  for (int i = 0; i < NACTS; i++)
+    if (act_names[i].act == a) return act_names[i].name;
+  return "gelu";
+}
 
 static const cJSON *field(const cJSON *j, const char *key) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
   return (v && !cJSON_IsNull(v)) ? v : NULL;
 }
 
-/* Integer field in [lo, hi]; when absent: def if !required, else an error. */
-static int get_int(const cJSON *j, const char *path, const char *key, int required, long def, long lo, long hi,
-                   int *out) {
-  const cJSON *v = field(j, key);
-  if (!v) {
-    if (required) return tl_fail("%s: field '%s' is missing (expected an integer)", path, key);
-    *out = (int)def;
+/* Stores the value of field f, present in the file as x. */
+static int read_value(const cfg_field *f, const cJSON *x, const char *path, void *dst) {
+  switch (f->type) {
+  case V_INT:
+    if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble))
+      return tl_fail("%s: field '%s' must be an integer", path, f->key);
+    if (x->valuedouble < f->lo || x->valuedouble > f->hi)
+      return tl_fail("%s: field '%s' = %.17g is out of range [%ld, %ld]", path, f->key, x->valuedouble, (long)f->lo,
+                     (long)f->hi);
+    *(int *)dst = (int)x->valuedouble;
     return 0;
-  }
-  if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
-    return tl_fail("%s: field '%s' must be an integer", path, key);
-  if (v->valuedouble < lo || v->valuedouble > hi)
-    return tl_fail("%s: field '%s' = %.17g is out of range [%ld, %ld]", path, key, v->valuedouble, lo, hi);
-  *out = (int)v->valuedouble;
-  return 0;
-}
-
-static int get_float(const cJSON *j, const char *path, const char *key, double def, double lo, double hi,
-                     float *out) {
-  const cJSON *v = field(j, key);
-  if (!v) {
-    *out = (float)def;
+  case V_FLOAT:
+    if (!cJSON_IsNumber(x) || !(x->valuedouble >= f->lo && x->valuedouble <= f->hi))
+      return tl_fail("%s: field '%s' must be a number in [%g, %g]", path, f->key, f->lo, f->hi);
+    *(float *)dst = (float)x->valuedouble;
     return 0;
-  }
-  if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi))
-    return tl_fail("%s: field '%s' must be a number in [%g, %g]", path, key, lo, hi);
-  *out = (float)v->valuedouble;
-  return 0;
-}
-
-static int get_bool(const cJSON *j, const char *path, const char *key, int def, int *out) {
-  const cJSON *v = field(j, key);
-  if (!v) {
-    *out = def;
+  case V_BOOL:
+    if (!cJSON_IsBool(x)) return tl_fail("%s: field '%s' must be true or false", path, f->key);
+    *(int *)dst = cJSON_IsTrue(x);
     return 0;
-  }
-  if (!cJSON_IsBool(v)) return tl_fail("%s: field '%s' must be true or false", path, key);
-  *out = cJSON_IsTrue(v);
-  return 0;
-}
-
-static int get_act(const cJSON *j, const char *path, const char *key, const char *def, tl_act *out) {
-  const cJSON *v = field(j, key);
-  const char *s = def;
-  if (v) {
-    if (!cJSON_IsString(v)) return tl_fail("%s: field '%s' must be a string", path, key);
-    s = v->valuestring;
-  }
-  if (!strcmp(s, "gelu_new") || !strcmp(s, "gelu_fast") || !strcmp(s, "gelu_pytorch_tanh")) *out = TL_ACT_GELU_NEW;
-  else if (!strcmp(s, "gelu")) *out = TL_ACT_GELU;
-  else if (!strcmp(s, "silu") || !strcmp(s, "swish")) *out = TL_ACT_SILU;
-  else if (!strcmp(s, "relu")) *out = TL_ACT_RELU;
-  else
+  case V_ACT:
+    if (!cJSON_IsString(x)) return tl_fail("%s: field '%s' must be a string", path, f->key);
+    for (int i = 0; i < NACTS; i++)
+      if (!strcmp(x->valuestring, act_names[i].name)) {
+        *(tl_act *)dst = act_names[i].act;
+        return 0;
+      }
     return tl_fail("%s: field '%s' = '%s' is not supported (expected gelu_new, gelu_fast, gelu_pytorch_tanh, "
-                   "gelu, silu or relu)", path, key, s);
-  return 0;
-}
-
-static const char *act_name(tl_act a) {
-  switch (a) {
-  case TL_ACT_GELU_NEW: return "gelu_new";
-  case TL_ACT_GELU: return "gelu";
-  case TL_ACT_SILU: return "silu";
-  case TL_ACT_RELU: return "relu";
+                   "gelu, silu or relu)", path, f->key, x->valuestring);
+  case V_NULL:
+    return tl_fail("%s: field '%s' is not supported (expected null)", path, f->key);
   }
-  return "gelu";
-}
-
-static int no_rope_scaling(const cJSON *j, const char *path) {
-  if (field(j, "rope_scaling")) return tl_fail("%s: field 'rope_scaling' is not supported (expected null)", path);
   return 0;
 }
 
-#define BIG 1000000000L /* sizes above this are certainly a corrupt config */
+/* Stores what an absent field f means. */
+static void read_default(const cfg_field *f, void *dst) {
+  switch (f->type) {
+  case V_INT: *(int *)dst = f->need == DERIVED ? 0 : (int)f->def; break;
+  case V_FLOAT: *(float *)dst = (float)f->def; break;
+  case V_BOOL: *(int *)dst = f->def != 0; break;
+  case V_ACT: *(tl_act *)dst = (tl_act)f->def; break;
+  case V_NULL: break;
+  }
+}
+
+static int read_fields(const cfg_schema *s, const cJSON *j, const char *path, tl_model_config *c) {
+  cfg_values v = {.cfg = *c};
+  int rc = 0, above_present = 0;
+  for (const cfg_field *f = s->fields; f->key && rc == 0; f++) {
+    const cJSON *x = field(j, f->key);
+    void *dst = (char *)&v + f->off;
+    if (f->need == ALIAS) {
+      if (x && !above_present) rc = read_value(f, x, path, dst);
+      continue;
+    }
+    above_present = x != NULL;
+    if (x) rc = read_value(f, x, path, dst);
+    else if (f->need == REQUIRED) rc = tl_fail("%s: field '%s' is missing (expected an integer)", path, f->key);
+    else read_default(f, dst);
+  }
+  if (rc == 0) rc = s->finish(&v, path);
+  *c = v.cfg;
+  return rc;
+}
+
+/* The value field f was read into, as a double (V_NULL has none). */
+static double stored_value(const cfg_field *f, const cfg_values *v) {
+  const void *src = (const char *)v + f->off;
+  switch (f->type) {
+  case V_INT: case V_BOOL: return *(const int *)src;
+  case V_FLOAT: return *(const float *)src;
+  case V_ACT: return *(const tl_act *)src;
+  case V_NULL: break;
+  }
+  return 0;
+}
+
+static void write_fields(const cfg_schema *s, cJSON *j, const tl_model_config *c) {
+  cfg_values v = {.cfg = *c};
+  cJSON_AddItemToObject(j, "architectures", cJSON_CreateStringArray(&s->architecture, 1));
+  for (const cfg_field *f = s->fields; f->key; f++) {
+    if (f->write == W_NO) continue;
+    double x = f->write == W_DEFAULT ? f->def : f->write == W_SYNTH ? f->synth : stored_value(f, &v);
+    switch (f->type) {
+    case V_INT: case V_FLOAT: cJSON_AddNumberToObject(j, f->key, x); break;
+    case V_BOOL: cJSON_AddBoolToObject(j, f->key, x != 0); break;
+    case V_ACT: cJSON_AddStringToObject(j, f->key, act_name((tl_act)x)); break;
+    case V_NULL: cJSON_AddNullToObject(j, f->key); break;
+    }
+  }
+}
 
 /* ---- gpt2 ---- */
 
-static int gpt2_read(const cJSON *j, const char *p, tl_model_config *c) {
-  TL_TRY(get_int(j, p, "n_embd", 1, 0, 1, BIG, &c->d_model));
-  TL_TRY(get_int(j, p, "n_layer", 1, 0, 1, 100000, &c->n_layers));
-  TL_TRY(get_int(j, p, "n_head", 1, 0, 1, 100000, &c->n_heads));
-  TL_TRY(get_int(j, p, "n_inner", 0, 4L * c->d_model, 1, BIG, &c->d_ff));
-  TL_TRY(get_int(j, p, "vocab_size", 1, 0, 1, BIG, &c->vocab));
-  TL_TRY(get_int(j, p, "n_positions", 1, 0, 1, BIG, &c->max_pos));
-  TL_TRY(get_float(j, p, "layer_norm_epsilon", 1e-5, 0, 1, &c->norm_eps));
-  TL_TRY(get_act(j, p, "activation_function", "gelu_new", &c->act));
-  TL_TRY(get_bool(j, p, "tie_word_embeddings", 1, &c->tied));
-  TL_TRY(get_bool(j, p, "scale_attn_by_inverse_layer_idx", 0, &c->scale_attn_by_layer));
-  int scale = 1;
-  TL_TRY(get_bool(j, p, "scale_attn_weights", 1, &scale));
-  if (!scale) return tl_fail("%s: field 'scale_attn_weights' = false is not supported (expected true)", p);
+static const cfg_field gpt2_fields[] = {
+    /* key, type, destination, presence, default, range [lo, hi], what synth writes (W_SYNTH: the value) */
+    {"n_embd", V_INT, CFG(d_model), REQUIRED, 0, 1, BIG, W_VALUE, 0},
+    {"n_layer", V_INT, CFG(n_layers), REQUIRED, 0, 1, MANY, W_VALUE, 0},
+    {"n_head", V_INT, CFG(n_heads), REQUIRED, 0, 1, MANY, W_VALUE, 0},
+    {"n_inner", V_INT, CFG(d_ff), DERIVED, 0, 1, BIG, W_VALUE, 0}, /* absent: 4 * n_embd */
+    {"vocab_size", V_INT, CFG(vocab), REQUIRED, 0, 1, BIG, W_VALUE, 0},
+    {"n_positions", V_INT, CFG(max_pos), REQUIRED, 0, 1, BIG, W_VALUE, 0},
+    {"layer_norm_epsilon", V_FLOAT, CFG(norm_eps), OPTIONAL, 1e-5, 0, 1, W_DEFAULT, 0},
+    {"activation_function", V_ACT, CFG(act), OPTIONAL, TL_ACT_GELU_NEW, 0, 0, W_DEFAULT, 0},
+    {"tie_word_embeddings", V_BOOL, CFG(tied), OPTIONAL, 1, 0, 0, W_VALUE, 0},
+    {"scale_attn_by_inverse_layer_idx", V_BOOL, CFG(scale_attn_by_layer), OPTIONAL, 0, 0, 0, W_NO, 0},
+    {"scale_attn_weights", V_BOOL, EXTRA(scale_attn_weights), OPTIONAL, 1, 0, 0, W_NO, 0},
+    {NULL}};
+
+static int gpt2_finish(cfg_values *v, const char *p) {
+  tl_model_config *c = &v->cfg;
+  if (c->d_ff == 0) c->d_ff = (int)(4L * c->d_model);
+  if (!v->scale_attn_weights)
+    return tl_fail("%s: field 'scale_attn_weights' = false is not supported (expected true)", p);
   if (c->d_model % c->n_heads)
     return tl_fail("%s: n_embd %d is not divisible by n_head %d", p, c->d_model, c->n_heads);
   c->n_kv_heads = c->n_heads;
@@ -116,18 +218,9 @@ static int gpt2_read(const cJSON *j, const char *p, tl_model_config *c) {
   return 0;
 }
 
-static void gpt2_write(cJSON *j, const tl_model_config *c) {
-  cJSON_AddItemToObject(j, "architectures", cJSON_CreateStringArray((const char *[]){"GPT2LMHeadModel"}, 1));
-  cJSON_AddStringToObject(j, "activation_function", "gelu_new");
-  cJSON_AddNumberToObject(j, "layer_norm_epsilon", 1e-5);
-  cJSON_AddNumberToObject(j, "n_embd", c->d_model);
-  cJSON_AddNumberToObject(j, "n_head", c->n_heads);
-  cJSON_AddNumberToObject(j, "n_inner", c->d_ff);
-  cJSON_AddNumberToObject(j, "n_layer", c->n_layers);
-  cJSON_AddNumberToObject(j, "n_positions", c->max_pos);
-  cJSON_AddNumberToObject(j, "vocab_size", c->vocab);
-  cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tied);
-}
+static const cfg_schema gpt2_schema = {"GPT2LMHeadModel", gpt2_fields, gpt2_finish};
+static int gpt2_read(const cJSON *j, const char *p, tl_model_config *c) { return read_fields(&gpt2_schema, j, p, c); }
+static void gpt2_write(cJSON *j, const tl_model_config *c) { write_fields(&gpt2_schema, j, c); }
 
 static const tl_name_entry gpt2_globals[] = {
     {"transformer.wte.weight", R_EMBED, XF_COPY},     {"transformer.wpe.weight", R_POS, XF_COPY},
@@ -151,52 +244,41 @@ static const char *const gpt2_ignored[] = {".attn.bias", ".attn.masked_bias", NU
 
 /* ---- gpt_neox ---- */
 
-static int neox_read(const cJSON *j, const char *p, tl_model_config *c) {
-  TL_TRY(get_int(j, p, "hidden_size", 1, 0, 1, BIG, &c->d_model));
-  TL_TRY(get_int(j, p, "num_hidden_layers", 1, 0, 1, 100000, &c->n_layers));
-  TL_TRY(get_int(j, p, "num_attention_heads", 1, 0, 1, 100000, &c->n_heads));
-  TL_TRY(get_int(j, p, "intermediate_size", 1, 0, 1, BIG, &c->d_ff));
-  TL_TRY(get_int(j, p, "vocab_size", 1, 0, 1, BIG, &c->vocab));
-  TL_TRY(get_int(j, p, "max_position_embeddings", 1, 0, 1, BIG, &c->max_pos));
-  TL_TRY(get_float(j, p, "layer_norm_eps", 1e-5, 0, 1, &c->norm_eps));
-  TL_TRY(get_act(j, p, "hidden_act", "gelu", &c->act));
-  float pct = 0.25f;
-  TL_TRY(get_float(j, p, "rotary_pct", 0.25, 0, 1, &pct));
-  float base = 10000.0f;
-  TL_TRY(get_float(j, p, "rotary_emb_base", 10000.0, 1e-6, 1e30, &base));
-  if (!field(j, "rotary_emb_base")) TL_TRY(get_float(j, p, "rope_theta", 10000.0, 1e-6, 1e30, &base));
-  TL_TRY(no_rope_scaling(j, p));
-  TL_TRY(get_bool(j, p, "use_parallel_residual", 1, &c->parallel_residual));
-  TL_TRY(get_bool(j, p, "tie_word_embeddings", 0, &c->tied));
-  TL_TRY(get_bool(j, p, "attention_bias", 1, &c->attn_bias));
+static const cfg_field neox_fields[] = {
+    /* key, type, destination, presence, default, range [lo, hi], what synth writes (W_SYNTH: the value) */
+    {"hidden_size", V_INT, CFG(d_model), REQUIRED, 0, 1, BIG, W_VALUE, 0},
+    {"num_hidden_layers", V_INT, CFG(n_layers), REQUIRED, 0, 1, MANY, W_VALUE, 0},
+    {"num_attention_heads", V_INT, CFG(n_heads), REQUIRED, 0, 1, MANY, W_VALUE, 0},
+    {"intermediate_size", V_INT, CFG(d_ff), REQUIRED, 0, 1, BIG, W_VALUE, 0},
+    {"vocab_size", V_INT, CFG(vocab), REQUIRED, 0, 1, BIG, W_VALUE, 0},
+    {"max_position_embeddings", V_INT, CFG(max_pos), REQUIRED, 0, 1, BIG, W_VALUE, 0},
+    {"layer_norm_eps", V_FLOAT, CFG(norm_eps), OPTIONAL, 1e-5, 0, 1, W_DEFAULT, 0},
+    {"hidden_act", V_ACT, CFG(act), OPTIONAL, TL_ACT_GELU, 0, 0, W_DEFAULT, 0},
+    {"rotary_pct", V_FLOAT, EXTRA(rotary_pct), OPTIONAL, 0.25, 0, 1, W_DEFAULT, 0},
+    {"rotary_emb_base", V_FLOAT, CFG(rope_theta), OPTIONAL, 10000.0, 1e-6, 1e30, W_DEFAULT, 0},
+    {"rope_theta", V_FLOAT, CFG(rope_theta), ALIAS, 0, 1e-6, 1e30, W_NO, 0}, /* newer configs' name */
+    {"rope_scaling", V_NULL, 0, OPTIONAL, 0, 0, 0, W_NO, 0},
+    {"use_parallel_residual", V_BOOL, CFG(parallel_residual), OPTIONAL, 1, 0, 0, W_DEFAULT, 0},
+    {"tie_word_embeddings", V_BOOL, CFG(tied), OPTIONAL, 0, 0, 0, W_VALUE, 0},
+    {"attention_bias", V_BOOL, CFG(attn_bias), OPTIONAL, 1, 0, 0, W_DEFAULT, 0},
+    {NULL}};
+
+static int neox_finish(cfg_values *v, const char *p) {
+  tl_model_config *c = &v->cfg;
   if (c->d_model % c->n_heads)
     return tl_fail("%s: hidden_size %d is not divisible by num_attention_heads %d", p, c->d_model, c->n_heads);
   c->n_kv_heads = c->n_heads;
   c->head_dim = c->d_model / c->n_heads;
   /* HF: rotary_ndims = int(head_size * rotary_pct) */
-  c->rot_dim = (int)((float)c->head_dim * pct);
-  c->rope_theta = base;
+  c->rot_dim = (int)((float)c->head_dim * v->rotary_pct);
   c->norm = TL_NORM_LAYERNORM;
   c->mlp_bias = 1;
   return 0;
 }
 
-static void neox_write(cJSON *j, const tl_model_config *c) {
-  cJSON_AddItemToObject(j, "architectures", cJSON_CreateStringArray((const char *[]){"GPTNeoXForCausalLM"}, 1));
-  cJSON_AddStringToObject(j, "hidden_act", "gelu");
-  cJSON_AddNumberToObject(j, "hidden_size", c->d_model);
-  cJSON_AddNumberToObject(j, "intermediate_size", c->d_ff);
-  cJSON_AddNumberToObject(j, "layer_norm_eps", 1e-5);
-  cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_pos);
-  cJSON_AddNumberToObject(j, "num_attention_heads", c->n_heads);
-  cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layers);
-  cJSON_AddNumberToObject(j, "rotary_emb_base", 10000);
-  cJSON_AddNumberToObject(j, "rotary_pct", 0.25);
-  cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tied);
-  cJSON_AddBoolToObject(j, "use_parallel_residual", 1);
-  cJSON_AddBoolToObject(j, "attention_bias", 1);
-  cJSON_AddNumberToObject(j, "vocab_size", c->vocab);
-}
+static const cfg_schema neox_schema = {"GPTNeoXForCausalLM", neox_fields, neox_finish};
+static int neox_read(const cJSON *j, const char *p, tl_model_config *c) { return read_fields(&neox_schema, j, p, c); }
+static void neox_write(cJSON *j, const tl_model_config *c) { write_fields(&neox_schema, j, c); }
 
 static const tl_name_entry neox_globals[] = {
     {"gpt_neox.embed_in.weight", R_EMBED, XF_COPY},
@@ -223,25 +305,35 @@ static const char *const neox_ignored[] = {".attention.bias", ".attention.masked
 
 /* ---- llama / mistral ---- */
 
-static int llama_read(const cJSON *j, const char *p, tl_model_config *c) {
-  TL_TRY(get_int(j, p, "hidden_size", 1, 0, 1, BIG, &c->d_model));
-  TL_TRY(get_int(j, p, "num_hidden_layers", 1, 0, 1, 100000, &c->n_layers));
-  TL_TRY(get_int(j, p, "num_attention_heads", 1, 0, 1, 100000, &c->n_heads));
-  TL_TRY(get_int(j, p, "num_key_value_heads", 0, c->n_heads, 1, 100000, &c->n_kv_heads));
-  if (!field(j, "head_dim") && c->d_model % c->n_heads)
-    return tl_fail("%s: hidden_size %d is not divisible by num_attention_heads %d", p, c->d_model, c->n_heads);
-  TL_TRY(get_int(j, p, "head_dim", 0, c->d_model / c->n_heads, 2, BIG, &c->head_dim));
-  TL_TRY(get_int(j, p, "intermediate_size", 1, 0, 1, BIG, &c->d_ff));
-  TL_TRY(get_int(j, p, "vocab_size", 1, 0, 1, BIG, &c->vocab));
-  TL_TRY(get_int(j, p, "max_position_embeddings", 1, 0, 1, BIG, &c->max_pos));
-  TL_TRY(get_float(j, p, "rms_norm_eps", 1e-6, 0, 1, &c->norm_eps));
-  TL_TRY(get_float(j, p, "rope_theta", 10000.0, 1e-6, 1e30, &c->rope_theta));
-  TL_TRY(no_rope_scaling(j, p));
-  TL_TRY(get_act(j, p, "hidden_act", "silu", &c->act));
-  TL_TRY(get_bool(j, p, "tie_word_embeddings", 0, &c->tied));
-  TL_TRY(get_bool(j, p, "attention_bias", 0, &c->attn_bias));
-  TL_TRY(get_bool(j, p, "mlp_bias", 0, &c->mlp_bias));
-  TL_TRY(get_int(j, p, "sliding_window", 0, 0, 0, BIG, &c->window));
+static const cfg_field llama_fields[] = {
+    /* key, type, destination, presence, default, range [lo, hi], what synth writes (W_SYNTH: the value) */
+    {"hidden_size", V_INT, CFG(d_model), REQUIRED, 0, 1, BIG, W_VALUE, 0},
+    {"num_hidden_layers", V_INT, CFG(n_layers), REQUIRED, 0, 1, MANY, W_VALUE, 0},
+    {"num_attention_heads", V_INT, CFG(n_heads), REQUIRED, 0, 1, MANY, W_VALUE, 0},
+    {"num_key_value_heads", V_INT, CFG(n_kv_heads), DERIVED, 0, 1, MANY, W_VALUE, 0}, /* absent: the heads */
+    {"head_dim", V_INT, CFG(head_dim), DERIVED, 0, 2, BIG, W_NO, 0}, /* absent: hidden_size / heads */
+    {"intermediate_size", V_INT, CFG(d_ff), REQUIRED, 0, 1, BIG, W_VALUE, 0},
+    {"vocab_size", V_INT, CFG(vocab), REQUIRED, 0, 1, BIG, W_VALUE, 0},
+    {"max_position_embeddings", V_INT, CFG(max_pos), REQUIRED, 0, 1, BIG, W_VALUE, 0},
+    /* HF's LlamaConfig default is 1e-6; synth writes Llama 2's 1e-5 */
+    {"rms_norm_eps", V_FLOAT, CFG(norm_eps), OPTIONAL, 1e-6, 0, 1, W_SYNTH, 1e-5},
+    {"rope_theta", V_FLOAT, CFG(rope_theta), OPTIONAL, 10000.0, 1e-6, 1e30, W_DEFAULT, 0},
+    {"rope_scaling", V_NULL, 0, OPTIONAL, 0, 0, 0, W_DEFAULT, 0},
+    {"hidden_act", V_ACT, CFG(act), OPTIONAL, TL_ACT_SILU, 0, 0, W_DEFAULT, 0},
+    {"tie_word_embeddings", V_BOOL, CFG(tied), OPTIONAL, 0, 0, 0, W_VALUE, 0},
+    {"attention_bias", V_BOOL, CFG(attn_bias), OPTIONAL, 0, 0, 0, W_DEFAULT, 0},
+    {"mlp_bias", V_BOOL, CFG(mlp_bias), OPTIONAL, 0, 0, 0, W_NO, 0},
+    {"sliding_window", V_INT, CFG(window), OPTIONAL, 0, 0, BIG, W_NO, 0}, /* 0: none */
+    {NULL}};
+
+static int llama_finish(cfg_values *v, const char *p) {
+  tl_model_config *c = &v->cfg;
+  if (c->n_kv_heads == 0) c->n_kv_heads = c->n_heads;
+  if (c->head_dim == 0) {
+    if (c->d_model % c->n_heads)
+      return tl_fail("%s: hidden_size %d is not divisible by num_attention_heads %d", p, c->d_model, c->n_heads);
+    c->head_dim = c->d_model / c->n_heads;
+  }
   if (c->n_heads % c->n_kv_heads)
     return tl_fail("%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", p, c->n_heads,
                    c->n_kv_heads);
@@ -252,22 +344,9 @@ static int llama_read(const cJSON *j, const char *p, tl_model_config *c) {
   return 0;
 }
 
-static void llama_write(cJSON *j, const tl_model_config *c) {
-  cJSON_AddItemToObject(j, "architectures", cJSON_CreateStringArray((const char *[]){"LlamaForCausalLM"}, 1));
-  cJSON_AddStringToObject(j, "hidden_act", "silu");
-  cJSON_AddNumberToObject(j, "hidden_size", c->d_model);
-  cJSON_AddNumberToObject(j, "intermediate_size", c->d_ff);
-  cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_pos);
-  cJSON_AddNumberToObject(j, "num_attention_heads", c->n_heads);
-  cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layers);
-  cJSON_AddNumberToObject(j, "num_key_value_heads", c->n_kv_heads);
-  cJSON_AddNumberToObject(j, "rms_norm_eps", 1e-5);
-  cJSON_AddItemToObject(j, "rope_scaling", cJSON_CreateNull());
-  cJSON_AddNumberToObject(j, "rope_theta", 10000.0);
-  cJSON_AddBoolToObject(j, "attention_bias", 0);
-  cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tied);
-  cJSON_AddNumberToObject(j, "vocab_size", c->vocab);
-}
+static const cfg_schema llama_schema = {"LlamaForCausalLM", llama_fields, llama_finish};
+static int llama_read(const cJSON *j, const char *p, tl_model_config *c) { return read_fields(&llama_schema, j, p, c); }
+static void llama_write(cJSON *j, const tl_model_config *c) { write_fields(&llama_schema, j, c); }
 
 static const tl_name_entry llama_globals[] = {
     {"model.embed_tokens.weight", R_EMBED, XF_COPY},
@@ -351,7 +430,6 @@ char *tl_model_config_json(const tl_family *f, const tl_model_config *c) {
   cJSON_AddStringToObject(j, "model_type", f->model_type);
   f->write_config(j, c);
   cJSON_AddStringToObject(j, "torch_dtype", c->dtype == TL_F16 ? "float16" : c->dtype == TL_BF16 ? "bfloat16" : "float32");
-  (void)act_name;
   char *s = cJSON_Print(j);
   cJSON_Delete(j);
   return s;
