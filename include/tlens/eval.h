@@ -35,6 +35,8 @@ typedef struct {
 
 void tl_eval_cfg_default(tl_eval_cfg *c);
 void tl_eval_cfg_free(tl_eval_cfg *c);
+/* The settings alone, before anything is opened. */
+int tl_eval_cfg_check(const tl_eval_cfg *c);
 /* Evaluates on the ranks of `run` (tl_run_init done; collective). Returns 0, or -1
  * with the message recorded (tl_errmsg), the same on every rank. */
 int tl_eval_run(const tl_eval_cfg *c, tl_run *run);

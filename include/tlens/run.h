@@ -5,7 +5,8 @@
  *   tl_run_init      MPI ranks (tl_dist), the rank's log prefix
  *   tl_run_open      threads per rank; the model folder (whole, or one slice of
  *                    every layer per rank for FSDP), its unembedding and that
- *                    unembedding's hash; the tokenizer; the output folder; the
+ *                    unembedding's hash; the tokenizer; the output folder (made
+ *                    and locked by rank 0: one run per folder); the
  *                    corpus through the token cache (rank 0 tokenizes once, every
  *                    rank maps the same file); the checks that tie them together
  *   tl_run_close     everything above, in reverse
@@ -47,10 +48,16 @@ typedef struct {
   tl_dataset *data;        /* NULL without opts.data */
   int64_t T;               /* tokens per sample of data */
   double nats_to_bpb;      /* of data; NaN when unknown (pre-tokenized without metadata) */
+  int lock_fd;             /* rank 0: the output folder's lock (-1: none) */
 } tl_run;
 
 /* Starts MPI (one rank without a launcher) and tags this rank's log lines. */
 int tl_run_init(tl_run *r, int *argc, char ***argv);
+/* A single rank where the environment says more processes were meant (torchrun's
+ * WORLD_SIZE / RANK / LOCAL_RANK, or Slurm's SLURM_NTASKS > 1 without srun): -1 with
+ * a message saying how to launch. N copies of a one-rank run would otherwise each
+ * train alone into the same output folder. */
+int tl_run_check_launch(const tl_run *r);
 /* Opens everything opts names (collective). */
 int tl_run_open(tl_run *r, const tl_run_opts *opts);
 /* Frees what tl_run_open opened and shuts MPI down. Safe after any failure. */

@@ -63,6 +63,8 @@ typedef struct {
 
 void tl_train_cfg_default(tl_train_cfg *c);
 void tl_train_cfg_free(tl_train_cfg *c);
+/* The settings alone, before anything is opened: required fields, names, ranges. */
+int tl_train_cfg_check(const tl_train_cfg *c);
 
 /* How a run that returned 0 ended. */
 typedef enum {

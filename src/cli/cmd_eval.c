@@ -41,7 +41,9 @@ int tl_cmd_eval(int argc, char **argv) {
   };
   int nopts = (int)(sizeof opts / sizeof opts[0]);
   int status = tl_cli_parse("eval", opts, nopts, argc, argv, usage, true, NULL, NULL);
-  if (status < 0) status = tl_cli_run_ranks("eval", argc, argv, eval_body, &c);
+  if (status < 0)
+    status = tl_eval_cfg_check(&c) != 0 ? tl_cli_report("eval", TL_EXIT_USAGE)
+                                        : tl_cli_run_ranks("eval", argc, argv, eval_body, &c);
   tl_eval_cfg_free(&c);
   return status;
 }

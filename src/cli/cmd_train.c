@@ -74,7 +74,8 @@ int tl_cmd_train(int argc, char **argv) {
         c.token_shift = token_shift;
         c.token_shift_set = true;
       }
-    status = tl_cli_run_ranks("train", argc, argv, train_body, &c);
+    status = tl_train_cfg_check(&c) != 0 ? tl_cli_report("train", TL_EXIT_USAGE)
+                                          : tl_cli_run_ranks("train", argc, argv, train_body, &c);
   }
   tl_train_cfg_free(&c);
   return status;

@@ -27,6 +27,11 @@ int tl_cli_run_ranks(const char *cmd, int argc, char **argv, tl_cli_body body, v
   tl_run run;
   if (tl_run_init(&run, &argc, &argv) != 0) return tl_cli_error(cmd);
   int status = TL_EXIT_OK;
+  if (tl_run_check_launch(&run) != 0) {
+    status = tl_cli_report(cmd, TL_EXIT_USAGE);
+    tl_run_close(&run);
+    return status;
+  }
   /* every rank knows the reason of a failure (the steps agree on errors), and
    * each rank's log shows it: a job's per-rank output never ends silently */
   if (body(cfg, &run, &status) != 0) status = tl_cli_error(cmd);

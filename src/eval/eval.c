@@ -231,14 +231,19 @@ static int write_outputs(tl_eval *e) {
   return rc;
 }
 
-static int eval_body(tl_eval *e) {
-  const tl_eval_cfg *c = e->c;
-  tl_dist *d = &e->run->dist;
+int tl_eval_cfg_check(const tl_eval_cfg *c) {
   if (!c->model || !*c->model) return tl_fail("--model.name: a model folder is required");
   if (!c->data || !*c->data) return tl_fail("--data.name: a corpus is required");
   if (!c->output || !*c->output) return tl_fail("--output: an output folder is required");
   if (!c->logit && !c->lens) return tl_fail("nothing to evaluate: --nologit without --lens_name");
   if (c->per_gpu_batch_size < 1) return tl_fail("--per_gpu_batch_size: expected at least 1");
+  return 0;
+}
+
+static int eval_body(tl_eval *e) {
+  const tl_eval_cfg *c = e->c;
+  tl_dist *d = &e->run->dist;
+  TL_TRY(tl_eval_cfg_check(c));
   tl_run_opts o = {.model = c->model, .tokenizer = c->tokenizer, .data = c->data, .text_column = c->text_column,
                    .max_seq_len = c->max_seq_len, .output = c->output, .cache_dir = c->cache_dir,
                    .threads = c->threads};

@@ -1,10 +1,13 @@
 /* Opening and closing what a command needs to run a model (see tlens/run.h). */
 #include "tlens/run.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "tlens/backend.h"
@@ -13,8 +16,39 @@
 
 int tl_run_init(tl_run *r, int *argc, char ***argv) {
   memset(r, 0, sizeof *r);
+  r->lock_fd = -1;
   TL_TRY(tl_dist_init(&r->dist, argc, argv));
   tl_log_set_rank(r->dist.rank);
+  return 0;
+}
+
+/* The launcher variables that say how many processes were meant. */
+static int env_count(const char *name, long *out) {
+  const char *v = getenv(name);
+  *out = -1;
+  if (!v || !*v) return 0;
+  char *end = NULL;
+  errno = 0;
+  long x = strtol(v, &end, 10);
+  if (errno || *end || x < 0) return tl_fail("%s='%s': expected a non-negative integer", name, v);
+  *out = x;
+  return 0;
+}
+
+int tl_run_check_launch(const tl_run *r) {
+  if (r->dist.world > 1) return 0;
+  long world = -1, rank = -1, local = -1, tasks = -1;
+  TL_TRY(env_count("WORLD_SIZE", &world));
+  TL_TRY(env_count("RANK", &rank));
+  TL_TRY(env_count("LOCAL_RANK", &local));
+  TL_TRY(env_count("SLURM_NTASKS", &tasks));
+  if (world > 1 || rank > 0 || local > 0)
+    return tl_fail("WORLD_SIZE=%ld RANK=%ld (a torchrun-style launch) but MPI started a single rank: every process "
+                   "would train alone into the same folder; launch with `mpirun -np N tlens ...` or "
+                   "`srun --mpi=pmix tlens ...`", world, rank);
+  if (tasks > 1)
+    return tl_fail("SLURM_NTASKS=%ld but MPI started a single rank: launch with `srun --mpi=pmix tlens ...` "
+                   "(or `mpirun -np %ld tlens ...`) inside the job", tasks, tasks);
   return 0;
 }
 
@@ -82,6 +116,43 @@ static int open_dataset(tl_run *r, const tl_run_opts *o) {
   return 0;
 }
 
+/* One run per output folder: an exclusive flock on <output>/.tlens.lock, held for
+ * the life of the process (the kernel drops it when the process dies, so kill -9
+ * leaves no stale lock). The file names the holder for the next one's message. */
+static int lock_output(tl_run *r, const char *output) {
+  char *path = tl_path_join(output, ".tlens.lock");
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    int rc = tl_fail("%s: cannot create the lock file: %s", path, strerror(errno));
+    free(path);
+    return rc;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    char holder[256] = "";
+    ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
+    holder[n > 0 ? n : 0] = 0;
+    holder[strcspn(holder, "\n")] = 0;
+    close(fd);
+    int rc = err == EWOULDBLOCK
+                 ? tl_fail("%s: the output folder is in use by another tlens run (%s); wait for it or choose "
+                           "another --output", output, holder[0] ? holder : "holder unknown")
+                 : tl_fail("%s: cannot lock: %s", path, strerror(err));
+    free(path);
+    return rc;
+  }
+  char host[128] = "?";
+  gethostname(host, sizeof host - 1);
+  host[sizeof host - 1] = 0;
+  char line[256];
+  int len = snprintf(line, sizeof line, "host %s, pid %ld\n", host, (long)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)len, 0) != len)
+    tl_warn("%s: cannot record the lock holder: %s", path, strerror(errno));
+  free(path);
+  r->lock_fd = fd;
+  return 0;
+}
+
 int tl_run_open(tl_run *r, const tl_run_opts *o) {
   tl_dist *d = &r->dist;
   if (!o->model || !*o->model) return tl_fail("--model.name: a model folder is required");
@@ -96,7 +167,14 @@ int tl_run_open(tl_run *r, const tl_run_opts *o) {
   r->nats_to_bpb = NAN;
   if (!o->data) return 0;
   TL_TRY(open_tokenizer(r, o));
-  if (o->output) TL_TRY(tl_dist_agree(d, tl_dist_is_root(d) ? tl_mkdirs(o->output) : 0));
+  if (o->output) {
+    int rc = 0;
+    if (tl_dist_is_root(d)) {
+      rc = tl_mkdirs(o->output);
+      if (rc == 0) rc = lock_output(r, o->output);
+    }
+    TL_TRY(tl_dist_agree(d, rc));
+  }
   return open_dataset(r, o);
 }
 
@@ -105,5 +183,7 @@ void tl_run_close(tl_run *r) {
   if (r->tok) tl_tokenizer_free(r->tok);
   if (r->model) tl_model_free(r->model);
   r->data = NULL, r->tok = NULL, r->model = NULL;
+  if (r->lock_fd >= 0) close(r->lock_fd);
+  r->lock_fd = -1;
   tl_dist_finalize(&r->dist);
 }

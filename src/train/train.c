@@ -49,7 +49,7 @@ void tl_train_cfg_free(tl_train_cfg *c) {
 }
 
 /* ---- configuration checks (identical on every rank, so no agreement is needed) ---- */
-static int check_cfg(const tl_train_cfg *c) {
+int tl_train_cfg_check(const tl_train_cfg *c) {
   if (!c->model || !*c->model) return tl_fail("--model.name: a model folder is required");
   if (!c->data || !*c->data) return tl_fail("--data.name: a corpus (.jsonl, .jsonl.zst or .safetensors) is required");
   if (!c->output || !*c->output) return tl_fail("--output: an output folder is required");
@@ -383,7 +383,7 @@ static void trainer_free(tl_trainer *r) {
 static int train_body(tl_trainer *r, tl_train_end *end) {
   const tl_train_cfg *c = r->c;
   tl_dist *d = &r->run->dist;
-  TL_TRY(check_cfg(c));
+  TL_TRY(tl_train_cfg_check(c));
   /* with --fsdp on several ranks, each loads only its slice of every layer */
   tl_run_opts o = {.model = c->model, .tokenizer = c->tokenizer, .data = c->data, .text_column = c->text_column,
                    .max_seq_len = c->max_seq_len, .output = c->output, .cache_dir = c->cache_dir,
