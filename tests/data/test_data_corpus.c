@@ -57,6 +57,55 @@ static char *write_zst(const char *dir, const char *name, const char *data, size
   return p;
 }
 
+/* A file that must fail to read: its name in the scratch directory, its bytes,
+ * and what the one-line message must contain besides the file name. */
+typedef struct {
+  const char *name;
+  const char *data;
+  size_t len;
+  const char *needle1, *needle2;
+} bad_file;
+
+#define BYTES(lit) lit, sizeof lit - 1 /* a string literal's bytes without the NUL */
+
+static void expect_file_errors(const char *dir, const bad_file *cases, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    char *p = write_file(dir, cases[i].name, cases[i].data, cases[i].len);
+    expect_error(p, "text", cases[i].needle1, cases[i].needle2);
+    free(p);
+  }
+}
+
+/* Bad inputs, each a one-line error naming the file and (where it has one) the line. */
+static const bad_file bad_jsonl[] = {
+    {"notjson.jsonl", BYTES("{\"text\": \"fine\"}\n{\"text\": \"fine\"}\n{\"text\": broken}\n"), ":3:", "JSON"},
+    {"trailing.jsonl", BYTES("{\"text\": \"a\"} x\n"), ":1:", "JSON"},
+    {"array.jsonl", BYTES("{\"text\": \"a\"}\n[\"text\"]\n"), ":2:", "object"},
+    {"missing.jsonl", BYTES("{\"text\": \"a\"}\n{\"txt\": \"a\"}\n"), ":2:", "\"text\""},
+    {"nonstr.jsonl", BYTES("{\"text\": \"a\"}\n\n{\"text\": null}\n"), ":3:", "not a string"},
+    {"badutf.jsonl", BYTES("{\"text\": \"ok\"}\n{\"text\": \"bad \xff byte\"}\n"), ":2:", "UTF-8"},
+    {"overlong.jsonl", BYTES("{\"text\": \"\xc0\xaf\"}\n"), ":1:", "UTF-8"},
+    {"surrogate.jsonl", BYTES("{\"text\": \"\xed\xa0\x80\"}\n"), ":1:", "UTF-8"}, /* CESU-style U+D800 */
+    {"nul.jsonl", BYTES("{\"text\": \"a\\u0000b\"}\n"), ":1:", "U+0000"},
+    {"empty.jsonl", BYTES(""), "empty corpus", NULL},
+    {"blank.jsonl", BYTES("\n \n"), "empty corpus", NULL},
+    {"corpus.txt", BYTES("x"), ".jsonl", NULL},
+};
+
+/* The UTF-8 validator on hand-made cases: the offset of the first bad byte, or -1. */
+static const struct {
+  const char *s;
+  size_t n;
+  int64_t bad_at;
+} utf8_cases[] = {
+    {BYTES("abc"), -1},
+    {BYTES("\xf4\x8f\xbf\xbf"), -1}, /* U+10FFFF */
+    {BYTES("\xf4\x90\x80\x80"), 0},  /* above U+10FFFF */
+    {BYTES("ab\xe2\x82"), 2},          /* truncated sequence */
+    {BYTES("\xe0\x80\xaf"), 0},       /* overlong */
+    {BYTES("a\x80"), 1},                /* stray continuation */
+};
+
 int main(void) {
   const char *fx = tl_test_fixtures();
   char *dir = work_dir("test_data_corpus");
@@ -98,56 +147,12 @@ int main(void) {
     free(p2);
   }
 
-  /* bad inputs: each a one-line error naming the file and the line */
+  /* bad inputs; a literal backslash before u0000 is fine; a missing file */
+  expect_file_errors(dir, bad_jsonl, sizeof bad_jsonl / sizeof bad_jsonl[0]);
   {
-    const char notjson[] = "{\"text\": \"fine\"}\n{\"text\": \"fine\"}\n{\"text\": broken}\n";
-    char *p = write_file(dir, "notjson.jsonl", notjson, sizeof notjson - 1);
-    expect_error(p, "text", ":3:", "JSON");
-    free(p);
-    const char trailing[] = "{\"text\": \"a\"} x\n";
-    p = write_file(dir, "trailing.jsonl", trailing, sizeof trailing - 1);
-    expect_error(p, "text", ":1:", "JSON");
-    free(p);
-    const char array[] = "{\"text\": \"a\"}\n[\"text\"]\n";
-    p = write_file(dir, "array.jsonl", array, sizeof array - 1);
-    expect_error(p, "text", ":2:", "object");
-    free(p);
-    const char missing[] = "{\"text\": \"a\"}\n{\"txt\": \"a\"}\n";
-    p = write_file(dir, "missing.jsonl", missing, sizeof missing - 1);
-    expect_error(p, "text", ":2:", "\"text\"");
-    free(p);
-    const char nonstr[] = "{\"text\": \"a\"}\n\n{\"text\": null}\n";
-    p = write_file(dir, "nonstr.jsonl", nonstr, sizeof nonstr - 1);
-    expect_error(p, "text", ":3:", "not a string");
-    free(p);
-    const char badutf[] = "{\"text\": \"ok\"}\n{\"text\": \"bad \xff byte\"}\n";
-    p = write_file(dir, "badutf.jsonl", badutf, sizeof badutf - 1);
-    expect_error(p, "text", ":2:", "UTF-8");
-    free(p);
-    const char overlong[] = "{\"text\": \"\xc0\xaf\"}\n";
-    p = write_file(dir, "overlong.jsonl", overlong, sizeof overlong - 1);
-    expect_error(p, "text", ":1:", "UTF-8");
-    free(p);
-    const char surrogate[] = "{\"text\": \"\xed\xa0\x80\"}\n"; /* CESU-style U+D800 */
-    p = write_file(dir, "surrogate.jsonl", surrogate, sizeof surrogate - 1);
-    expect_error(p, "text", ":1:", "UTF-8");
-    free(p);
-    const char nul[] = "{\"text\": \"a\\u0000b\"}\n";
-    p = write_file(dir, "nul.jsonl", nul, sizeof nul - 1);
-    expect_error(p, "text", ":1:", "U+0000");
-    free(p);
-    const char escaped_backslash[] = "{\"text\": \"a\\\\u0000b\"}\n"; /* a literal backslash: fine */
-    p = write_file(dir, "bs.jsonl", escaped_backslash, sizeof escaped_backslash - 1);
+    const char escaped_backslash[] = "{\"text\": \"a\\\\u0000b\"}\n";
+    char *p = write_file(dir, "bs.jsonl", escaped_backslash, sizeof escaped_backslash - 1);
     CHECK(read_all(p, "text", &bytes, &h1) == 1 && bytes == 8);
-    free(p);
-    p = write_file(dir, "empty.jsonl", "", 0);
-    expect_error(p, "text", "empty corpus", NULL);
-    free(p);
-    p = write_file(dir, "blank.jsonl", "\n \n", 3);
-    expect_error(p, "text", "empty corpus", NULL);
-    free(p);
-    p = write_file(dir, "corpus.txt", "x", 1);
-    expect_error(p, "text", ".jsonl", NULL);
     free(p);
     char *nofile = tl_path_join(dir, "absent.jsonl");
     expect_error(nofile, "text", "cannot open", NULL);
@@ -169,24 +174,17 @@ int main(void) {
     char *bad = malloc(zn);
     memcpy(bad, z, zn);
     for (size_t i = zn / 2; i < zn / 2 + 64; i++) bad[i] ^= 0x5A;
-    char *p = write_file(dir, "corrupt.jsonl.zst", bad, zn);
-    expect_error(p, "text", "corrupt zstd", "line");
-    free(p);
-    p = write_file(dir, "trunc.jsonl.zst", z, zn * 2 / 3);
-    expect_error(p, "text", "truncated", "line");
-    free(p);
-    p = write_file(dir, "trunc_tail.jsonl.zst", z, zn - 3); /* only the checksum cut */
-    expect_error(p, "text", "truncated", NULL);
-    free(p);
-    p = write_file(dir, "empty.jsonl.zst", "", 0);
-    expect_error(p, "text", "empty corpus", NULL);
-    free(p);
-    p = write_file(dir, "plain.jsonl.zst", raw, 4096); /* not zstd */
-    expect_error(p, "text", "zstd", NULL);
-    free(p);
+    const bad_file bad_zst[] = {
+        {"corrupt.jsonl.zst", bad, zn, "corrupt zstd", "line"},
+        {"trunc.jsonl.zst", z, zn * 2 / 3, "truncated", "line"},
+        {"trunc_tail.jsonl.zst", z, zn - 3, "truncated", NULL}, /* only the checksum cut */
+        {"empty.jsonl.zst", BYTES(""), "empty corpus", NULL},
+        {"plain.jsonl.zst", raw, 4096, "zstd", NULL}, /* not zstd */
+    };
+    expect_file_errors(dir, bad_zst, sizeof bad_zst / sizeof bad_zst[0]);
     /* a valid zst whose content has a bad line: line numbers count decompressed lines */
     const char two[] = "{\"text\": \"a\"}\n{\"text\": 3}\n";
-    p = write_zst(dir, "badline.jsonl.zst", two, sizeof two - 1, &zn, NULL);
+    char *p = write_zst(dir, "badline.jsonl.zst", two, sizeof two - 1, &zn, NULL);
     expect_error(p, "text", ":2:", "not a string");
     free(p);
     free(bad);
@@ -212,13 +210,8 @@ int main(void) {
     tl_buf_free(&b);
   }
 
-  /* the UTF-8 validator on hand-made cases */
-  CHECK(tl_utf8_invalid_at("abc", 3) == -1);
-  CHECK(tl_utf8_invalid_at("\xf4\x8f\xbf\xbf", 4) == -1);  /* U+10FFFF */
-  CHECK(tl_utf8_invalid_at("\xf4\x90\x80\x80", 4) == 0);   /* above U+10FFFF */
-  CHECK(tl_utf8_invalid_at("ab\xe2\x82", 4) == 2);         /* truncated sequence */
-  CHECK(tl_utf8_invalid_at("\xe0\x80\xaf", 3) == 0);       /* overlong */
-  CHECK(tl_utf8_invalid_at("a\x80", 2) == 1);              /* stray continuation */
+  for (size_t i = 0; i < sizeof utf8_cases / sizeof utf8_cases[0]; i++)
+    CHECKF(tl_utf8_invalid_at(utf8_cases[i].s, utf8_cases[i].n) == utf8_cases[i].bad_at, "utf8 case %zu", i);
 
   free(pile);
   free(ts);
