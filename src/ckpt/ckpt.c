@@ -612,12 +612,30 @@ int tl_ckpt_info_of(tl_ckpt_reader *r, const char *name, tl_ckpt_info *info) {
     H5Sget_simple_extent_dims(sp, dims, NULL);
     info->ndim = nd;
     info->numel = 1;
-    for (int i = 0; i < nd; i++) info->shape[i] = dims[i], info->numel *= dims[i];
-    if (info->type == TL_CKPT_STR) {
+    for (int i = 0; i < nd && !rc; i++) {
+      info->shape[i] = dims[i];
+      /* a declared shape is not trusted: its product must not wrap */
+      if (dims[i] && info->numel > UINT64_MAX / dims[i])
+        rc = tl_fail("%s: item '%s' declares a shape whose element count overflows", r->path, name);
+      else
+        info->numel *= dims[i];
+    }
+    if (!rc && info->type == TL_CKPT_STR) {
       if (nd != 0) rc = tl_fail("%s: string item '%s' is not a scalar", r->path, name);
       hid_t ty = H5Dget_type(ds);
       info->numel = H5Tget_size(ty);
       H5Tclose(ty);
+    }
+    /* ... and the file must hold the bytes the shape declares (no fill values: every
+     * item is written whole), so a tiny file cannot claim a huge array */
+    size_t es = info->type == TL_CKPT_STR ? 1 : type_size(info->type);
+    if (!rc && info->numel > UINT64_MAX / es)
+      rc = tl_fail("%s: item '%s' declares %" PRIu64 " elements, too many to address", r->path, name, info->numel);
+    if (!rc && info->numel > 0) {
+      hsize_t stored = H5Dget_storage_size(ds);
+      if ((uint64_t)stored < info->numel * es)
+        rc = tl_fail("%s: item '%s' declares %" PRIu64 " elements (%" PRIu64 " bytes) but the file stores %" PRIu64
+                     " bytes of it", r->path, name, info->numel, info->numel * es, (uint64_t)stored);
     }
   }
   H5Sclose(sp);

@@ -310,6 +310,60 @@ static void test_compat(const char *work) {
   free(dir);
 }
 
+/* Adds to a valid checkpoint a dataset that declares `dims` but stores no data
+ * (chunked, never written), with a crc32 attribute, as a crafted file would. */
+static void add_hollow_dataset(const char *path, const char *name, int nd, const hsize_t *dims) {
+  hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+  CHECK(f >= 0);
+  hsize_t chunk[2] = {64, 64};
+  hid_t sp = H5Screate_simple(nd, dims, NULL), pl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(pl, nd, chunk);
+  H5Pset_alloc_time(pl, H5D_ALLOC_TIME_INCR);
+  hid_t ds = H5Dcreate2(f, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
+  CHECKF(ds >= 0, "cannot create the crafted dataset %s", name);
+  hsize_t one = 1;
+  hid_t asp = H5Screate_simple(1, &one, NULL);
+  hid_t a = H5Acreate2(ds, "crc32", H5T_STD_U64LE, H5S_SCALAR, H5P_DEFAULT, H5P_DEFAULT);
+  uint64_t zero = 0;
+  H5Awrite(a, H5T_NATIVE_UINT64, &zero);
+  H5Aclose(a), H5Sclose(asp), H5Dclose(ds), H5Pclose(pl), H5Sclose(sp), H5Fclose(f);
+}
+
+/* Declared shapes are not trusted: a dataset that claims 2^40 elements with none
+ * stored is refused at once (not CRC-checked for ever), one whose shape product
+ * wraps around 2^64 is refused, and neither is readable. */
+static void test_declared_sizes(const char *work) {
+  char *dir = tl_path_join(work, "hollow");
+  rm_dir_files(dir);
+  CHECK(write_sample(dir, 3, 2) == 0);
+  char *path = tl_ckpt_path(dir, 3);
+  hsize_t big[1] = {(hsize_t)1 << 40};
+  add_hollow_dataset(path, "lens/huge", 1, big);
+  tl_ckpt_reader *r = NULL;
+  double t0 = tl_now();
+  CHECK(tl_ckpt_open(&r, path, true) == -1);
+  CHECKF(strstr(tl_errmsg(), "lens/huge") && strstr(tl_errmsg(), "declares 1099511627776 elements"), "%s", tl_errmsg());
+  CHECKF(tl_now() - t0 < 5, "refusing a hollow dataset took %.1f s", tl_now() - t0);
+  CHECK(tl_ckpt_open(&r, path, false) == 0);
+  tl_ckpt_info info;
+  CHECK(tl_ckpt_info_of(r, "lens/huge", &info) == -1 && strstr(tl_errmsg(), "stores 0 bytes"));
+  float x;
+  CHECK(tl_ckpt_read_f32(r, "lens/huge", 0, 1, &x) == -1);
+  CHECK(tl_ckpt_read_f32(r, "lens/0/bias", 0, 1, &x) == 0); /* the rest stays readable */
+  tl_ckpt_close(r);
+  CHECK(write_sample(dir, 4, 2) == 0);
+  free(path);
+  path = tl_ckpt_path(dir, 4);
+  hsize_t wrap[2] = {((hsize_t)1 << 57) + 64, ((hsize_t)1 << 57) + 64}; /* product = 4096 mod 2^64 */
+  add_hollow_dataset(path, "lens/wrap", 2, wrap);
+  CHECK(tl_ckpt_open(&r, path, false) == 0);
+  CHECK(tl_ckpt_info_of(r, "lens/wrap", &info) == -1 && strstr(tl_errmsg(), "overflows"));
+  tl_ckpt_close(r);
+  CHECK(tl_ckpt_open(&r, path, true) == -1 && strstr(tl_errmsg(), "lens/wrap"));
+  free(path);
+  free(dir);
+}
+
 int main(int argc, char **argv) {
   if (tl_dist_init(&D, &argc, &argv) != 0) return fprintf(stderr, "%s\n", tl_errmsg()), 1;
   if (argc == 3 && strcmp(argv[1], "--sample") == 0) {
@@ -326,6 +380,7 @@ int main(int argc, char **argv) {
   test_damaged(argv[1]);
   test_writer_errors(argv[1]);
   test_compat(argv[1]);
+  test_declared_sizes(argv[1]);
   tl_dist_finalize(&D);
   return tl_test_finish("test_ckpt");
 }
