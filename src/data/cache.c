@@ -441,7 +441,10 @@ int tl_data_prepare(const char *source, const tl_tokenizer *tok, const tl_data_o
   if (tl_file_exists(path)) {
     tl_dataset *d;
     if (tl_data_open(&d, path, 1) == 0) {
-      int same = memcmp(d->h.key, key, 32) == 0;
+      /* the key covers the source bytes and the settings; the header fields those
+       * decide must say the same (a rewritten header with a fixed CRC is not ours) */
+      int same = memcmp(d->h.key, key, 32) == 0 && memcmp(d->h.source_sha, src_sha, 32) == 0 &&
+                 d->h.seq_len == (uint64_t)T;
       tl_data_close(d);
       if (same) {
         tl_info("reusing token cache %s", path);

@@ -11,6 +11,7 @@
  *   run/config                                       the run's settings as JSON
  *   model/config_hash, model/unembed_hash            which model the lens belongs to */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,6 +102,15 @@ int tl_train_checkpoint(tl_trainer *r) {
   return rc;
 }
 
+/* The first non-finite value of an array read from the checkpoint, named. */
+static int check_finite(tl_ckpt_reader *rd, const char *what, const float *v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(v[i]))
+      return tl_fail("%s: %s holds a non-finite value (%g at element %zu); the checkpoint cannot be resumed",
+                     tl_ckpt_file(rd), what, (double)v[i], i);
+  return 0;
+}
+
 static int read_u64(tl_ckpt_reader *rd, const char *name, uint64_t *v) {
   return tl_ckpt_read_u64(rd, name, 0, 1, v);
 }
@@ -146,6 +156,24 @@ int tl_train_resume(tl_trainer *r) {
   for (int k = 0; k < tl_optim_n_state(r->opt.kind) && rc == 0; k++)
     rc = tl_ckpt_read_f32(rd, state_names(&r->opt)[k], (uint64_t)r->opt.off, (uint64_t)r->opt.n,
                           state_array(&r->opt, k));
+  /* every number read back is checked against the others and this run's settings
+   * (a CRC only proves the file is as written, not that it was written by us) */
+  if (rc == 0 && sstep > (uint64_t)r->c->num_steps)
+    rc = tl_fail("%s: schedule/step %llu is beyond this run's --num_steps %ld", tl_ckpt_file(rd),
+                 (unsigned long long)sstep, r->c->num_steps);
+  if (rc == 0 && ostep != sstep)
+    rc = tl_fail("%s: optim/step %llu differs from schedule/step %llu", tl_ckpt_file(rd), (unsigned long long)ostep,
+                 (unsigned long long)sstep);
+  if (rc == 0 && sstep != tl_ckpt_step(rd))
+    rc = tl_fail("%s: schedule/step %llu differs from the file's step %llu", tl_ckpt_file(rd),
+                 (unsigned long long)sstep, (unsigned long long)tl_ckpt_step(rd));
+  if (rc == 0 && (epoch > (uint64_t)INT32_MAX || pos > (uint64_t)INT64_MAX))
+    rc = tl_fail("%s: data/epoch %llu, data/position %llu: out of range", tl_ckpt_file(rd),
+                 (unsigned long long)epoch, (unsigned long long)pos);
+  /* a lens or optimizer state holding NaN/Inf would train on to a lens of NaN */
+  if (rc == 0) rc = check_finite(rd, "lens", r->lens.params, (size_t)r->lens.n_params);
+  for (int k = 0; k < tl_optim_n_state(r->opt.kind) && rc == 0; k++)
+    rc = check_finite(rd, state_names(&r->opt)[k], state_array(&r->opt, k), (size_t)r->opt.n);
   if (rc == 0) {
     r->opt.step = (int64_t)ostep;
     r->step = (int64_t)sstep;

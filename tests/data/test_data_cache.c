@@ -112,6 +112,27 @@ int main(void) {
   free(p64);
   o.max_seq_len = 128;
 
+  /* a header rewritten to another shape with its CRC fixed (T 128 -> 64, twice the
+   * rows: still self-consistent) keeps the key but is not reused: rebuilt */
+  {
+    unsigned char h[256];
+    FILE *f = fopen(path, "rb");
+    CHECK(f && fread(h, 1, 256, f) == 256);
+    fclose(f);
+    uint64_t T2 = 64, N2 = 86;
+    for (int i = 0; i < 8; i++) h[24 + i] = (unsigned char)(T2 >> (8 * i)), h[32 + i] = (unsigned char)(N2 >> (8 * i));
+    uint32_t crc = tl_crc32(0, h, 252);
+    for (int i = 0; i < 4; i++) h[252 + i] = (unsigned char)(crc >> (8 * i));
+    patch_file(path, 0, h, 256);
+    tl_dataset *d;
+    CHECKF(tl_data_open(&d, path, 0) == 0, "the crafted header should be self-consistent: %s", tl_errmsg());
+    CHECK(tl_data_seq_len_of(d) == 64);
+    tl_data_close(d);
+    CHECK(tl_data_prepare(src, tok, &o, &path2, &built) == 0 && built == 1);
+    free(path2);
+    CHECK(equals_golden(path, golden));
+  }
+
   /* corrupt payload byte -> rebuilt (never used) */
   patch_file(path, 300, "\x7f\x7f", 2);
   {
