@@ -3,6 +3,8 @@
 # acceptance run with eval, and CLI error paths.
 add_executable(cmp_lens ${CMAKE_CURRENT_SOURCE_DIR}/train/cmp_lens.c)
 target_link_libraries(cmp_lens PRIVATE tlens_lib)
+add_executable(ckpt_tamper ${CMAKE_CURRENT_SOURCE_DIR}/train/ckpt_tamper.c)
+target_link_libraries(ckpt_tamper PRIVATE tlens_lib)
 foreach(cfg "1" "2" "4" "1;--fsdp" "2;--fsdp" "4;--fsdp" "2;--zero" "4;--fsdp;--zero"
         "2;--lens_precision;bf16")
   string(REPLACE ";" "" tname "train_ranks_${cfg}")
@@ -19,3 +21,4 @@ endforeach()
 tlens_sh_test(train_fsdp_fault train/test_train_fsdp_fault.sh)
 tlens_sh_test(special_files train/test_special_files.sh)
 tlens_sh_test(train_misuse train/test_misuse.sh)
+tlens_sh_test(train_ckpt_trust train/test_ckpt_trust.sh)

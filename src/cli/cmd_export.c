@@ -1,5 +1,6 @@
 /* tlens export: a training checkpoint's lens in the hub layout (config.json + params.pt). */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,12 +42,27 @@ static int run_export(const char *ckpt, const char *out, const char *dtype_s, co
   rc = tl_ckpt_info_of(r, "lens/0/weight", &wi);
   if (rc == 0 && (wi.ndim != 2 || wi.shape[0] != wi.shape[1] || wi.shape[0] == 0))
     rc = tl_fail("%s: lens/0/weight is not a square matrix", tl_ckpt_file(r));
-  int d = rc == 0 ? (int)wi.shape[0] : 0, L = 0;
-  while (rc == 0) {
+  int d = rc == 0 && wi.shape[0] <= (1u << 20) ? (int)wi.shape[0] : 0, L = 0;
+  if (rc == 0 && d == 0) rc = tl_fail("%s: lens/0/weight is %llu wide, not a d_model", tl_ckpt_file(r),
+                                      (unsigned long long)wi.shape[0]);
+  /* The number of translators comes from the flat optimizer state (one entry per
+   * lens parameter), not from counting lens/<i> until one is missing: a checkpoint
+   * that lost a translator must not export a shorter lens. */
+  if (rc == 0) {
+    static const char *states[] = {"optim/momentum_buffer", "optim/exp_avg"};
+    tl_ckpt_info si;
+    const char *state = tl_ckpt_has(r, states[0]) ? states[0] : tl_ckpt_has(r, states[1]) ? states[1] : NULL;
+    uint64_t per = (uint64_t)d * d + (uint64_t)d;
+    if (!state) rc = tl_fail("%s: no optimizer state (optim/momentum_buffer or optim/exp_avg)", tl_ckpt_file(r));
+    else if ((rc = tl_ckpt_info_of(r, state, &si)) == 0 && (si.numel % per != 0 || si.numel / per > 4096))
+      rc = tl_fail("%s: %s holds %llu values, not a whole number of translators of d_model %d", tl_ckpt_file(r),
+                   state, (unsigned long long)si.numel, d);
+    if (rc == 0) L = (int)(si.numel / per);
+    if (rc == 0 && L < 1) rc = tl_fail("%s: %s is empty", tl_ckpt_file(r), state);
     char nm[64];
     snprintf(nm, sizeof nm, "lens/%d/weight", L);
-    if (!tl_ckpt_has(r, nm)) break;
-    L++;
+    if (rc == 0 && tl_ckpt_has(r, nm))
+      rc = tl_fail("%s: %s exists but %s holds only %d translators", tl_ckpt_file(r), nm, state, L);
   }
   if (rc == 0) {
     size_t per = (size_t)d * d + (size_t)d;
@@ -58,6 +74,10 @@ static int run_export(const char *ckpt, const char *out, const char *dtype_s, co
       snprintf(nm, sizeof nm, "lens/%d/bias", i);
       if (rc == 0) rc = tl_ckpt_read_f32(r, nm, 0, (uint64_t)d, params + i * per + (size_t)d * d);
     }
+    for (size_t k = 0; rc == 0 && k < (size_t)L * per; k++)
+      if (!isfinite(params[k]))
+        rc = tl_fail("%s: translator %zu holds a non-finite value (%g); no lens exported", tl_ckpt_file(r), k / per,
+                     (double)params[k]);
   }
   if (rc == 0) rc = tl_ckpt_read_str(r, "run/config", &config);
   if (rc == 0) rc = tl_ckpt_read_str(r, "model/unembed_hash", &hash);

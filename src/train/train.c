@@ -199,6 +199,30 @@ static int overlap_stream_done(void *ctx, int i) {
   return 0;
 }
 
+/* After the gradients are averaged and the losses summed over ranks (so every rank
+ * sees the same numbers and takes the same branch): a non-finite loss or gradient
+ * norm names the step and the first stream it shows in. TLENS_FAULT=nan_grad:S
+ * poisons the gradient of step S (1-based) to test this path. */
+static int check_finite_step(tl_trainer *r, double norm) {
+  int L = r->run->mc.n_layers;
+  long step = (long)r->step + 1;
+  for (int i = 0; i < L; i++)
+    if (!isfinite(r->loss_acc[i]))
+      return tl_fail("step %ld: the loss of stream %d is not finite (%g); stopped before the update, the last "
+                     "checkpoint is kept", step, i, r->loss_acc[i]);
+  if (tl_fault("nan_grad", step)) norm = NAN;
+  if (isfinite(norm)) return 0;
+  const int64_t per = (int64_t)r->run->mc.d_model * r->run->mc.d_model + r->run->mc.d_model;
+  int stream = -1;
+  for (int64_t k = r->opt.off; k < r->opt.off + r->opt.n && stream < 0; k++)
+    if (!isfinite(r->grad[k])) stream = (int)(k / per);
+  if (stream >= 0)
+    return tl_fail("step %ld: the gradient of stream %d is not finite; stopped before the update, the last "
+                   "checkpoint is kept", step, stream);
+  return tl_fail("step %ld: the gradient norm is not finite (%g); stopped before the update, the last checkpoint "
+                 "is kept", step, norm);
+}
+
 static int train_step(tl_trainer *r, double *loss_out, double *gnorm_out, double *lr_out) {
   const tl_train_cfg *c = r->c;
   tl_dist *d = &r->run->dist;
@@ -249,12 +273,15 @@ static int train_step(tl_trainer *r, double *loss_out, double *gnorm_out, double
     sumsq = tl_sumsq(r->grad, n);
   }
   double norm = sqrt(sumsq);
+  /* the losses are known everywhere before the update, so a non-finite step stops
+   * with the lens and the last checkpoint as they were */
+  TL_TRY(tl_dist_allreduce_f64(d, r->loss_acc, L, TL_RED_SUM));
+  TL_TRY(check_finite_step(r, norm));
   float coef = tl_clip_coef(norm, TL_TRAIN_CLIP_NORM);
   if (coef != 1.0f) tl_scale(r->grad + r->opt.off, r->opt.n, coef);
   double lr = r->opt.lr * tl_lr_lambda(r->step, r->warmup, c->num_steps - r->warmup);
   tl_lens_optim_step(&r->lens, &r->opt, r->grad, lr);
   if (r->zero_grad) TL_TRY(tl_dist_allgather(d, r->lens.params + r->opt.off, r->lens.params, (size_t)n));
-  TL_TRY(tl_dist_allreduce_f64(d, r->loss_acc, L, TL_RED_SUM));
   double mean = 0;
   for (int i = 0; i < L; i++) {
     r->loss_acc[i] /= d->world;
@@ -342,6 +369,9 @@ static int export_lens(tl_trainer *r) {
   lc.unembed_hash = r->run->unembed_hash;
   /* the reference saves the lens in the unembedding's dtype */
   tl_dtype dt = r->run->mc.dtype == TL_F16 || r->run->mc.dtype == TL_BF16 ? r->run->mc.dtype : TL_F32;
+  for (int64_t k = 0; k < r->lens.n_params; k++)
+    if (!isfinite(r->lens.params[k]))
+      return tl_fail("the trained lens holds a non-finite value (parameter %lld); not exported", (long long)k);
   TL_TRY(tl_lens_dir_save(c->output, &lc, r->lens.params, dt));
   tl_info("lens written to %s (config.json + params.pt)", c->output);
   if (c->hub_layout) {
@@ -438,7 +468,6 @@ static int train_body(tl_trainer *r, tl_train_end *end) {
     }
     double t0 = tl_now(), loss = 0, gnorm = 0, lr = 0;
     TL_TRY(train_step(r, &loss, &gnorm, &lr));
-    if (!isfinite(loss)) return tl_fail("step %lld: the loss is not finite (%g)", (long long)r->step, loss);
     report_step(r, loss, gnorm, lr, tl_now() - t0);
     if (c->checkpoint_freq > 0 && r->step % c->checkpoint_freq == 0 && r->step < c->num_steps) {
       TL_TRY(tl_dist_agree(d, tl_train_checkpoint(r)));
