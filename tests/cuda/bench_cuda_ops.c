@@ -11,11 +11,19 @@
 
 static const tl_backend *gpu;
 
+/* A benchmark has no use for a failed op: it prints the message and stops. */
+static void ok(int rc) {
+  if (rc != 0) {
+    fprintf(stderr, "bench_cuda_ops: %s\n", tl_errmsg());
+    exit(1);
+  }
+}
+
 static float *filled(size_t n, float v) {
   float *h = tl_malloc(n * sizeof(float));
   for (size_t i = 0; i < n; i++) h[i] = v * (float)((i * 2654435761u) % 1000) / 1000.0f;
   float *d = gpu->alloc(n * sizeof(float));
-  gpu->to_device(d, h, n * sizeof(float));
+  ok(gpu->to_device(d, h, n * sizeof(float)));
   free(h);
   return d;
 }
@@ -24,11 +32,11 @@ static float *filled(size_t n, float v) {
  * device is drained before reading the clock. */
 #define TIME_IT(secs, reps, call)                                                                                      \
   do {                                                                                                                 \
-    call;                                                                                                              \
-    cudaCheck(cudaDeviceSynchronize());                                                                                \
+    ok(call);                                                                                                          \
+    ok(tl_cuda_try_(cudaDeviceSynchronize(), "cudaDeviceSynchronize", __FILE__, __LINE__));                            \
     double t0_ = tl_now();                                                                                             \
-    for (int r_ = 0; r_ < (reps); r_++) call;                                                                          \
-    cudaCheck(cudaDeviceSynchronize());                                                                                \
+    for (int r_ = 0; r_ < (reps); r_++) ok(call);                                                                      \
+    ok(tl_cuda_try_(cudaDeviceSynchronize(), "cudaDeviceSynchronize", __FILE__, __LINE__));                            \
     secs = (tl_now() - t0_) / (reps);                                                                                  \
   } while (0)
 
@@ -42,7 +50,7 @@ int main(void) {
     return 1;
   }
   struct cudaDeviceProp prop;
-  cudaCheck(cudaGetDeviceProperties(&prop, 0));
+  ok(tl_cuda_try_(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties", __FILE__, __LINE__));
   printf("device: %s\n", prop.name);
   double s;
 

@@ -1,8 +1,9 @@
-/* Every op of the CUDA backend against the CPU backend on random inputs, plus
- * the lens-step row reductions against a double-precision reference computed
- * here. Shapes are chosen off the kernels' natural sizes (rows not a multiple
- * of the block, head_dim not a multiple of 32, padded leading dimensions) so
- * that tail handling is exercised. Exits 77 (skipped) without a CUDA device. */
+/* Every op of the CUDA backend against the CPU backend on random inputs; every
+ * op returns 0, and the sizes beyond the table's max_head_dim / max_rot_dim are
+ * refused with a message. Shapes are chosen off the kernels' natural sizes (rows
+ * not a multiple of the block, head_dim not a multiple of 32, padded leading
+ * dimensions) so that tail handling is exercised. Exits 77 (skipped) without a
+ * CUDA device. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,25 +28,27 @@ static float frand(float lo, float hi) { /* xorshift64*, uniform in [lo, hi) */
   return lo + (hi - lo) * (float)((r >> 40) * (1.0 / 16777216.0));
 }
 static float *rand_vec(size_t n, float lo, float hi) {
-  float *v = tl_malloc(n * sizeof(float) + 4);
+  float *v = tl_malloc(n * sizeof(float));
   for (size_t i = 0; i < n; i++) v[i] = frand(lo, hi);
   return v;
 }
 static float *dup(const float *h, size_t n) {
-  float *c = tl_malloc(n * sizeof(float) + 4);
+  float *c = tl_malloc(n * sizeof(float));
   memcpy(c, h, n * sizeof(float));
   return c;
 }
 static void *up(const void *h, size_t bytes) {
   void *d = gpu->alloc(bytes);
-  gpu->to_device(d, h, bytes);
+  CHECK(gpu->to_device(d, h, bytes) == 0);
   return d;
 }
 static float *down(const float *d, size_t n) {
-  float *h = tl_malloc(n * sizeof(float) + 4);
-  gpu->to_host(h, d, n * sizeof(float));
+  float *h = tl_malloc(n * sizeof(float));
+  CHECKF(gpu->to_host(h, d, n * sizeof(float)) == 0, "to_host: %s", tl_errmsg());
   return h;
 }
+/* An op of both backends returned 0. */
+#define BOTH_OK(cpu_call, gpu_call) CHECKF((cpu_call) == 0 && (gpu_call) == 0, "%s: %s", #gpu_call, tl_errmsg())
 /* Copies the device result back and compares it with the CPU result. */
 static void expect_close(const char *what, const float *dev, const float *ref, size_t n, double tol) {
   float *h = down(dev, n);
@@ -60,7 +63,7 @@ static void test_memory(void) {
   size_t n = 1001;
   float *a = rand_vec(n, -1, 1);
   float *d = up(a, n * sizeof(float)), *d2 = gpu->alloc(n * sizeof(float));
-  gpu->copy(d2, d, n);
+  CHECK(gpu->copy(d2, d, n) == 0);
   float *h = down(d2, n);
   CHECK(memcmp(h, a, n * sizeof(float)) == 0);
   void *z = gpu->alloc(0); /* zero bytes still yields a pointer that can be freed */
@@ -82,8 +85,8 @@ static void test_gemm(void) {
       float *A = rand_vec((size_t)ar * lda, -1, 1), *B = rand_vec((size_t)br * ldb, -1, 1);
       float *C = rand_vec((size_t)M * ldc, -1, 1);
       float *dA = up(A, (size_t)ar * lda * 4), *dB = up(B, (size_t)br * ldb * 4), *dC = up(C, (size_t)M * ldc * 4);
-      cpu->gemm(ta, tb, M, N, K, 0.7f, A, lda, B, ldb, 0.3f, C, ldc);
-      gpu->gemm(ta, tb, M, N, K, 0.7f, dA, lda, dB, ldb, 0.3f, dC, ldc);
+      BOTH_OK(cpu->gemm(ta, tb, M, N, K, 0.7f, A, lda, B, ldb, 0.3f, C, ldc),
+              gpu->gemm(ta, tb, M, N, K, 0.7f, dA, lda, dB, ldb, 0.3f, dC, ldc));
       char what[64];
       snprintf(what, sizeof what, "gemm ta=%d tb=%d", ta, tb);
       expect_close(what, dC, C, (size_t)M * ldc, 1e-5);
@@ -100,8 +103,8 @@ static void test_linear(void) {
     for (int acc = 0; acc < 2; acc++) {
       float *y = rand_vec((size_t)M * N, -1, 1);
       float *dy = up(y, (size_t)M * N * 4);
-      cpu->linear(y, x, W, with_bias ? bias : NULL, M, N, K, acc);
-      gpu->linear(dy, dx, dW, with_bias ? db : NULL, M, N, K, acc);
+      BOTH_OK(cpu->linear(y, x, W, with_bias ? bias : NULL, M, N, K, acc),
+              gpu->linear(dy, dx, dW, with_bias ? db : NULL, M, N, K, acc));
       char what[64];
       snprintf(what, sizeof what, "linear bias=%d accumulate=%d", with_bias, acc);
       expect_close(what, dy, y, (size_t)M * N, 1e-5);
@@ -119,18 +122,16 @@ static void test_norms(void) {
   float *dx = up(x, (size_t)rows * d * 4), *dw = up(w, d * 4), *db = up(b, d * 4);
   float *y = tl_malloc((size_t)rows * d * 4), *dy = gpu->alloc((size_t)rows * d * 4);
   for (int with_b = 0; with_b < 2; with_b++) {
-    cpu->layernorm(y, x, w, with_b ? b : NULL, rows, d, 1e-5f);
-    gpu->layernorm(dy, dx, dw, with_b ? db : NULL, rows, d, 1e-5f);
+    BOTH_OK(cpu->layernorm(y, x, w, with_b ? b : NULL, rows, d, 1e-5f),
+            gpu->layernorm(dy, dx, dw, with_b ? db : NULL, rows, d, 1e-5f));
     expect_close(with_b ? "layernorm" : "layernorm (no bias)", dy, y, (size_t)rows * d, 2e-4);
   }
   for (int add_one = 0; add_one < 2; add_one++) {
-    cpu->rmsnorm(y, x, w, rows, d, 1e-6f, add_one);
-    gpu->rmsnorm(dy, dx, dw, rows, d, 1e-6f, add_one);
+    BOTH_OK(cpu->rmsnorm(y, x, w, rows, d, 1e-6f, add_one), gpu->rmsnorm(dy, dx, dw, rows, d, 1e-6f, add_one));
     expect_close(add_one ? "rmsnorm (1 + w)" : "rmsnorm", dy, y, (size_t)rows * d, 1e-5);
   }
   /* in place, as the model may call it */
-  cpu->layernorm(y, x, w, b, rows, d, 1e-5f);
-  gpu->layernorm(dx, dx, dw, db, rows, d, 1e-5f);
+  BOTH_OK(cpu->layernorm(y, x, w, b, rows, d, 1e-5f), gpu->layernorm(dx, dx, dw, db, rows, d, 1e-5f));
   expect_close("layernorm in place", dx, y, (size_t)rows * d, 2e-4);
   gpu->free(dx), gpu->free(dw), gpu->free(db), gpu->free(dy);
   free(x), free(w), free(b), free(y);
@@ -145,8 +146,7 @@ static void test_embed(void) {
   float *y = tl_malloc((size_t)n * d * 4);
   float *dt = up(table, (size_t)vocab * d * 4), *dy = gpu->alloc((size_t)n * d * 4);
   int32_t *dids = up(ids, sizeof ids);
-  cpu->embed(y, table, ids, n, d);
-  gpu->embed(dy, dt, dids, n, d);
+  BOTH_OK(cpu->embed(y, table, ids, n, d), gpu->embed(dy, dt, dids, n, d));
   expect_close("embed", dy, y, (size_t)n * d, 0);
   gpu->free(dt), gpu->free(dy), gpu->free(dids);
   free(table), free(y);
@@ -157,8 +157,7 @@ static void test_rope(void) {
   for (int rot = 8; rot <= hd; rot += 8) { /* partial then full rotary */
     float *x = rand_vec((size_t)B * T * stride, -1, 1);
     float *dx = up(x, (size_t)B * T * stride * 4);
-    cpu->rope(x, B, T, stride, H, hd, rot, 10000.0f);
-    gpu->rope(dx, B, T, stride, H, hd, rot, 10000.0f);
+    BOTH_OK(cpu->rope(x, B, T, stride, H, hd, rot, 10000.0f), gpu->rope(dx, B, T, stride, H, hd, rot, 10000.0f));
     expect_close(rot < hd ? "rope (partial)" : "rope", dx, x, (size_t)B * T * stride, 1e-5);
     gpu->free(dx);
     free(x);
@@ -175,8 +174,8 @@ static void test_attention(void) {
     float *qkv = rand_vec(nq, -2, 2), *out = tl_malloc(no * 4);
     float *dqkv = up(qkv, nq * 4), *dout = gpu->alloc(no * 4);
     float scale = 1.0f / sqrtf((float)hd);
-    cpu->attention(out, qkv, B, T, H, KV, hd, scale, win);
-    gpu->attention(dout, dqkv, B, T, H, KV, hd, scale, win);
+    BOTH_OK(cpu->attention(out, qkv, B, T, H, KV, hd, scale, win),
+            gpu->attention(dout, dqkv, B, T, H, KV, hd, scale, win));
     char what[96];
     snprintf(what, sizeof what, "attention B=%d T=%d H=%d KV=%d hd=%d window=%d", B, T, H, KV, hd, win);
     expect_close(what, dout, out, no, 2e-5);
@@ -191,15 +190,13 @@ static void test_elementwise(void) {
   static const char *names[] = {"gelu_new", "gelu", "silu", "relu"};
   for (int k = TL_ACT_GELU_NEW; k <= TL_ACT_RELU; k++) {
     float *x = rand_vec(n, -6, 6), *dx = up(x, n * 4);
-    cpu->act(x, n, (tl_act)k);
-    gpu->act(dx, n, (tl_act)k);
+    BOTH_OK(cpu->act(x, n, (tl_act)k), gpu->act(dx, n, (tl_act)k));
     char what[64];
     snprintf(what, sizeof what, "act %s", names[k]);
     expect_close(what, dx, x, n, 3e-6);
     float *gu = rand_vec((size_t)rows * 2 * d_ff, -4, 4), *o = tl_malloc((size_t)rows * d_ff * 4);
     float *dgu = up(gu, (size_t)rows * 2 * d_ff * 4), *dout = gpu->alloc((size_t)rows * d_ff * 4);
-    cpu->glu(o, gu, rows, d_ff, (tl_act)k);
-    gpu->glu(dout, dgu, rows, d_ff, (tl_act)k);
+    BOTH_OK(cpu->glu(o, gu, rows, d_ff, (tl_act)k), gpu->glu(dout, dgu, rows, d_ff, (tl_act)k));
     snprintf(what, sizeof what, "glu %s", names[k]);
     expect_close(what, dout, o, (size_t)rows * d_ff, 3e-6);
     gpu->free(dx), gpu->free(dgu), gpu->free(dout);
@@ -207,8 +204,7 @@ static void test_elementwise(void) {
   }
   float *a = rand_vec(n, -1, 1), *b = rand_vec(n, -1, 1);
   float *da = up(a, n * 4), *db = up(b, n * 4);
-  cpu->add(a, a, b, n); /* aliased output, as the residual stream uses it */
-  gpu->add(da, da, db, n);
+  BOTH_OK(cpu->add(a, a, b, n), gpu->add(da, da, db, n)); /* aliased output, as the residual stream uses it */
   expect_close("add", da, a, n, 0);
   gpu->free(da), gpu->free(db);
   free(a), free(b);
@@ -223,58 +219,30 @@ static void test_softmax_argmax(void) {
   x[3 * n + n - 1] = 30.0f; /* maximum in the last column */
   float *dx = up(x, (size_t)rows * n * 4);
   int32_t want[6], got[6];
-  cpu->argmax(want, x, rows, n);
-  gpu->argmax(got, dx, rows, n);
+  BOTH_OK(cpu->argmax(want, x, rows, n), gpu->argmax(got, dx, rows, n));
   for (int r = 0; r < rows; r++) CHECKF(got[r] == want[r], "argmax row %d: %d, CPU says %d", r, got[r], want[r]);
   CHECK(got[1] == 10 && got[2] == 0 && got[3] == n - 1);
   float *y = dup(x, (size_t)rows * n);
-  cpu->softmax(y, rows, n);
-  gpu->softmax(dx, rows, n);
+  BOTH_OK(cpu->softmax(y, rows, n), gpu->softmax(dx, rows, n));
   expect_close("softmax", dx, y, (size_t)rows * n, 1e-6);
   gpu->free(dx);
   free(x), free(y);
 }
 
-/* ---- lens-step reductions, against double precision ---- */
+/* ---- limits: the table states them, the ops refuse beyond them ---- */
 
-static void ref_log_softmax(double *out, const float *x, int n) {
-  double mx = x[0], s = 0;
-  for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-  for (int i = 0; i < n; i++) s += exp(x[i] - mx);
-  for (int i = 0; i < n; i++) out[i] = x[i] - mx - log(s);
-}
-
-static void test_lens_reductions(void) {
-  const int rows = 5, n = 777;
-  size_t tot = (size_t)rows * n;
-  float *pl = rand_vec(tot, -10, 10), *ql = rand_vec(tot, -10, 10);
-  float *dp = up(pl, tot * 4), *dq = up(ql, tot * 4), *dout = gpu->alloc(tot * 4), *dgrad = gpu->alloc(tot * 4);
-  float *dkl = gpu->alloc(rows * 4);
-  double *lp = tl_malloc(n * sizeof(double)), *lq = tl_malloc(n * sizeof(double));
-  float *ref = tl_malloc(tot * 4), *gref = tl_malloc(tot * 4), klref[5];
-  for (int r = 0; r < rows; r++) {
-    ref_log_softmax(lp, pl + (size_t)r * n, n);
-    ref_log_softmax(lq, ql + (size_t)r * n, n);
-    double kl = 0;
-    for (int i = 0; i < n; i++) {
-      ref[(size_t)r * n + i] = (float)lp[i];
-      gref[(size_t)r * n + i] = (float)(exp(lq[i]) - exp(lp[i]));
-      kl += exp(lp[i]) * (lp[i] - lq[i]);
-    }
-    klref[r] = (float)kl;
-  }
-  tl_cuda_log_softmax(dout, dp, rows, n);
-  expect_close("log_softmax", dout, ref, tot, 1e-5);
-  tl_cuda_kl_rows(dkl, dgrad, dp, dq, rows, n);
-  expect_close("kl rows", dkl, klref, rows, 1e-5);
-  expect_close("kl grad q - p", dgrad, gref, tot, 1e-6);
-  /* KL of a distribution with itself is 0; the gradient argument may be NULL. */
-  tl_cuda_kl_rows(dkl, NULL, dp, dp, rows, n);
-  float *self = down(dkl, rows);
-  for (int r = 0; r < rows; r++) CHECKF(fabsf(self[r]) < 1e-6f, "KL(p||p) row %d = %g", r, self[r]);
-  free(self);
-  gpu->free(dp), gpu->free(dq), gpu->free(dout), gpu->free(dgrad), gpu->free(dkl);
-  free(pl), free(ql), free(lp), free(lq), free(ref), free(gref);
+static void test_limits(void) {
+  CHECK(gpu->max_head_dim == 256 && gpu->max_rot_dim == 512);
+  const int hd = gpu->max_head_dim + 1, B = 1, T = 2, H = 1;
+  size_t nq = (size_t)B * T * 3 * H * hd;
+  float *dqkv = gpu->alloc(nq * 4), *dout = gpu->alloc((size_t)B * T * H * hd * 4);
+  CHECK(gpu->attention(dout, dqkv, B, T, H, H, hd, 1.0f, 0) == -1 && strstr(tl_errmsg(), "head_dim 257"));
+  const int rot = gpu->max_rot_dim + 2;
+  float *dx = gpu->alloc((size_t)B * T * rot * 4);
+  CHECK(gpu->rope(dx, B, T, rot, 1, rot, rot, 10000.0f) == -1 && strstr(tl_errmsg(), "514"));
+  CHECK(gpu->rope(dx, B, T, 8, 1, 8, 10, 10000.0f) == -1 && strstr(tl_errmsg(), "head_dim"));
+  CHECK(gpu->attention(dout, dqkv, B, T, 3, 2, 16, 1.0f, 0) == -1 && strstr(tl_errmsg(), "key/value heads"));
+  gpu->free(dqkv), gpu->free(dout), gpu->free(dx);
 }
 
 int main(void) {
@@ -298,6 +266,6 @@ int main(void) {
   test_attention();
   test_elementwise();
   test_softmax_argmax();
-  test_lens_reductions();
+  test_limits();
   return tl_test_finish("test_cuda_ops");
 }

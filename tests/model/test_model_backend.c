@@ -1,11 +1,13 @@
 /* CPU backend ops against direct double-precision formulas: causal GQA attention
  * (with and without a sliding window, T not a multiple of the block size), rotary
- * embeddings (full and partial), layernorm, rmsnorm, activations, sgemm splits. */
+ * embeddings (full and partial), layernorm, rmsnorm, activations, sgemm splits.
+ * Every op returns 0; head layouts the ops cannot do are refused with a message. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "tl_test.h"
 #include "tlens/backend.h"
+#include "tlens/core.h"
 
 static float frand(unsigned *s) {
   *s = *s * 1664525u + 1013904223u;
@@ -18,7 +20,7 @@ static void check_attention(const tl_backend *be, int B, int T, int H, int KV, i
   float *qkv = malloc(sizeof(float) * B * T * rs), *out = malloc(sizeof(float) * B * T * H * hd);
   for (long i = 0; i < (long)B * T * rs; i++) qkv[i] = 2.0f * frand(&seed);
   float scale = 1.0f / sqrtf((float)hd);
-  be->attention(out, qkv, B, T, H, KV, hd, scale, window);
+  CHECK(be->attention(out, qkv, B, T, H, KV, hd, scale, window) == 0);
   double maxerr = 0;
   double *p = malloc(sizeof(double) * T);
   for (int b = 0; b < B; b++)
@@ -62,7 +64,7 @@ int main(void) {
     float theta = 10000.0f;
     float *x = malloc(sizeof(float) * B * T * rs), *x0 = malloc(sizeof(float) * B * T * rs);
     for (int i = 0; i < B * T * rs; i++) x0[i] = x[i] = frand(&seed);
-    be->rope(x, B, T, rs, nh, hd, rot, theta);
+    CHECK(be->rope(x, B, T, rs, nh, hd, rot, theta) == 0);
     double err = 0;
     for (int r = 0; r < B * T; r++) {
       int t = r % T;
@@ -88,7 +90,7 @@ int main(void) {
   float *x = malloc(sizeof(float) * rows * d), *y = malloc(sizeof(float) * rows * d), w[37], bias[37];
   for (int i = 0; i < rows * d; i++) x[i] = 3.0f * frand(&seed) + 1.0f;
   for (int i = 0; i < d; i++) w[i] = frand(&seed), bias[i] = frand(&seed);
-  be->layernorm(y, x, w, bias, rows, d, 1e-5f);
+  CHECK(be->layernorm(y, x, w, bias, rows, d, 1e-5f) == 0);
   double eln = 0, erms = 0;
   for (int r = 0; r < rows; r++) {
     double m = 0, v = 0;
@@ -99,7 +101,7 @@ int main(void) {
       eln = e > eln ? e : eln;
     }
   }
-  be->rmsnorm(y, x, w, rows, d, 1e-6f, 1);
+  CHECK(be->rmsnorm(y, x, w, rows, d, 1e-6f, 1) == 0);
   for (int r = 0; r < rows; r++) {
     double ms = 0;
     for (int i = 0; i < d; i++) ms += (double)x[r * d + i] * x[r * d + i] / d;
@@ -112,10 +114,8 @@ int main(void) {
 
   /* activations at hand-checked points: gelu(1) = 0.841345, gelu_new(1) = 0.841192, silu(1) = 0.731059 */
   float a[4] = {1, 1, 1, -2};
-  be->act(a, 1, TL_ACT_GELU);
-  be->act(a + 1, 1, TL_ACT_GELU_NEW);
-  be->act(a + 2, 1, TL_ACT_SILU);
-  be->act(a + 3, 1, TL_ACT_RELU);
+  CHECK(be->act(a, 1, TL_ACT_GELU) == 0 && be->act(a + 1, 1, TL_ACT_GELU_NEW) == 0 &&
+        be->act(a + 2, 1, TL_ACT_SILU) == 0 && be->act(a + 3, 1, TL_ACT_RELU) == 0);
   CHECKF(fabsf(a[0] - 0.8413447f) < 1e-6f && fabsf(a[1] - 0.8411920f) < 1e-6f && fabsf(a[2] - 0.7310586f) < 1e-6f &&
              a[3] == 0.0f, "act %g %g %g %g", a[0], a[1], a[2], a[3]);
 
@@ -128,7 +128,7 @@ int main(void) {
     for (int i = 0; i < N * K; i++) W[i] = frand(&seed);
     for (int i = 0; i < N; i++) bb[i] = frand(&seed);
     for (int i = 0; i < M * N; i++) C[i] = 1.0f;
-    be->linear(C, A, W, bb, M, N, K, 1); /* C = 1 + A W^T + b */
+    CHECK(be->linear(C, A, W, bb, M, N, K, 1) == 0); /* C = 1 + A W^T + b */
     double e = 0;
     for (int i = 0; i < M; i++)
       for (int j = 0; j < N; j++) {
@@ -140,5 +140,12 @@ int main(void) {
     free(A), free(W), free(C), free(bb);
   }
   free(x), free(y);
+
+  /* no shape limits; layouts it cannot do are refused */
+  CHECK(be->max_head_dim == 0 && be->max_rot_dim == 0);
+  float q[3 * 8 * 2] = {0}, o[8 * 2];
+  CHECK(be->attention(o, q, 1, 2, 3, 2, 8, 1.0f, 0) == -1 && strstr(tl_errmsg(), "key/value heads"));
+  CHECK(be->rope(q, 1, 2, 8, 1, 8, 10, 10000.0f) == -1 && strstr(tl_errmsg(), "head_dim 8"));
+  CHECK(be->rope(q, 1, 2, 8, 1, 8, 3, 10000.0f) == -1 && strstr(tl_errmsg(), "even"));
   return tl_test_finish("test_model_backend");
 }

@@ -1,7 +1,8 @@
 /* The CPU backend: sgemm from OpenBLAS (run single-threaded, one block of the
  * output per OpenMP thread), everything else as plain loops spread over OpenMP
- * threads. Memory is ordinary host memory, so to_device/to_host are
- * copies. */
+ * threads, with the row formulas of tlens/rowmath.h (the ones the CUDA kernels
+ * run). Memory is ordinary host memory, so to_device/to_host are copies. Every
+ * op returns 0; rope and attention refuse head layouts they cannot do. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -12,16 +13,19 @@
 #include "core/fastexp.h"
 #include "tlens/backend.h"
 #include "tlens/core.h"
+#include "tlens/rowmath.h"
 
 /* ---- memory ---- */
 
 static void *cpu_alloc(size_t bytes) { return tl_aligned_alloc(bytes ? bytes : 64); }
 static void cpu_free(void *p) { free(p); }
-static void cpu_copy(float *dst, const float *src, size_t n) {
+static int cpu_copy(float *dst, const float *src, size_t n) {
   if (n && dst != src) memcpy(dst, src, n * sizeof(float));
+  return 0;
 }
-static void cpu_move(void *dst, const void *src, size_t bytes) {
+static int cpu_move(void *dst, const void *src, size_t bytes) {
   if (bytes && dst != src) memcpy(dst, src, bytes);
+  return 0;
 }
 
 /* ---- dense algebra ---- */
@@ -54,13 +58,14 @@ static void par_sgemm(int ta, int tb, int M, int N, int K, float alpha, const fl
   }
 }
 
-static void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                     const float *B, int ldb, float beta, float *C, int ldc) {
+static int cpu_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc) {
   par_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  return 0;
 }
 
-static void cpu_linear(float *y, const float *x, const float *W, const float *bias, int M, int N, int K,
-                       int accumulate) {
+static int cpu_linear(float *y, const float *x, const float *W, const float *bias, int M, int N, int K,
+                      int accumulate) {
   float beta = accumulate ? 1.0f : 0.0f;
   /* Without accumulation the bias can be written first and folded into sgemm's beta. */
   if (bias && !accumulate) {
@@ -76,58 +81,41 @@ static void cpu_linear(float *y, const float *x, const float *W, const float *bi
       for (int j = 0; j < N; j++) yr[j] += bias[j];
     }
   }
+  return 0;
 }
 
-/* ---- normalisation: statistics in double so long rows lose nothing ---- */
+/* ---- normalisation: one row per iteration (tlens/rowmath.h) ---- */
 
-static void cpu_layernorm(float *y, const float *x, const float *w, const float *b, int rows, int d, float eps) {
+static int cpu_layernorm(float *y, const float *x, const float *w, const float *b, int rows, int d, float eps) {
 #pragma omp parallel for schedule(static)
-  for (int r = 0; r < rows; r++) {
-    const float *xr = x + (size_t)r * d;
-    float *yr = y + (size_t)r * d;
-    double sum = 0, sq = 0;
-    for (int i = 0; i < d; i++) sum += xr[i];
-    double mean = sum / d;
-    for (int i = 0; i < d; i++) {
-      double c = xr[i] - mean;
-      sq += c * c;
-    }
-    float rstd = (float)(1.0 / sqrt(sq / d + (double)eps));
-    float m = (float)mean;
-    for (int i = 0; i < d; i++) {
-      float v = (xr[i] - m) * rstd * w[i];
-      yr[i] = b ? v + b[i] : v;
-    }
-  }
+  for (int r = 0; r < rows; r++) tl_layernorm_row(y + (size_t)r * d, x + (size_t)r * d, w, b, d, eps, NULL, NULL);
+  return 0;
 }
 
-static void cpu_rmsnorm(float *y, const float *x, const float *w, int rows, int d, float eps, int add_one) {
+static int cpu_rmsnorm(float *y, const float *x, const float *w, int rows, int d, float eps, int add_one) {
 #pragma omp parallel for schedule(static)
-  for (int r = 0; r < rows; r++) {
-    const float *xr = x + (size_t)r * d;
-    float *yr = y + (size_t)r * d;
-    double sq = 0;
-    for (int i = 0; i < d; i++) sq += (double)xr[i] * xr[i];
-    float rstd = (float)(1.0 / sqrt(sq / d + (double)eps));
-    for (int i = 0; i < d; i++) yr[i] = (xr[i] * rstd) * (add_one ? 1.0f + w[i] : w[i]);
-  }
+  for (int r = 0; r < rows; r++) tl_rmsnorm_row(y + (size_t)r * d, x + (size_t)r * d, w, add_one, d, eps, NULL);
+  return 0;
 }
 
 /* ---- embeddings and positions ---- */
 
-static void cpu_embed(float *y, const float *table, const int32_t *ids, int n, int d) {
+static int cpu_embed(float *y, const float *table, const int32_t *ids, int n, int d) {
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < n; i++) memcpy(y + (size_t)i * d, table + (size_t)ids[i] * d, (size_t)d * sizeof(float));
+  return 0;
 }
 
-static void cpu_rope(float *x, int B, int T, int row_stride, int n_heads, int head_dim, int rot_dim, float theta) {
+static int cpu_rope(float *x, int B, int T, int row_stride, int n_heads, int head_dim, int rot_dim, float theta) {
+  if (rot_dim < 0 || rot_dim % 2 || rot_dim > head_dim)
+    return tl_fail("cpu rope: rot_dim %d must be even and at most head_dim %d", rot_dim, head_dim);
   int half = rot_dim / 2;
-  if (half <= 0) return;
+  if (half == 0) return 0;
   /* cos/sin per (position, frequency), computed the way HF does in fp32:
    * inv_freq = 1 / theta^(2i/rot_dim), angle = t * inv_freq. */
   float *cs = tl_malloc((size_t)T * half * 2 * sizeof(float));
   float *inv = tl_malloc((size_t)half * sizeof(float));
-  for (int i = 0; i < half; i++) inv[i] = 1.0f / powf(theta, (float)(2 * i) / (float)rot_dim);
+  for (int i = 0; i < half; i++) inv[i] = tl_rope_inv_freq(theta, i, rot_dim);
 #pragma omp parallel for schedule(static)
   for (int t = 0; t < T; t++)
     for (int i = 0; i < half; i++) {
@@ -141,15 +129,12 @@ static void cpu_rope(float *x, int B, int T, int row_stride, int n_heads, int he
     const float *c = cs + (size_t)(r % T) * half * 2;
     for (int h = 0; h < n_heads; h++) {
       float *v = x + (size_t)r * row_stride + (size_t)h * head_dim;
-      for (int i = 0; i < half; i++) {
-        float a = v[i], b = v[i + half], co = c[2 * i], si = c[2 * i + 1];
-        v[i] = a * co - b * si;
-        v[i + half] = b * co + a * si;
-      }
+      for (int i = 0; i < half; i++) tl_rope_rotate(v, i, half, c[2 * i], c[2 * i + 1]);
     }
   }
   free(inv);
   free(cs);
+  return 0;
 }
 
 /* ---- attention ----
@@ -157,10 +142,15 @@ static void cpu_rope(float *x, int B, int T, int row_stride, int n_heads, int he
  * [i0, i1) only keys [k0, i1) can be visible (k0 > 0 with a sliding window), so
  * the scores are one small sgemm S = Q K^T (alpha = scale), then a masked softmax
  * per row, then O = P V, another sgemm. Scratch per thread is ATT_BLOCK x T
- * floats: memory stays bounded for long sequences. */
+ * floats: memory stays bounded for long sequences. This is a kernel of its own, not
+ * the rowmath.h softmax: its exps run through the vectorised tl_exp_nonpos, and
+ * the CUDA backend's attention (one warp per query, an online softmax) is shaped
+ * by the GPU just as much. */
 #define ATT_BLOCK 64
-static void cpu_attention(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads, int head_dim,
-                          float scale, int window) {
+static int cpu_attention(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads, int head_dim,
+                         float scale, int window) {
+  if (n_kv_heads < 1 || n_heads % n_kv_heads)
+    return tl_fail("cpu attention: %d query heads cannot share %d key/value heads", n_heads, n_kv_heads);
   const int hd = head_dim, rs = (n_heads + 2 * n_kv_heads) * hd, os = n_heads * hd;
   const int group = n_heads / n_kv_heads, nblk = (T + ATT_BLOCK - 1) / ATT_BLOCK;
   const int ntask = B * n_heads * nblk;
@@ -203,59 +193,40 @@ static void cpu_attention(float *out, const float *qkv, int B, int T, int n_head
     }
     free(S);
   }
+  return 0;
 }
 
 /* ---- elementwise ---- */
 
-static inline float act1(float x, tl_act kind) {
-  switch (kind) {
-  case TL_ACT_GELU_NEW: {
-    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
-  }
-  case TL_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
-  case TL_ACT_SILU: return x / (1.0f + expf(-x));
-  case TL_ACT_RELU: return x > 0 ? x : 0.0f;
-  }
-  return x;
-}
-
-static void cpu_act(float *x, size_t n, tl_act kind) {
+static int cpu_act(float *x, size_t n, tl_act kind) {
 #pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < n; i++) x[i] = act1(x[i], kind);
+  for (size_t i = 0; i < n; i++) x[i] = tl_act_apply(x[i], kind);
+  return 0;
 }
 
-static void cpu_glu(float *out, const float *gate_up, int rows, int d_ff, tl_act kind) {
+static int cpu_glu(float *out, const float *gate_up, int rows, int d_ff, tl_act kind) {
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < rows; r++) {
     const float *g = gate_up + (size_t)r * 2 * d_ff, *u = g + d_ff;
     float *o = out + (size_t)r * d_ff;
-    for (int i = 0; i < d_ff; i++) o[i] = act1(g[i], kind) * u[i];
+    for (int i = 0; i < d_ff; i++) o[i] = tl_act_apply(g[i], kind) * u[i];
   }
+  return 0;
 }
 
-static void cpu_add(float *y, const float *a, const float *b, size_t n) {
+static int cpu_add(float *y, const float *a, const float *b, size_t n) {
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+  return 0;
 }
 
-static void cpu_softmax(float *x, int rows, int n) {
+static int cpu_softmax(float *x, int rows, int n) {
 #pragma omp parallel for schedule(static)
-  for (int r = 0; r < rows; r++) {
-    float *xr = x + (size_t)r * n;
-    float mx = xr[0];
-    for (int i = 1; i < n; i++) mx = xr[i] > mx ? xr[i] : mx;
-    double sum = 0;
-    for (int i = 0; i < n; i++) {
-      xr[i] = expf(xr[i] - mx);
-      sum += xr[i];
-    }
-    float inv = (float)(1.0 / sum);
-    for (int i = 0; i < n; i++) xr[i] *= inv;
-  }
+  for (int r = 0; r < rows; r++) tl_softmax_row(x + (size_t)r * n, n);
+  return 0;
 }
 
-static void cpu_argmax(int32_t *out, const float *x, int rows, int n) {
+static int cpu_argmax(int32_t *out, const float *x, int rows, int n) {
   for (int r = 0; r < rows; r++) {
     const float *xr = x + (size_t)r * n;
     int best = 0;
@@ -263,28 +234,18 @@ static void cpu_argmax(int32_t *out, const float *x, int rows, int n) {
       if (xr[i] > xr[best]) best = i;
     out[r] = best;
   }
+  return 0;
 }
 
+/* The table, grouped as in tlens/backend.h. No shape limits (0). */
 static const tl_backend cpu_backend = {
-    .name = "cpu",
-    .device = TL_DEVICE_CPU,
-    .alloc = cpu_alloc,
-    .free = cpu_free,
-    .to_device = cpu_move,
-    .to_host = cpu_move,
-    .copy = cpu_copy,
-    .gemm = cpu_gemm,
-    .linear = cpu_linear,
-    .layernorm = cpu_layernorm,
-    .rmsnorm = cpu_rmsnorm,
-    .embed = cpu_embed,
-    .rope = cpu_rope,
+    .name = "cpu", .device = TL_DEVICE_CPU, .max_head_dim = 0, .max_rot_dim = 0,
+    .alloc = cpu_alloc, .free = cpu_free, .to_device = cpu_move, .to_host = cpu_move, .copy = cpu_copy,
+    .gemm = cpu_gemm, .linear = cpu_linear,
+    .layernorm = cpu_layernorm, .rmsnorm = cpu_rmsnorm,
+    .embed = cpu_embed, .rope = cpu_rope,
     .attention = cpu_attention,
-    .act = cpu_act,
-    .glu = cpu_glu,
-    .add = cpu_add,
-    .softmax = cpu_softmax,
-    .argmax = cpu_argmax,
+    .act = cpu_act, .glu = cpu_glu, .add = cpu_add, .softmax = cpu_softmax, .argmax = cpu_argmax,
 };
 
 /* OpenBLAS itself stays single-threaded: the ops above parallelise with OpenMP. */

@@ -1,14 +1,15 @@
-/* The CUDA backend: sgemm from cuBLAS, every other op a small kernel of our own.
+/* The CUDA backend: sgemm from cuBLAS, every other op a small kernel of our own
+ * built from the row formulas of tlens/rowmath.h (the ones the CPU backend runs).
  *
  * All work goes to the legacy default stream (stream 0) of the current device,
  * so consecutive ops are ordered without explicit synchronisation and host
  * code only waits when it reads results back (to_host, argmax).
  *
  * The kernels favour being obviously correct over being the fastest possible:
- * row reductions use one block per row with warp-shuffle sums, attention one
- * warp per query with an online softmax. Statistics are kept in fp32 (the CPU
- * backend uses double); the difference stays far below the fp32 noise of the
- * surrounding matmuls. */
+ * row reductions use one block per row, each thread taking a strided share of
+ * the row and the block adding the shares with warp shuffles; attention is one
+ * warp per query with an online softmax. Row statistics are accumulated in
+ * double, as on the CPU. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,25 +21,23 @@ extern "C" {
 #include "tlens/core.h"
 }
 #include "backend/cuda/cuda_backend.h"
+#include "tlens/rowmath.h"
 
-/* ---- error checks ---- */
+/* ---- errors: an op that fails records one line with tl_fail and returns -1 ---- */
 
-extern "C" void tl_cuda_check_(cudaError_t err, const char *what, const char *file, int line) {
-  if (err == cudaSuccess) return;
-  fprintf(stderr, "%s:%d: CUDA error %s (%s) in %s\n", file, line, cudaGetErrorName(err), cudaGetErrorString(err),
-          what);
-  abort();
+extern "C" int tl_cuda_try_(cudaError_t err, const char *what, const char *file, int line) {
+  if (err == cudaSuccess) return 0;
+  return tl_fail("%s:%d: CUDA error %s (%s) in %s", file, line, cudaGetErrorName(err), cudaGetErrorString(err), what);
 }
 
-static void cublas_check_(cublasStatus_t st, const char *what, const char *file, int line) {
-  if (st == CUBLAS_STATUS_SUCCESS) return;
-  fprintf(stderr, "%s:%d: cuBLAS error %s (%s) in %s\n", file, line, cublasGetStatusName(st),
-          cublasGetStatusString(st), what);
-  abort();
+static int cublas_try_(cublasStatus_t st, const char *what, const char *file, int line) {
+  if (st == CUBLAS_STATUS_SUCCESS) return 0;
+  return tl_fail("%s:%d: cuBLAS error %s (%s) in %s", file, line, cublasGetStatusName(st), cublasGetStatusString(st),
+                 what);
 }
-#define cublasCheck(call) cublas_check_((call), #call, __FILE__, __LINE__)
+#define cublasTry(call) do { if (cublas_try_((call), #call, __FILE__, __LINE__) != 0) return -1; } while (0)
 /* A launch reports bad configurations only through cudaGetLastError. */
-#define launchCheck() tl_cuda_check_(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+#define launchTry() cudaTry(cudaGetLastError())
 
 /* ---- launch geometry ---- */
 
@@ -54,36 +53,38 @@ static unsigned elem_blocks(size_t n) {
 
 /* ---- reductions ---- */
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+template <typename T, bool IS_MAX>
+__device__ __forceinline__ T warp_reduce(T v) {
+  for (int o = 16; o > 0; o >>= 1) {
+    T w = __shfl_xor_sync(0xffffffffu, v, o);
+    v = IS_MAX ? (w > v ? w : v) : v + w;
+  }
   return v;
 }
 
 /* Sum (or max) over the block, returned to every thread. blockDim.x must be a
  * multiple of 32. The trailing barrier lets the caller reduce again at once
  * without racing on the shared scratch. */
-template <bool IS_MAX>
-__device__ float block_reduce(float v) {
-  __shared__ float part[32];
-  __shared__ float result;
+template <typename T, bool IS_MAX>
+__device__ T block_reduce(T v) {
+  __shared__ T part[32];
+  __shared__ T result;
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  v = IS_MAX ? warp_max(v) : warp_sum(v);
+  v = warp_reduce<T, IS_MAX>(v);
   if (lane == 0) part[warp] = v;
   __syncthreads();
   if (warp == 0) {
-    float w = lane < nwarps ? part[lane] : (IS_MAX ? -INFINITY : 0.0f);
-    w = IS_MAX ? warp_max(w) : warp_sum(w);
+    T w = lane < nwarps ? part[lane] : (IS_MAX ? (T)-INFINITY : (T)0);
+    w = warp_reduce<T, IS_MAX>(w);
     if (lane == 0) result = w;
   }
   __syncthreads();
-  float r = result;
+  T r = result;
   __syncthreads();
   return r;
 }
+__device__ __forceinline__ double block_sum(double v) { return block_reduce<double, false>(v); }
+__device__ __forceinline__ float block_max(float v) { return block_reduce<float, true>(v); }
 
 /* ---- memory ---- */
 
@@ -92,22 +93,29 @@ static void *cuda_alloc(size_t bytes) {
   /* A zero-byte request still gets a distinct pointer, like the CPU backend. */
   cudaError_t err = cudaMalloc(&p, bytes ? bytes : 256);
   if (err != cudaSuccess) {
+    /* By design (tlens/backend.h): alloc never returns NULL and running out of
+     * device memory ends the process, as tl_malloc does on the host. */
     fprintf(stderr, "cuda: cannot allocate %zu bytes of device memory: %s\n", bytes, cudaGetErrorString(err));
     abort();
   }
   return p;
 }
+/* free cannot report a failure (it returns nothing): it says so on stderr. */
 static void cuda_free(void *p) {
-  if (p) cudaCheck(cudaFree(p));
+  cudaError_t err = p ? cudaFree(p) : cudaSuccess;
+  if (err != cudaSuccess) fprintf(stderr, "cuda: cudaFree failed: %s\n", cudaGetErrorString(err));
 }
-static void cuda_to_device(void *dst, const void *host_src, size_t bytes) {
-  if (bytes) cudaCheck(cudaMemcpy(dst, host_src, bytes, cudaMemcpyHostToDevice));
+static int cuda_to_device(void *dst, const void *host_src, size_t bytes) {
+  if (bytes) cudaTry(cudaMemcpy(dst, host_src, bytes, cudaMemcpyHostToDevice));
+  return 0;
 }
-static void cuda_to_host(void *host_dst, const void *src, size_t bytes) {
-  if (bytes) cudaCheck(cudaMemcpy(host_dst, src, bytes, cudaMemcpyDeviceToHost));
+static int cuda_to_host(void *host_dst, const void *src, size_t bytes) {
+  if (bytes) cudaTry(cudaMemcpy(host_dst, src, bytes, cudaMemcpyDeviceToHost));
+  return 0;
 }
-static void cuda_copy(float *dst, const float *src, size_t n) {
-  if (n && dst != src) cudaCheck(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, 0));
+static int cuda_copy(float *dst, const float *src, size_t n) {
+  if (n && dst != src) cudaTry(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, 0));
+  return 0;
 }
 
 /* ---- dense algebra ---- */
@@ -118,11 +126,12 @@ static int g_device = -1; /* the device g_cublas belongs to; -1 before init */
 /* cuBLAS is column-major. A row-major matrix is the column-major view of its
  * transpose, so C = op(A) op(B) (row-major) is computed as
  * C^T = op(B)^T op(A)^T (column-major): swap the operands and M with N. */
-static void cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                      const float *B, int ldb, float beta, float *C, int ldc) {
-  if (M <= 0 || N <= 0) return;
-  cublasCheck(cublasSgemm(g_cublas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
-                          K, &alpha, B, ldb, A, lda, &beta, C, ldc));
+static int cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc) {
+  if (M <= 0 || N <= 0) return 0;
+  cublasTry(cublasSgemm(g_cublas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                        &alpha, B, ldb, A, lda, &beta, C, ldc));
+  return 0;
 }
 
 __global__ void add_bias_kernel(float *y, const float *bias, size_t rows, int N) {
@@ -131,57 +140,48 @@ __global__ void add_bias_kernel(float *y, const float *bias, size_t rows, int N)
     y[i] += bias[i % N];
 }
 
-static void cuda_linear(float *y, const float *x, const float *W, const float *bias, int M, int N, int K,
-                        int accumulate) {
-  if (M <= 0 || N <= 0) return;
-  cuda_gemm(0, 1, M, N, K, 1.0f, x, K, W, K, accumulate ? 1.0f : 0.0f, y, N);
+static int cuda_linear(float *y, const float *x, const float *W, const float *bias, int M, int N, int K,
+                       int accumulate) {
+  if (M <= 0 || N <= 0) return 0;
+  TL_TRY(cuda_gemm(0, 1, M, N, K, 1.0f, x, K, W, K, accumulate ? 1.0f : 0.0f, y, N));
   if (bias) {
     add_bias_kernel<<<elem_blocks((size_t)M * N), ELEM_THREADS>>>(y, bias, (size_t)M, N);
-    launchCheck();
+    launchTry();
   }
+  return 0;
 }
 
-/* ---- normalisation: one block per row ----
- * Two passes over the row (mean, then squared deviations) rather than one pass
- * of sum and sum of squares, which cancels badly when |mean| >> std. */
+/* ---- normalisation: one block per row (tlens/rowmath.h) ---- */
 
 __global__ void layernorm_kernel(float *y, const float *x, const float *w, const float *b, int d, float eps) {
   const float *xr = x + (size_t)blockIdx.x * d;
   float *yr = y + (size_t)blockIdx.x * d;
-  float s = 0.0f;
-  for (int i = threadIdx.x; i < d; i += blockDim.x) s += xr[i];
-  float mean = block_reduce<false>(s) / d;
-  float sq = 0.0f;
-  for (int i = threadIdx.x; i < d; i += blockDim.x) {
-    float c = xr[i] - mean;
-    sq += c * c;
-  }
-  float rstd = rsqrtf(block_reduce<false>(sq) / d + eps);
-  for (int i = threadIdx.x; i < d; i += blockDim.x) {
-    float v = (xr[i] - mean) * rstd * w[i];
-    yr[i] = b ? v + b[i] : v;
-  }
+  const int i0 = threadIdx.x, step = blockDim.x;
+  const double mean = block_sum(tl_row_sum(xr, i0, d, step)) / d;
+  const float rstd = tl_norm_rstd(block_sum(tl_row_sqdev(xr, mean, i0, d, step)), d, eps);
+  tl_layernorm_apply(yr, xr, (float)mean, rstd, w, b, i0, d, step);
 }
 
-static void cuda_layernorm(float *y, const float *x, const float *w, const float *b, int rows, int d, float eps) {
-  if (rows <= 0) return;
+static int cuda_layernorm(float *y, const float *x, const float *w, const float *b, int rows, int d, float eps) {
+  if (rows <= 0) return 0;
   layernorm_kernel<<<rows, ROW_THREADS>>>(y, x, w, b, d, eps);
-  launchCheck();
+  launchTry();
+  return 0;
 }
 
 __global__ void rmsnorm_kernel(float *y, const float *x, const float *w, int d, float eps, int add_one) {
   const float *xr = x + (size_t)blockIdx.x * d;
   float *yr = y + (size_t)blockIdx.x * d;
-  float sq = 0.0f;
-  for (int i = threadIdx.x; i < d; i += blockDim.x) sq += xr[i] * xr[i];
-  float rstd = rsqrtf(block_reduce<false>(sq) / d + eps);
-  for (int i = threadIdx.x; i < d; i += blockDim.x) yr[i] = (xr[i] * rstd) * (add_one ? 1.0f + w[i] : w[i]);
+  const int i0 = threadIdx.x, step = blockDim.x;
+  const float rstd = tl_norm_rstd(block_sum(tl_row_sqdev(xr, 0.0, i0, d, step)), d, eps);
+  tl_rmsnorm_apply(yr, xr, rstd, w, add_one, i0, d, step);
 }
 
-static void cuda_rmsnorm(float *y, const float *x, const float *w, int rows, int d, float eps, int add_one) {
-  if (rows <= 0) return;
+static int cuda_rmsnorm(float *y, const float *x, const float *w, int rows, int d, float eps, int add_one) {
+  if (rows <= 0) return 0;
   rmsnorm_kernel<<<rows, ROW_THREADS>>>(y, x, w, d, eps, add_one);
-  launchCheck();
+  launchTry();
+  return 0;
 }
 
 /* ---- embeddings and positions ---- */
@@ -195,16 +195,17 @@ __global__ void embed_kernel(float *y, const float *table, const int32_t *ids, i
   }
 }
 
-static void cuda_embed(float *y, const float *table, const int32_t *ids, int n, int d) {
-  if (n <= 0 || d <= 0) return;
+static int cuda_embed(float *y, const float *table, const int32_t *ids, int n, int d) {
+  if (n <= 0 || d <= 0) return 0;
   embed_kernel<<<elem_blocks((size_t)n * d), ELEM_THREADS>>>(y, table, ids, n, d);
-  launchCheck();
+  launchTry();
+  return 0;
 }
 
-/* The inverse frequencies travel as a kernel argument: computing them on the
- * host with the same powf as the CPU backend (and as HF, which builds them on
- * the CPU) keeps angles bit-identical; only cos/sin round differently. */
-enum { ROPE_MAX_HALF = 256 };
+/* The inverse frequencies travel as a kernel argument: computed on the host
+ * with the CPU backend's tl_rope_inv_freq (HF, too, builds them on the CPU),
+ * the angles are bit-identical; only cos/sin round differently. */
+enum { ROPE_MAX_HALF = 256 }; /* rot_dim <= 512: the table's max_rot_dim */
 struct rope_freqs {
   float inv[ROPE_MAX_HALF];
 };
@@ -218,27 +219,24 @@ __global__ void rope_kernel(float *x, size_t rows, int T, int row_stride, int n_
     int h = (int)(rh % n_heads);
     size_t r = rh / n_heads;
     float ang = (float)(int)(r % T) * f.inv[k];
-    float co = cosf(ang), si = sinf(ang);
-    float *v = x + r * row_stride + (size_t)h * head_dim;
-    float a = v[k], b = v[k + half];
-    v[k] = a * co - b * si;
-    v[k + half] = b * co + a * si;
+    tl_rope_rotate(x + r * row_stride + (size_t)h * head_dim, k, half, cosf(ang), sinf(ang));
   }
 }
 
-static void cuda_rope(float *x, int B, int T, int row_stride, int n_heads, int head_dim, int rot_dim, float theta) {
+static int cuda_rope(float *x, int B, int T, int row_stride, int n_heads, int head_dim, int rot_dim, float theta) {
+  if (rot_dim < 0 || rot_dim % 2 || rot_dim > head_dim)
+    return tl_fail("cuda rope: rot_dim %d must be even and at most head_dim %d", rot_dim, head_dim);
+  if (rot_dim > 2 * ROPE_MAX_HALF)
+    return tl_fail("cuda rope: rotary dimension %d exceeds the supported %d", rot_dim, 2 * ROPE_MAX_HALF);
   int half = rot_dim / 2;
-  if (half <= 0 || B <= 0 || T <= 0 || n_heads <= 0) return;
-  if (half > ROPE_MAX_HALF) {
-    fprintf(stderr, "cuda rope: rotary dimension %d exceeds the supported %d\n", rot_dim, 2 * ROPE_MAX_HALF);
-    abort();
-  }
+  if (half == 0 || B <= 0 || T <= 0 || n_heads <= 0) return 0;
   rope_freqs f;
-  for (int i = 0; i < half; i++) f.inv[i] = 1.0f / powf(theta, (float)(2 * i) / (float)rot_dim);
+  for (int i = 0; i < half; i++) f.inv[i] = tl_rope_inv_freq(theta, i, rot_dim);
   size_t rows = (size_t)B * T;
   rope_kernel<<<elem_blocks(rows * n_heads * half), ELEM_THREADS>>>(x, rows, T, row_stride, n_heads, head_dim, half,
                                                                     f);
-  launchCheck();
+  launchTry();
+  return 0;
 }
 
 /* ---- attention ----
@@ -246,8 +244,9 @@ static void cuda_rope(float *x, int B, int T, int row_stride, int n_heads, int h
  * so every load of a q/k/v row is coalesced. Keys are visited once in order with
  * an online softmax: a running max m, running denominator l and an unnormalised
  * output accumulator rescaled by exp(m_old - m_new) whenever the max grows, so
- * no score array is ever stored and any sequence length works. */
-enum { ATT_MAX_DPL = 8, ATT_WARPS = 4 }; /* dims per lane (head_dim <= 256), warps per block */
+ * no score array is ever stored and any sequence length works. A kernel of its
+ * own (as the CPU backend's attention is), not the rowmath.h softmax. */
+enum { ATT_MAX_DPL = 8, ATT_WARPS = 4 }; /* dims per lane (head_dim <= 256: max_head_dim), warps per block */
 
 __global__ void attention_kernel(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads,
                                  int head_dim, float scale, int window) {
@@ -280,7 +279,7 @@ __global__ void attention_kernel(float *out, const float *qkv, int B, int T, int
       int c = lane + 32 * k;
       if (c < head_dim) s += q[k] * kr[c];
     }
-    s = warp_sum(s);
+    s = warp_reduce<float, false>(s);
     float m_new = fmaxf(m, s);
     float corr = expf(m - m_new); /* 0 on the first key (m = -inf) */
     float p = expf(s - m_new);
@@ -302,44 +301,33 @@ __global__ void attention_kernel(float *out, const float *qkv, int B, int T, int
   }
 }
 
-static void cuda_attention(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads, int head_dim,
-                           float scale, int window) {
-  if (B <= 0 || T <= 0 || n_heads <= 0) return;
-  if (head_dim > 32 * ATT_MAX_DPL) {
-    fprintf(stderr, "cuda attention: head_dim %d exceeds the supported %d\n", head_dim, 32 * ATT_MAX_DPL);
-    abort();
-  }
+static int cuda_attention(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads, int head_dim,
+                          float scale, int window) {
+  if (n_kv_heads < 1 || n_heads % n_kv_heads)
+    return tl_fail("cuda attention: %d query heads cannot share %d key/value heads", n_heads, n_kv_heads);
+  if (head_dim > 32 * ATT_MAX_DPL)
+    return tl_fail("cuda attention: head_dim %d exceeds the supported %d", head_dim, 32 * ATT_MAX_DPL);
+  if (B <= 0 || T <= 0 || n_heads <= 0) return 0;
   size_t queries = (size_t)B * n_heads * T;
   size_t blocks = (queries + ATT_WARPS - 1) / ATT_WARPS;
   attention_kernel<<<(unsigned)blocks, 32 * ATT_WARPS>>>(out, qkv, B, T, n_heads, n_kv_heads, head_dim, scale,
                                                          window);
-  launchCheck();
+  launchTry();
+  return 0;
 }
 
 /* ---- elementwise ---- */
 
-__device__ __forceinline__ float act1(float x, tl_act kind) {
-  switch (kind) {
-  case TL_ACT_GELU_NEW: {
-    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
-  }
-  case TL_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
-  case TL_ACT_SILU: return x / (1.0f + expf(-x));
-  case TL_ACT_RELU: return x > 0.0f ? x : 0.0f;
-  }
-  return x;
-}
-
 __global__ void act_kernel(float *x, size_t n, tl_act kind) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-    x[i] = act1(x[i], kind);
+    x[i] = tl_act_apply(x[i], kind);
 }
 
-static void cuda_act(float *x, size_t n, tl_act kind) {
-  if (!n) return;
+static int cuda_act(float *x, size_t n, tl_act kind) {
+  if (!n) return 0;
   act_kernel<<<elem_blocks(n), ELEM_THREADS>>>(x, n, kind);
-  launchCheck();
+  launchTry();
+  return 0;
 }
 
 __global__ void glu_kernel(float *out, const float *gate_up, size_t rows, int d_ff, tl_act kind) {
@@ -347,14 +335,15 @@ __global__ void glu_kernel(float *out, const float *gate_up, size_t rows, int d_
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
     size_t r = i / d_ff, c = i % d_ff;
     const float *g = gate_up + r * 2 * d_ff;
-    out[i] = act1(g[c], kind) * g[d_ff + c];
+    out[i] = tl_act_apply(g[c], kind) * g[d_ff + c];
   }
 }
 
-static void cuda_glu(float *out, const float *gate_up, int rows, int d_ff, tl_act kind) {
-  if (rows <= 0 || d_ff <= 0) return;
+static int cuda_glu(float *out, const float *gate_up, int rows, int d_ff, tl_act kind) {
+  if (rows <= 0 || d_ff <= 0) return 0;
   glu_kernel<<<elem_blocks((size_t)rows * d_ff), ELEM_THREADS>>>(out, gate_up, (size_t)rows, d_ff, kind);
-  launchCheck();
+  launchTry();
+  return 0;
 }
 
 __global__ void add_kernel(float *y, const float *a, const float *b, size_t n) {
@@ -362,10 +351,11 @@ __global__ void add_kernel(float *y, const float *a, const float *b, size_t n) {
     y[i] = a[i] + b[i];
 }
 
-static void cuda_add(float *y, const float *a, const float *b, size_t n) {
-  if (!n) return;
+static int cuda_add(float *y, const float *a, const float *b, size_t n) {
+  if (!n) return 0;
   add_kernel<<<elem_blocks(n), ELEM_THREADS>>>(y, a, b, n);
-  launchCheck();
+  launchTry();
+  return 0;
 }
 
 __global__ void div_kernel(float *x, size_t n, float w) {
@@ -373,89 +363,28 @@ __global__ void div_kernel(float *x, size_t n, float w) {
     x[i] /= w;
 }
 
-extern "C" void tl_cuda_div(float *x, size_t n, float w, cudaStream_t stream) {
-  if (!n) return;
+extern "C" int tl_cuda_div(float *x, size_t n, float w, cudaStream_t stream) {
+  if (!n) return 0;
   div_kernel<<<elem_blocks(n), ELEM_THREADS, 0, stream>>>(x, n, w);
-  launchCheck();
+  launchTry();
+  return 0;
 }
 
-/* ---- softmax family: one block per row ---- */
+/* ---- softmax: one block per row (tlens/rowmath.h) ---- */
 
 __global__ void softmax_kernel(float *x, int n) {
   float *xr = x + (size_t)blockIdx.x * n;
-  float mx = -INFINITY;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) mx = fmaxf(mx, xr[i]);
-  mx = block_reduce<true>(mx);
-  float s = 0.0f;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    float e = expf(xr[i] - mx);
-    xr[i] = e;
-    s += e;
-  }
-  float inv = 1.0f / block_reduce<false>(s);
-  for (int i = threadIdx.x; i < n; i += blockDim.x) xr[i] *= inv;
+  const int i0 = threadIdx.x, step = blockDim.x;
+  const float mx = block_max(tl_row_max(xr, i0, n, step));
+  const double s = block_sum(tl_row_exp_shift(xr, mx, i0, n, step));
+  tl_row_scale(xr, (float)(1.0 / s), i0, n, step);
 }
 
-static void cuda_softmax(float *x, int rows, int n) {
-  if (rows <= 0 || n <= 0) return;
+static int cuda_softmax(float *x, int rows, int n) {
+  if (rows <= 0 || n <= 0) return 0;
   softmax_kernel<<<rows, ROW_THREADS>>>(x, n);
-  launchCheck();
-}
-
-/* log_softmax(x) = x - max - log(sum exp(x - max)) */
-__global__ void log_softmax_kernel(float *out, const float *x, int n) {
-  const float *xr = x + (size_t)blockIdx.x * n;
-  float *orow = out + (size_t)blockIdx.x * n;
-  float mx = -INFINITY;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) mx = fmaxf(mx, xr[i]);
-  mx = block_reduce<true>(mx);
-  float s = 0.0f;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) s += expf(xr[i] - mx);
-  float lse = mx + logf(block_reduce<false>(s));
-  for (int i = threadIdx.x; i < n; i += blockDim.x) orow[i] = xr[i] - lse;
-}
-
-extern "C" void tl_cuda_log_softmax(float *out, const float *x, int rows, int n) {
-  if (rows <= 0 || n <= 0) return;
-  log_softmax_kernel<<<rows, ROW_THREADS>>>(out, x, n);
-  launchCheck();
-}
-
-/* KL(p || q) for one row from logits, with log p and log q from their
- * log-sum-exps so that tiny probabilities contribute exactly 0 instead of
- * 0 * log 0 = NaN. */
-__global__ void kl_rows_kernel(float *kl, float *grad, const float *pl, const float *ql, int n) {
-  const float *pr = pl + (size_t)blockIdx.x * n, *qr = ql + (size_t)blockIdx.x * n;
-  float pm = -INFINITY, qm = -INFINITY;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    pm = fmaxf(pm, pr[i]);
-    qm = fmaxf(qm, qr[i]);
-  }
-  pm = block_reduce<true>(pm);
-  qm = block_reduce<true>(qm);
-  float ps = 0.0f, qs = 0.0f;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    ps += expf(pr[i] - pm);
-    qs += expf(qr[i] - qm);
-  }
-  float p_lse = pm + logf(block_reduce<false>(ps));
-  float q_lse = qm + logf(block_reduce<false>(qs));
-  float acc = 0.0f;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    float lp = pr[i] - p_lse, lq = qr[i] - q_lse;
-    float p = expf(lp);
-    acc += p * (lp - lq);
-    if (grad) grad[(size_t)blockIdx.x * n + i] = expf(lq) - p;
-  }
-  acc = block_reduce<false>(acc);
-  if (threadIdx.x == 0) kl[blockIdx.x] = acc;
-}
-
-extern "C" void tl_cuda_kl_rows(float *kl, float *grad, const float *p_logits, const float *q_logits, int rows,
-                                int n) {
-  if (rows <= 0 || n <= 0) return;
-  kl_rows_kernel<<<rows, ROW_THREADS>>>(kl, grad, p_logits, q_logits, n);
-  launchCheck();
+  launchTry();
+  return 0;
 }
 
 /* ---- argmax ---- */
@@ -499,16 +428,16 @@ __global__ void argmax_kernel(int32_t *out, const float *x, int n) {
 static int32_t *g_argmax_buf;
 static size_t g_argmax_cap;
 
-static void cuda_argmax(int32_t *out_host, const float *x, int rows, int n) {
-  if (rows <= 0) return;
+static int cuda_argmax(int32_t *out_host, const float *x, int rows, int n) {
+  if (rows <= 0) return 0;
   if ((size_t)rows > g_argmax_cap) {
     cuda_free(g_argmax_buf);
     g_argmax_buf = (int32_t *)cuda_alloc((size_t)rows * sizeof(int32_t));
     g_argmax_cap = (size_t)rows;
   }
   argmax_kernel<<<rows, ROW_THREADS>>>(g_argmax_buf, x, n);
-  launchCheck();
-  cuda_to_host(out_host, g_argmax_buf, (size_t)rows * sizeof(int32_t));
+  launchTry();
+  return cuda_to_host(out_host, g_argmax_buf, (size_t)rows * sizeof(int32_t));
 }
 
 /* ---- the table ---- */
@@ -517,6 +446,8 @@ static tl_backend make_table(void) {
   tl_backend b = {};
   b.name = "cuda";
   b.device = TL_DEVICE_CUDA;
+  b.max_head_dim = 32 * ATT_MAX_DPL;
+  b.max_rot_dim = 2 * ROPE_MAX_HALF;
   b.alloc = cuda_alloc;
   b.free = cuda_free;
   b.to_device = cuda_to_device;
@@ -578,7 +509,10 @@ extern "C" const tl_backend *tl_backend_cuda(void) {
   }
   /* Plain fp32 sgemm, never TF32 tensor cores: results must match the CPU
    * backend and the Python reference to fp32 accuracy. */
-  cublasCheck(cublasSetMathMode(g_cublas, CUBLAS_DEFAULT_MATH));
+  if (cublas_try_(cublasSetMathMode(g_cublas, CUBLAS_DEFAULT_MATH), "cublasSetMathMode", __FILE__, __LINE__) != 0) {
+    cublasDestroy(g_cublas);
+    return NULL;
+  }
   g_table = make_table();
   g_device = dev;
   return &g_table;

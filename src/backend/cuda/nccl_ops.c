@@ -25,17 +25,13 @@
 #include "tlens/core.h"
 #include "tlens/dist.h"
 
-/* ---- error checks: these ops return -1 after tl_fail, naming file:line ---- */
+/* ---- error checks: these ops return -1 after tl_fail, naming file:line (cudaTry:
+ * cuda_backend.h) ---- */
 
-static int cuda_try_(cudaError_t err, const char *what, const char *file, int line) {
-  if (err == cudaSuccess) return 0;
-  return tl_fail("%s:%d: CUDA error %s in %s", file, line, cudaGetErrorString(err), what);
-}
 static int nccl_try_(ncclResult_t res, const char *what, const char *file, int line) {
   if (res == ncclSuccess) return 0;
   return tl_fail("%s:%d: NCCL error %s in %s", file, line, ncclGetErrorString(res), what);
 }
-#define cudaTry(call) do { if (cuda_try_((call), #call, __FILE__, __LINE__) != 0) return -1; } while (0)
 #define ncclTry(call) do { if (nccl_try_((call), #call, __FILE__, __LINE__) != 0) return -1; } while (0)
 
 typedef struct {
@@ -113,8 +109,7 @@ fail:
 static int enqueue_allreduce_avg(nccl_state *s, float *buf, size_t n) {
   TL_TRY(after_compute(s));
   ncclTry(ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, s->comm, s->stream));
-  tl_cuda_div(buf, n, (float)s->world, s->stream);
-  return 0;
+  return tl_cuda_div(buf, n, (float)s->world, s->stream);
 }
 
 static int nccl_allreduce_avg(void *state, float *buf, size_t n) {
@@ -144,7 +139,7 @@ static int nccl_reduce_scatter(void *state, const float *in, float *shard, size_
     }
   }
   ncclTry(ncclGroupEnd());
-  if (average) tl_cuda_div(shard, my_cnt, (float)s->world, s->stream);
+  if (average) TL_TRY(tl_cuda_div(shard, my_cnt, (float)s->world, s->stream));
   cudaTry(cudaStreamSynchronize(s->stream));
   return 0;
 }
@@ -188,7 +183,7 @@ static int finish_enqueue(nccl_state *s, void **req) {
   if (err != cudaSuccess) {
     if (q->done) cudaEventDestroy(q->done);
     free(q);
-    return cuda_try_(err, "creating the completion event", __FILE__, __LINE__);
+    return tl_cuda_try_(err, "creating the completion event", __FILE__, __LINE__);
   }
   *req = q;
   return 0;
@@ -229,7 +224,7 @@ static int nccl_test(void *state, void *req, bool *done) {
   }
   release_req(q);
   *done = true;
-  return cuda_try_(err, "cudaEventQuery", __FILE__, __LINE__);
+  return tl_cuda_try_(err, "cudaEventQuery", __FILE__, __LINE__);
 }
 
 /* Blocks the host until the collective finished; later default-stream work
@@ -239,7 +234,7 @@ static int nccl_wait(void *state, void *req) {
   if (!q) return 0;
   cudaError_t err = cudaEventSynchronize(q->done);
   release_req(q);
-  return cuda_try_(err, "cudaEventSynchronize", __FILE__, __LINE__);
+  return tl_cuda_try_(err, "cudaEventSynchronize", __FILE__, __LINE__);
 }
 
 static const tl_dist_ops nccl_ops = {
