@@ -25,9 +25,10 @@ uint16_t tl_f32_to_f16(float f);   /* round to nearest even */
 float tl_bf16_to_f32(uint16_t h);
 uint16_t tl_f32_to_bf16(float f);  /* round to nearest even, NaN preserved */
 
-/* dst[i] = (float)src[i] for any float dtype (F32/F16/BF16/F64). */
+/* dst[i] = (float)src[i] for any float dtype (F32/F16/BF16/F64); src may have any
+ * alignment (file data: safetensors offsets and torch storages need not be aligned). */
 void tl_to_f32(float *dst, const void *src, tl_dtype t, size_t n);
-/* dst[i] = (int64)src[i] for any integer dtype. */
+/* dst[i] = (int64)src[i] for any integer dtype; src may have any alignment. */
 void tl_to_i64(int64_t *dst, const void *src, tl_dtype t, size_t n);
 /* from f32 into F32/F16/BF16 storage */
 void tl_from_f32(void *dst, tl_dtype t, const float *src, size_t n);

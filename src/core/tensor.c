@@ -75,15 +75,46 @@ uint16_t tl_f32_to_bf16(float f) {
   return (uint16_t)(u >> 16);
 }
 
+/* Sources may sit at any address: a safetensors data offset need only be a
+ * multiple of 1, a torch storage may start anywhere in its zip entry. So each
+ * element v of src is loaded through memcpy (compilers turn it into a plain
+ * unaligned-safe load, in host byte order like the F32 copy), then dst[i] = expr;
+ * EACH ends its switch case. */
+#define EACH(ctype, expr)                        \
+  for (size_t i = 0; i < n; i++) {               \
+    ctype v;                                     \
+    memcpy(&v, s + i * sizeof v, sizeof v);      \
+    dst[i] = (expr);                             \
+  }                                              \
+  break
+
 void tl_to_f32(float *dst, const void *src, tl_dtype t, size_t n) {
+  const unsigned char *s = src;
   switch (t) {
   case TL_F32: memcpy(dst, src, n * 4); break;
-  case TL_F16: for (size_t i = 0; i < n; i++) dst[i] = tl_f16_to_f32(((const uint16_t *)src)[i]); break;
-  case TL_BF16: for (size_t i = 0; i < n; i++) dst[i] = tl_bf16_to_f32(((const uint16_t *)src)[i]); break;
-  case TL_F64: for (size_t i = 0; i < n; i++) dst[i] = (float)((const double *)src)[i]; break;
+  case TL_F16: EACH(uint16_t, tl_f16_to_f32(v));
+  case TL_BF16: EACH(uint16_t, tl_bf16_to_f32(v));
+  case TL_F64: EACH(double, (float)v);
   default: memset(dst, 0, n * 4); break;
   }
 }
+
+/* Integers widened to int64 (U64 above INT64_MAX wraps). */
+void tl_to_i64(int64_t *dst, const void *src, tl_dtype t, size_t n) {
+  const unsigned char *s = src;
+  switch (t) {
+  case TL_I8: EACH(int8_t, v);
+  case TL_U8: case TL_BOOL: EACH(uint8_t, v);
+  case TL_I16: EACH(int16_t, v);
+  case TL_U16: EACH(uint16_t, v);
+  case TL_I32: EACH(int32_t, v);
+  case TL_U32: EACH(uint32_t, v);
+  case TL_I64: EACH(int64_t, v);
+  case TL_U64: EACH(uint64_t, (int64_t)v);
+  default: memset(dst, 0, n * sizeof *dst); break;
+  }
+}
+#undef EACH
 
 void tl_from_f32(void *dst, tl_dtype t, const float *src, size_t n) {
   switch (t) {
@@ -92,22 +123,6 @@ void tl_from_f32(void *dst, tl_dtype t, const float *src, size_t n) {
   case TL_BF16: for (size_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = tl_f32_to_bf16(src[i]); break;
   case TL_F64: for (size_t i = 0; i < n; i++) ((double *)dst)[i] = src[i]; break;
   default: break;
-  }
-}
-
-void tl_to_i64(int64_t *dst, const void *src, tl_dtype t, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    switch (t) {
-    case TL_I8: dst[i] = ((const int8_t *)src)[i]; break;
-    case TL_U8: case TL_BOOL: dst[i] = ((const uint8_t *)src)[i]; break;
-    case TL_I16: dst[i] = ((const int16_t *)src)[i]; break;
-    case TL_U16: dst[i] = ((const uint16_t *)src)[i]; break;
-    case TL_I32: dst[i] = ((const int32_t *)src)[i]; break;
-    case TL_U32: dst[i] = ((const uint32_t *)src)[i]; break;
-    case TL_I64: dst[i] = ((const int64_t *)src)[i]; break;
-    case TL_U64: dst[i] = (int64_t)((const uint64_t *)src)[i]; break;
-    default: dst[i] = 0; break;
-    }
   }
 }
 

@@ -151,6 +151,61 @@ static void test_safetensors(const char *work) {
   free(bytes);
 }
 
+/* safetensors data offsets need only be multiples of 1: after a 3-byte tensor
+ * every other one starts at an odd address, and each must still read back exactly
+ * (the sanitizer build also checks that no load is misaligned). */
+static int64_t int_case(tl_dtype t, int i) {
+  const int64_t signed_vals[3] = {-7, 0, 12345}, unsigned_vals[3] = {7, 0, 12345};
+  return t == TL_U16 || t == TL_U64 ? unsigned_vals[i] : signed_vals[i];
+}
+
+static void test_unaligned(const char *work) {
+  const float fv[5] = {1.5f, -2.0f, 0.25f, 448.0f, -0.0f}; /* exact in F16, BF16, F32, F64 */
+  const tl_dtype fts[] = {TL_F16, TL_BF16, TL_F32, TL_F64};
+  const tl_dtype its[] = {TL_I16, TL_U16, TL_I32, TL_I64, TL_U64};
+  const char *fnames[] = {"f16", "bf16", "f32", "f64"};
+  const char *inames[] = {"i16", "u16", "i32", "i64", "u64"};
+  tl_st_writer *w = tl_st_writer_new();
+  const uint8_t pad[3] = {1, 2, 3};
+  int64_t shp3[1] = {3}, shp5[1] = {5};
+  tl_st_writer_add(w, "pad", TL_U8, 1, shp3, pad);
+  unsigned char buf[64];
+  for (int k = 0; k < 4; k++) {
+    tl_from_f32(buf, fts[k], fv, 5);
+    tl_st_writer_add(w, fnames[k], fts[k], 1, shp5, buf);
+  }
+  for (int k = 0; k < 5; k++) {
+    size_t es = tl_dtype_size(its[k]);
+    for (int i = 0; i < 3; i++)
+      for (size_t b = 0; b < es; b++) /* little-endian */
+        buf[i * es + b] = (unsigned char)((uint64_t)int_case(its[k], i) >> (8 * b));
+    tl_st_writer_add(w, inames[k], its[k], 1, shp3, buf);
+  }
+  char path[4096];
+  snprintf(path, sizeof path, "%s/unaligned.safetensors", work);
+  CHECK(tl_st_writer_save(w, path) == 0);
+  tl_st_writer_free(w);
+  tl_safetensors st;
+  CHECK(tl_st_open(&st, path) == 0);
+  for (int k = 0; k < 4; k++) {
+    const tl_st_tensor *t = tl_st_find(&st, fnames[k]);
+    CHECKF(t && (uintptr_t)t->data % tl_dtype_size(fts[k]) != 0, "%s is not misaligned", fnames[k]);
+    float *f = NULL;
+    CHECKF(tl_st_get_f32(&st, fnames[k], 1, shp5, &f) == 0 && !memcmp(f, fv, sizeof fv), "%s", fnames[k]);
+    free(f);
+  }
+  for (int k = 0; k < 5; k++) {
+    const tl_st_tensor *t = tl_st_find(&st, inames[k]);
+    CHECKF(t && (uintptr_t)t->data % tl_dtype_size(its[k]) != 0, "%s is not misaligned", inames[k]);
+    int64_t *v = NULL;
+    CHECKF(tl_st_get_i64(&st, inames[k], 1, shp3, &v) == 0, "%s", inames[k]);
+    for (int i = 0; v && i < 3; i++)
+      CHECKF(v[i] == int_case(its[k], i), "%s[%d] = %lld", inames[k], i, (long long)v[i]);
+    free(v);
+  }
+  tl_st_close(&st);
+}
+
 static void test_args(const char *work) {
   char *model = NULL;
   long steps = 250;
@@ -197,6 +252,7 @@ int main(void) {
   test_hashes();
   test_dtypes();
   test_safetensors(work);
+  test_unaligned(work);
   test_args(work);
   return tl_test_finish("test_core");
 }
