@@ -7,8 +7,12 @@
 #include "tlens/safetensors.h"
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "tlens/bytes.h"
+#include "tlens/named.h"
 
 #define ST_MAX_HEADER (100u << 20) /* the format's own limit is 100 MB */
 
@@ -59,78 +63,71 @@ static int parse_entry(tl_safetensors *st, const cJSON *e, const unsigned char *
   return 0;
 }
 
-int tl_st_open(tl_safetensors *st, const char *path) {
-  memset(st, 0, sizeof *st);
-  st->path = tl_strdup(path);
-  if (tl_mmap_open(&st->map, path) != 0) goto fail;
-  const unsigned char *p = st->map.data;
-  if (st->map.size < 8) {
-    tl_fail("%s: truncated safetensors file (%zu bytes, need at least 8)", path, st->map.size);
-    goto fail;
+/* __metadata__: str -> str (the format allows nothing else; other values are ignored). */
+static int parse_meta(tl_safetensors *st, const cJSON *e) {
+  if (!cJSON_IsObject(e)) return tl_fail("%s: __metadata__ is not an object", st->path);
+  int m = cJSON_GetArraySize(e);
+  st->meta_keys = tl_calloc((size_t)m + 1, sizeof(char *));
+  st->meta_vals = tl_calloc((size_t)m + 1, sizeof(char *));
+  for (const cJSON *kv = e->child; kv; kv = kv->next) {
+    if (!cJSON_IsString(kv)) continue;
+    st->meta_keys[st->nmeta] = tl_strdup(kv->string);
+    st->meta_vals[st->nmeta] = tl_strdup(kv->valuestring);
+    st->nmeta++;
   }
-  uint64_t hlen = 0;
-  for (int i = 7; i >= 0; i--) hlen = hlen << 8 | p[i];
-  if (hlen > st->map.size - 8 || hlen > ST_MAX_HEADER) {
-    tl_fail("%s: header length %llu runs past the end of the file (%zu bytes)", path, (unsigned long long)hlen,
-            st->map.size);
-    goto fail;
-  }
-  cJSON *root = cJSON_ParseWithLength((const char *)p + 8, (size_t)hlen);
-  if (!cJSON_IsObject(root)) {
-    cJSON_Delete(root);
-    tl_fail("%s: header is not a JSON object", path);
-    goto fail;
-  }
-  const unsigned char *base = p + 8 + hlen;
-  size_t data_len = st->map.size - 8 - (size_t)hlen;
-  int n = cJSON_GetArraySize(root);
-  st->tensors = tl_calloc((size_t)n + 1, sizeof *st->tensors);
+  return 0;
+}
+
+/* Every entry of the header: the metadata, then one tensor per other key, whose
+ * data must lie in [base, base + data_len) without overlapping another's. */
+static int parse_header(tl_safetensors *st, const cJSON *root, const unsigned char *base, size_t data_len) {
+  st->tensors = tl_calloc((size_t)cJSON_GetArraySize(root) + 1, sizeof *st->tensors);
   for (const cJSON *e = root->child; e; e = e->next) {
     if (!e->string) continue;
-    if (!strcmp(e->string, "__metadata__")) {
-      if (!cJSON_IsObject(e)) {
-        cJSON_Delete(root);
-        tl_fail("%s: __metadata__ is not an object", path);
-        goto fail;
-      }
-      int m = cJSON_GetArraySize(e);
-      st->meta_keys = tl_calloc((size_t)m + 1, sizeof(char *));
-      st->meta_vals = tl_calloc((size_t)m + 1, sizeof(char *));
-      for (const cJSON *kv = e->child; kv; kv = kv->next) {
-        if (!cJSON_IsString(kv)) continue; /* the format says str -> str; ignore others */
-        st->meta_keys[st->nmeta] = tl_strdup(kv->string);
-        st->meta_vals[st->nmeta] = tl_strdup(kv->valuestring);
-        st->nmeta++;
-      }
-      continue;
+    if (!strcmp(e->string, "__metadata__")) TL_TRY(parse_meta(st, e));
+    else {
+      TL_TRY(parse_entry(st, e, base, data_len, &st->tensors[st->n]));
+      st->n++;
     }
-    if (parse_entry(st, e, base, data_len, &st->tensors[st->n]) != 0) {
-      cJSON_Delete(root);
-      goto fail;
-    }
-    st->n++;
   }
-  cJSON_Delete(root);
   qsort(st->tensors, (size_t)st->n, sizeof *st->tensors, cmp_offset);
   for (int i = 1; i < st->n; i++) {
     const tl_st_tensor *a = &st->tensors[i - 1], *b = &st->tensors[i];
-    if ((const unsigned char *)a->data + a->nbytes > (const unsigned char *)b->data) {
-      tl_fail("%s: tensors '%s' and '%s' overlap", path, a->name, b->name);
-      goto fail;
-    }
+    if ((const unsigned char *)a->data + a->nbytes > (const unsigned char *)b->data)
+      return tl_fail("%s: tensors '%s' and '%s' overlap", st->path, a->name, b->name);
   }
   return 0;
-fail:
+}
+
+/* Maps the file and reads its header into st (on failure st keeps what was read). */
+static int st_read(tl_safetensors *st, const char *path) {
+  TL_TRY(tl_mmap_open(&st->map, path));
+  const unsigned char *p = st->map.data;
+  if (st->map.size < 8)
+    return tl_fail("%s: truncated safetensors file (%zu bytes, need at least 8)", path, st->map.size);
+  uint64_t hlen = tl_le64(p);
+  if (hlen > st->map.size - 8 || hlen > ST_MAX_HEADER)
+    return tl_fail("%s: header length %llu runs past the end of the file (%zu bytes)", path,
+                   (unsigned long long)hlen, st->map.size);
+  cJSON *root = cJSON_ParseWithLength((const char *)p + 8, (size_t)hlen);
+  int rc = cJSON_IsObject(root) ? parse_header(st, root, p + 8 + hlen, st->map.size - 8 - (size_t)hlen)
+                                : tl_fail("%s: header is not a JSON object", path);
+  cJSON_Delete(root);
+  return rc;
+}
+
+int tl_st_open(tl_safetensors *st, const char *path) {
+  memset(st, 0, sizeof *st);
+  st->path = tl_strdup(path);
+  if (st_read(st, path) == 0) return 0;
   tl_st_close(st);
   return -1;
 }
 
+_Static_assert(offsetof(tl_st_tensor, name) == 0, "tl_named_* need the name first");
+
 void tl_st_close(tl_safetensors *st) {
-  for (int i = 0; i < st->n; i++) free(st->tensors[i].name);
-  /* entries parsed before a failure also own their names */
-  if (st->tensors)
-    for (int i = st->n; st->tensors[i].name; i++) free(st->tensors[i].name);
-  free(st->tensors);
+  tl_named_free(st->tensors, st->n, sizeof *st->tensors); /* a failed entry has no name yet */
   for (int i = 0; i < st->nmeta; i++) {
     free(st->meta_keys[i]);
     free(st->meta_vals[i]);
@@ -143,9 +140,7 @@ void tl_st_close(tl_safetensors *st) {
 }
 
 const tl_st_tensor *tl_st_find(const tl_safetensors *st, const char *name) {
-  for (int i = 0; i < st->n; i++)
-    if (!strcmp(st->tensors[i].name, name)) return &st->tensors[i];
-  return NULL;
+  return tl_named_find(st->tensors, st->n, sizeof *st->tensors, name);
 }
 
 const char *tl_st_meta(const tl_safetensors *st, const char *key) {
@@ -259,7 +254,7 @@ int tl_st_writer_save(tl_st_writer *w, const char *path) {
   size_t padded = (hlen + 7) & ~(size_t)7; /* keep the data 8-byte aligned, padding with spaces */
   tl_buf b = {0};
   unsigned char len8[8];
-  for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+  tl_put_le64(len8, padded);
   tl_buf_append(&b, len8, 8);
   tl_buf_append(&b, json, hlen);
   for (size_t i = hlen; i < padded; i++) tl_buf_append(&b, " ", 1);

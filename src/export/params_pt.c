@@ -17,11 +17,14 @@
  * handful of names above, which it interprets itself. Nothing is imported or
  * executed, every read is bounds-checked, and any other opcode or global is an
  * error naming the opcode and its offset in data.pkl. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tlens/bytes.h"
 #include "tlens/core.h"
 #include "tlens/export.h"
+#include "tlens/named.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "params.pt storages are little-endian; this code assumes a little-endian host"
@@ -137,7 +140,6 @@ static int need(vm *m, size_t n) {
   if (m->len - m->pos < n) return vm_err(m, "truncated pickle", NULL, NULL);
   return 0;
 }
-static uint32_t le32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 
 static int push_str(vm *m, size_t n) {
   if (need(m, n)) return -1;
@@ -315,7 +317,7 @@ static int run(vm *m, int *result) {
     case 'q': case 'r': case 0x94: { /* BINPUT, LONG_BINPUT, MEMOIZE */
       uint32_t idx;
       if (op == 'q') { if (need(m, 1)) return -1; idx = m->p[m->pos++]; }
-      else if (op == 'r') { if (need(m, 4)) return -1; idx = le32(m->p + m->pos); m->pos += 4; }
+      else if (op == 'r') { if (need(m, 4)) return -1; idx = tl_le32(m->p + m->pos); m->pos += 4; }
       else idx = (uint32_t)m->nmemo;
       if (m->ns <= stack_floor(m)) return vm_err(m, "memo store from an empty stack", NULL, NULL);
       /* picklers number memo entries 0, 1, 2, ...: accept overwrites and the next
@@ -328,7 +330,7 @@ static int run(vm *m, int *result) {
     case 'h': case 'j': { /* BINGET, LONG_BINGET */
       uint32_t idx;
       if (op == 'h') { if (need(m, 1)) return -1; idx = m->p[m->pos++]; }
-      else { if (need(m, 4)) return -1; idx = le32(m->p + m->pos); m->pos += 4; }
+      else { if (need(m, 4)) return -1; idx = tl_le32(m->p + m->pos); m->pos += 4; }
       if (idx >= (uint32_t)m->nmemo) return vm_err(m, "memo index not defined", NULL, NULL);
       push(m, m->memo[idx]);
       break;
@@ -402,7 +404,7 @@ static int run(vm *m, int *result) {
       if (need(m, n)) return -1;
       const unsigned char *q = m->p + m->pos;
       int id = new_obj(m, O_INT);
-      m->o[id].i = op == 'K' ? q[0] : op == 'M' ? (q[0] | q[1] << 8) : (int64_t)(int32_t)le32(q);
+      m->o[id].i = op == 'K' ? q[0] : op == 'M' ? tl_le16(q) : (int64_t)(int32_t)tl_le32(q);
       m->pos += n;
       push(m, id);
       break;
@@ -434,7 +436,7 @@ static int run(vm *m, int *result) {
     case 'X': case 'T': /* BINUNICODE, BINSTRING: 4-byte length */
       if (need(m, 4)) return -1;
       {
-        uint32_t n = le32(m->p + m->pos);
+        uint32_t n = tl_le32(m->p + m->pos);
         m->pos += 4;
         if (push_str(m, n)) return -1;
       }
@@ -600,9 +602,10 @@ int tl_pt_open(tl_pt_file *f, const char *path) {
   return 0;
 }
 
+_Static_assert(offsetof(tl_pt_tensor, name) == 0, "tl_named_* need the name first");
+
 void tl_pt_close(tl_pt_file *f) {
-  for (int i = 0; i < f->n; i++) free(f->t[i].name);
-  free(f->t);
+  tl_named_free(f->t, f->n, sizeof *f->t);
   tl_zip_free(&f->zip);
   if (f->map.data) tl_mmap_close(&f->map);
   free(f->label);
@@ -610,26 +613,11 @@ void tl_pt_close(tl_pt_file *f) {
 }
 
 const tl_pt_tensor *tl_pt_find(const tl_pt_file *f, const char *name) {
-  for (int i = 0; i < f->n; i++)
-    if (!strcmp(f->t[i].name, name)) return &f->t[i];
-  return NULL;
+  return tl_named_find(f->t, f->n, sizeof *f->t, name);
 }
 
-void tl_pt_to_f32(const tl_pt_tensor *t, float *dst) {
-  size_t es = tl_dtype_size(t->dtype);
-  if (t->dtype == TL_F32) {
-    memcpy(dst, t->bytes, (size_t)t->numel * 4);
-    return;
-  }
-  /* storages may sit at any byte offset: copy through an aligned buffer */
-  enum { CHUNK = 4096 };
-  double tmp[CHUNK];
-  for (int64_t i = 0; i < t->numel; i += CHUNK) {
-    size_t n = (size_t)(t->numel - i < CHUNK ? t->numel - i : CHUNK);
-    memcpy(tmp, t->bytes + (size_t)i * es, n * es);
-    tl_to_f32(dst + i, tmp, t->dtype, n);
-  }
-}
+/* Storages may sit at any byte offset: tl_to_f32 reads at any alignment. */
+void tl_pt_to_f32(const tl_pt_tensor *t, float *dst) { tl_to_f32(dst, t->bytes, t->dtype, (size_t)t->numel); }
 
 /* ================================ params.pt (write) ================================ */
 
@@ -637,8 +625,10 @@ static void put_u8(tl_buf *b, int v) {
   unsigned char c = (unsigned char)v;
   tl_buf_append(b, &c, 1);
 }
-static void put_le(tl_buf *b, uint64_t v, int n) {
-  for (int k = 0; k < n; k++) put_u8(b, (int)(v >> (8 * k)) & 0xff);
+static void put_le(tl_buf *b, uint64_t v, int n) { /* the low n bytes of v */
+  unsigned char le[8];
+  tl_put_le64(le, v);
+  tl_buf_append(b, le, (size_t)n);
 }
 static void put_int(tl_buf *b, int64_t v) {
   if (v >= 0 && v < 256) { put_u8(b, 'K'); put_le(b, (uint64_t)v, 1); }

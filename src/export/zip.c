@@ -7,12 +7,15 @@
  * local header afterwards, so a 20 GB lens is never held twice in memory. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "tlens/bytes.h"
 #include "tlens/core.h"
 #include "tlens/export.h"
+#include "tlens/named.h"
 
 #define SIG_LOCAL 0x04034b50u
 #define SIG_CENTRAL 0x02014b50u
@@ -22,9 +25,6 @@
 #define U32_MAX_FIELD 0xffffffffu
 #define U16_MAX_FIELD 0xffffu
 
-static uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t rd32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t rd64(const unsigned char *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
 
 /* ================================ reading ================================ */
 
@@ -36,14 +36,14 @@ static int read_zip64_extra(const unsigned char *ex, uint32_t exlen, uint64_t *u
   if (!need_u && !need_c && !need_o) return 0;
   uint32_t p = 0;
   while (p + 4 <= exlen) {
-    uint16_t id = rd16(ex + p), len = rd16(ex + p + 2);
+    uint16_t id = tl_le16(ex + p), len = tl_le16(ex + p + 2);
     if (p + 4 + (uint32_t)len > exlen) break;
     if (id == 0x0001) {
       const unsigned char *f = ex + p + 4;
       uint32_t k = 0;
-      if (need_u) { if (k + 8 > len) goto short_field; *usize = rd64(f + k); k += 8; }
-      if (need_c) { if (k + 8 > len) goto short_field; *csize = rd64(f + k); k += 8; }
-      if (need_o) { if (k + 8 > len) goto short_field; *off = rd64(f + k); k += 8; }
+      if (need_u) { if (k + 8 > len) goto short_field; *usize = tl_le64(f + k); k += 8; }
+      if (need_c) { if (k + 8 > len) goto short_field; *csize = tl_le64(f + k); k += 8; }
+      if (need_o) { if (k + 8 > len) goto short_field; *off = tl_le64(f + k); k += 8; }
       return 0;
     }
     p += 4 + len;
@@ -62,7 +62,7 @@ int tl_zip_parse(tl_zip *z, const void *data, uint64_t size, const char *label) 
   const unsigned char *d = data;
   z->data = d;
   z->size = size;
-  if (size < 4 || rd32(d) != SIG_LOCAL) {
+  if (size < 4 || tl_le32(d) != SIG_LOCAL) {
     if (size >= 2 && d[0] == 0x80 && d[1] <= 5)
       return tl_fail("%s: not a zip archive (looks like the legacy torch.save format, which is not supported)", label);
     return tl_fail("%s: not a zip archive (expected the PyTorch zip format, magic 'PK\\x03\\x04')", label);
@@ -74,33 +74,33 @@ int tl_zip_parse(tl_zip *z, const void *data, uint64_t size, const char *label) 
   uint64_t eocd = UINT64_MAX;
   uint64_t lo = size > 22 + 65535 ? size - 22 - 65535 : 0;
   for (uint64_t p = size - 22 + 1; p-- > lo;) {
-    if (rd32(d + p) == SIG_EOCD && p + 22 + rd16(d + p + 20) == size) {
+    if (tl_le32(d + p) == SIG_EOCD && p + 22 + tl_le16(d + p + 20) == size) {
       eocd = p;
       break;
     }
   }
   if (eocd == UINT64_MAX) return tl_fail("%s: truncated or corrupt zip archive (no end of central directory record)", label);
   const unsigned char *e = d + eocd;
-  uint64_t n_entries = rd16(e + 10), cd_size = rd32(e + 12), cd_off = rd32(e + 16);
-  if (rd16(e + 4) != 0 && rd16(e + 4) != U16_MAX_FIELD) return tl_fail("%s: multi-disk zip archives are not supported", label);
+  uint64_t n_entries = tl_le16(e + 10), cd_size = tl_le32(e + 12), cd_off = tl_le32(e + 16);
+  if (tl_le16(e + 4) != 0 && tl_le16(e + 4) != U16_MAX_FIELD) return tl_fail("%s: multi-disk zip archives are not supported", label);
   uint64_t cd_limit = eocd; /* the central directory ends before this */
 
-  if (eocd >= 20 && rd32(d + eocd - 20) == SIG_LOCATOR64) {
+  if (eocd >= 20 && tl_le32(d + eocd - 20) == SIG_LOCATOR64) {
     const unsigned char *loc = d + eocd - 20;
-    uint64_t off64 = rd64(loc + 8);
-    if (rd32(loc + 16) > 1) return tl_fail("%s: multi-disk zip archives are not supported", label);
+    uint64_t off64 = tl_le64(loc + 8);
+    if (tl_le32(loc + 16) > 1) return tl_fail("%s: multi-disk zip archives are not supported", label);
     if (off64 > eocd - 20 || eocd - 20 - off64 < 56)
       return tl_fail("%s: corrupt zip archive (zip64 end record offset %llu out of range)", label, (unsigned long long)off64);
     const unsigned char *e64 = d + off64;
-    if (rd32(e64) != SIG_EOCD64) return tl_fail("%s: corrupt zip archive (bad zip64 end record signature)", label);
-    if (rd32(e64 + 16) != 0 || rd32(e64 + 20) != 0) return tl_fail("%s: multi-disk zip archives are not supported", label);
-    n_entries = rd64(e64 + 32);
-    if (rd64(e64 + 24) != n_entries) return tl_fail("%s: multi-disk zip archives are not supported", label);
-    cd_size = rd64(e64 + 40);
-    cd_off = rd64(e64 + 48);
+    if (tl_le32(e64) != SIG_EOCD64) return tl_fail("%s: corrupt zip archive (bad zip64 end record signature)", label);
+    if (tl_le32(e64 + 16) != 0 || tl_le32(e64 + 20) != 0) return tl_fail("%s: multi-disk zip archives are not supported", label);
+    n_entries = tl_le64(e64 + 32);
+    if (tl_le64(e64 + 24) != n_entries) return tl_fail("%s: multi-disk zip archives are not supported", label);
+    cd_size = tl_le64(e64 + 40);
+    cd_off = tl_le64(e64 + 48);
     cd_limit = off64;
     z->zip64 = 1;
-  } else if (rd16(e + 8) != n_entries) {
+  } else if (tl_le16(e + 8) != n_entries) {
     return tl_fail("%s: multi-disk zip archives are not supported", label);
   }
   if (cd_off > cd_limit || cd_size > cd_limit - cd_off)
@@ -111,14 +111,14 @@ int tl_zip_parse(tl_zip *z, const void *data, uint64_t size, const char *label) 
   z->e = tl_calloc(n_entries ? n_entries : 1, sizeof *z->e);
   uint64_t p = cd_off, cd_end = cd_off + cd_size;
   for (uint64_t i = 0; i < n_entries; i++) {
-    if (cd_end - p < 46 || rd32(d + p) != SIG_CENTRAL) {
+    if (cd_end - p < 46 || tl_le32(d + p) != SIG_CENTRAL) {
       tl_fail("%s: corrupt zip archive (central directory entry %llu)", label, (unsigned long long)i);
       goto fail;
     }
     const unsigned char *c = d + p;
-    uint16_t flags = rd16(c + 8), method = rd16(c + 10);
-    uint32_t nlen = rd16(c + 28), elen = rd16(c + 30), clen = rd16(c + 32);
-    uint64_t csize = rd32(c + 20), usize = rd32(c + 24), off = rd32(c + 42);
+    uint16_t flags = tl_le16(c + 8), method = tl_le16(c + 10);
+    uint32_t nlen = tl_le16(c + 28), elen = tl_le16(c + 30), clen = tl_le16(c + 32);
+    uint64_t csize = tl_le32(c + 20), usize = tl_le32(c + 24), off = tl_le32(c + 42);
     if (cd_end - p - 46 < (uint64_t)nlen + elen + clen) {
       tl_fail("%s: corrupt zip archive (central directory entry %llu overruns the directory)", label, (unsigned long long)i);
       goto fail;
@@ -147,25 +147,25 @@ int tl_zip_parse(tl_zip *z, const void *data, uint64_t size, const char *label) 
       goto fail;
     }
     /* the local header and data must lie before the central directory */
-    if (off > cd_off || cd_off - off < 30 || rd32(d + off) != SIG_LOCAL) {
+    if (off > cd_off || cd_off - off < 30 || tl_le32(d + off) != SIG_LOCAL) {
       tl_fail("%s: zip entry '%s': bad local header offset %llu", label, name, (unsigned long long)off);
       goto fail;
     }
     const unsigned char *l = d + off;
-    uint64_t lnlen = rd16(l + 26), lelen = rd16(l + 28);
+    uint64_t lnlen = tl_le16(l + 26), lelen = tl_le16(l + 28);
     uint64_t data_off = off + 30 + lnlen + lelen;
     if (data_off > cd_off || usize > cd_off - data_off) {
       tl_fail("%s: truncated or corrupt zip archive (entry '%s' data beyond the archive)", label, name);
       goto fail;
     }
-    if (lnlen != nlen || memcmp(l + 30, name, nlen) != 0 || rd16(l + 8) != 0) {
+    if (lnlen != nlen || memcmp(l + 30, name, nlen) != 0 || tl_le16(l + 8) != 0) {
       tl_fail("%s: zip entry '%s': local header does not match the central directory", label, name);
       goto fail;
     }
     en->header_offset = off;
     en->data_offset = data_off;
     en->size = usize;
-    en->crc = rd32(c + 16);
+    en->crc = tl_le32(c + 16);
     p += 46 + (uint64_t)nlen + elen + clen;
   }
   /* duplicate names would make lookups ambiguous */
@@ -187,16 +187,15 @@ fail:
   return -1;
 }
 
+_Static_assert(offsetof(tl_zip_entry, name) == 0, "tl_named_* need the name first");
+
 void tl_zip_free(tl_zip *z) {
-  for (int i = 0; i < z->n; i++) free(z->e[i].name);
-  free(z->e);
+  tl_named_free(z->e, z->n, sizeof *z->e);
   memset(z, 0, sizeof *z);
 }
 
 const tl_zip_entry *tl_zip_find(const tl_zip *z, const char *name) {
-  for (int i = 0; i < z->n; i++)
-    if (!strcmp(z->e[i].name, name)) return &z->e[i];
-  return NULL;
+  return tl_named_find(z->e, z->n, sizeof *z->e, name);
 }
 
 int tl_zip_check_crc(const tl_zip *z, const tl_zip_entry *e, const char *label) {
@@ -235,9 +234,6 @@ struct tl_zipw {
   uint32_t cur_crc;
 };
 
-static void wr16(unsigned char *p, uint16_t v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
-static void wr32(unsigned char *p, uint32_t v) { wr16(p, (uint16_t)v); wr16(p + 2, (uint16_t)(v >> 16)); }
-static void wr64(unsigned char *p, uint64_t v) { wr32(p, (uint32_t)v); wr32(p + 4, (uint32_t)(v >> 32)); }
 
 static int zw_write(tl_zipw *w, const void *data, size_t n) {
   if (w->failed) return -1;
@@ -315,30 +311,30 @@ int tl_zipw_begin(tl_zipw *w, const char *name, uint64_t size) {
   if (pad != 0 && pad < 4) pad += 64;
   unsigned char h[30 + 20 + 68];
   memset(h, 0, sizeof h);
-  wr32(h, SIG_LOCAL);
-  wr16(h + 4, z64 ? 45 : 20); /* version needed: 4.5 for zip64 */
-  wr16(h + 6, 0);             /* flags */
-  wr16(h + 8, 0);             /* stored */
-  wr16(h + 10, 0);            /* time 00:00:00 */
-  wr16(h + 12, 0x21);         /* date 1980-01-01 */
-  wr32(h + 14, 0);            /* crc, patched by tl_zipw_end */
-  wr32(h + 18, z64 ? U32_MAX_FIELD : (uint32_t)size);
-  wr32(h + 22, z64 ? U32_MAX_FIELD : (uint32_t)size);
-  wr16(h + 26, (uint16_t)nlen);
-  wr16(h + 28, (uint16_t)((z64 ? 20 : 0) + pad));
+  tl_put_le32(h, SIG_LOCAL);
+  tl_put_le16(h + 4, z64 ? 45 : 20); /* version needed: 4.5 for zip64 */
+  tl_put_le16(h + 6, 0);             /* flags */
+  tl_put_le16(h + 8, 0);             /* stored */
+  tl_put_le16(h + 10, 0);            /* time 00:00:00 */
+  tl_put_le16(h + 12, 0x21);         /* date 1980-01-01 */
+  tl_put_le32(h + 14, 0);            /* crc, patched by tl_zipw_end */
+  tl_put_le32(h + 18, z64 ? U32_MAX_FIELD : (uint32_t)size);
+  tl_put_le32(h + 22, z64 ? U32_MAX_FIELD : (uint32_t)size);
+  tl_put_le16(h + 26, (uint16_t)nlen);
+  tl_put_le16(h + 28, (uint16_t)((z64 ? 20 : 0) + pad));
   size_t hl = 30;
   unsigned char ex[20 + 68];
   size_t el = 0;
   if (z64) {
-    wr16(ex, 0x0001);
-    wr16(ex + 2, 16);
-    wr64(ex + 4, size);
-    wr64(ex + 12, size);
+    tl_put_le16(ex, 0x0001);
+    tl_put_le16(ex + 2, 16);
+    tl_put_le64(ex + 4, size);
+    tl_put_le64(ex + 12, size);
     el = 20;
   }
   if (pad) {
-    wr16(ex + el, 0x4246); /* "FB" */
-    wr16(ex + el + 2, (uint16_t)(pad - 4));
+    tl_put_le16(ex + el, 0x4246); /* "FB" */
+    tl_put_le16(ex + el + 2, (uint16_t)(pad - 4));
     memset(ex + el + 4, 'Z', pad - 4);
     el += pad;
   }
@@ -377,7 +373,7 @@ int tl_zipw_end(tl_zipw *w) {
                    (unsigned long long)w->cur_written, (unsigned long long)w->cur_size);
   }
   unsigned char c[4];
-  wr32(c, w->cur_crc);
+  tl_put_le32(c, w->cur_crc);
   if (zw_patch(w, w->cur_header + 14, c, 4)) return -1;
   w->e[w->n].crc = w->cur_crc;
   w->n++;
@@ -424,24 +420,24 @@ int tl_zipw_finish(tl_zipw *w, unsigned char **mem, size_t *mem_len) {
     size_t el = 0;
     if (big_size || big_off) {
       any64 = 1;
-      wr16(ex, 0x0001);
+      tl_put_le16(ex, 0x0001);
       el = 4;
-      if (big_size) { wr64(ex + el, e->size); el += 8; wr64(ex + el, e->size); el += 8; }
-      if (big_off) { wr64(ex + el, e->header_offset); el += 8; }
-      wr16(ex + 2, (uint16_t)(el - 4));
+      if (big_size) { tl_put_le64(ex + el, e->size); el += 8; tl_put_le64(ex + el, e->size); el += 8; }
+      if (big_off) { tl_put_le64(ex + el, e->header_offset); el += 8; }
+      tl_put_le16(ex + 2, (uint16_t)(el - 4));
     }
     memset(h, 0, sizeof h);
-    wr32(h, SIG_CENTRAL);
-    wr16(h + 4, el ? 45 : 20); /* made by: MS-DOS attributes, spec version */
-    wr16(h + 6, el ? 45 : 20);
-    wr16(h + 12, 0);
-    wr16(h + 14, 0x21);
-    wr32(h + 16, e->crc);
-    wr32(h + 20, big_size ? U32_MAX_FIELD : (uint32_t)e->size);
-    wr32(h + 24, big_size ? U32_MAX_FIELD : (uint32_t)e->size);
-    wr16(h + 28, (uint16_t)nlen);
-    wr16(h + 30, (uint16_t)el);
-    wr32(h + 42, big_off ? U32_MAX_FIELD : (uint32_t)e->header_offset);
+    tl_put_le32(h, SIG_CENTRAL);
+    tl_put_le16(h + 4, el ? 45 : 20); /* made by: MS-DOS attributes, spec version */
+    tl_put_le16(h + 6, el ? 45 : 20);
+    tl_put_le16(h + 12, 0);
+    tl_put_le16(h + 14, 0x21);
+    tl_put_le32(h + 16, e->crc);
+    tl_put_le32(h + 20, big_size ? U32_MAX_FIELD : (uint32_t)e->size);
+    tl_put_le32(h + 24, big_size ? U32_MAX_FIELD : (uint32_t)e->size);
+    tl_put_le16(h + 28, (uint16_t)nlen);
+    tl_put_le16(h + 30, (uint16_t)el);
+    tl_put_le32(h + 42, big_off ? U32_MAX_FIELD : (uint32_t)e->header_offset);
     if (zw_write(w, h, 46) || zw_write(w, e->name, nlen) || zw_write(w, ex, el)) break;
   }
   uint64_t cd_size = w->pos - cd_off;
@@ -450,28 +446,28 @@ int tl_zipw_finish(tl_zipw *w, unsigned char **mem, size_t *mem_len) {
     unsigned char r[56 + 20];
     uint64_t off64 = w->pos;
     memset(r, 0, sizeof r);
-    wr32(r, SIG_EOCD64);
-    wr64(r + 4, 44); /* size of the rest of this record */
-    wr16(r + 12, 45);
-    wr16(r + 14, 45);
-    wr64(r + 24, (uint64_t)w->n);
-    wr64(r + 32, (uint64_t)w->n);
-    wr64(r + 40, cd_size);
-    wr64(r + 48, cd_off);
-    wr32(r + 56, SIG_LOCATOR64);
-    wr64(r + 64, off64);
-    wr32(r + 72, 1); /* total number of disks */
+    tl_put_le32(r, SIG_EOCD64);
+    tl_put_le64(r + 4, 44); /* size of the rest of this record */
+    tl_put_le16(r + 12, 45);
+    tl_put_le16(r + 14, 45);
+    tl_put_le64(r + 24, (uint64_t)w->n);
+    tl_put_le64(r + 32, (uint64_t)w->n);
+    tl_put_le64(r + 40, cd_size);
+    tl_put_le64(r + 48, cd_off);
+    tl_put_le32(r + 56, SIG_LOCATOR64);
+    tl_put_le64(r + 64, off64);
+    tl_put_le32(r + 72, 1); /* total number of disks */
     zw_write(w, r, sizeof r);
   }
   if (!w->failed) {
     unsigned char r[22];
     memset(r, 0, sizeof r);
-    wr32(r, SIG_EOCD);
+    tl_put_le32(r, SIG_EOCD);
     uint16_t n16 = w->n >= 0xffff ? U16_MAX_FIELD : (uint16_t)w->n;
-    wr16(r + 8, n16);
-    wr16(r + 10, n16);
-    wr32(r + 12, cd_size >= U32_MAX_FIELD ? U32_MAX_FIELD : (uint32_t)cd_size);
-    wr32(r + 16, cd_off >= U32_MAX_FIELD ? U32_MAX_FIELD : (uint32_t)cd_off);
+    tl_put_le16(r + 8, n16);
+    tl_put_le16(r + 10, n16);
+    tl_put_le32(r + 12, cd_size >= U32_MAX_FIELD ? U32_MAX_FIELD : (uint32_t)cd_size);
+    tl_put_le32(r + 16, cd_off >= U32_MAX_FIELD ? U32_MAX_FIELD : (uint32_t)cd_off);
     zw_write(w, r, sizeof r);
   }
   if (w->failed) {
