@@ -148,29 +148,19 @@ static int dragon4_f32(float f, int cut_max, int cut_min, int fraction, char *di
   int is_even = (mant & 1) == 0;
 
   /* value = sv / scale, margins = mlo / scale and mhi / scale (half the gaps to the
-   * neighbouring floats), all scaled by 2 (or 4) so they are integers. */
+   * neighbouring floats), all scaled by 2^k so they are integers: k = 1, or 2 when
+   * the lower gap is half the upper one (mhi = 2 mlo, below). */
   big sv, scale, mlo, mhi;
+  int k = unequal ? 2 : 1;
   big_set(&sv, mant);
-  if (unequal) {
-    if (e > 0) {
-      big_shl(&sv, e + 2);
-      big_set(&scale, 4);
-      big_pow2(&mlo, e);
-    } else {
-      big_shl(&sv, 2);
-      big_pow2(&scale, -e + 2);
-      big_set(&mlo, 1);
-    }
+  if (e > 0) {
+    big_shl(&sv, e + k);
+    big_set(&scale, 1u << k);
+    big_pow2(&mlo, e);
   } else {
-    if (e > 0) {
-      big_shl(&sv, e + 1);
-      big_set(&scale, 2);
-      big_pow2(&mlo, e);
-    } else {
-      big_shl(&sv, 1);
-      big_pow2(&scale, -e + 1);
-      big_set(&mlo, 1);
-    }
+    big_shl(&sv, k);
+    big_pow2(&scale, -e + k);
+    big_set(&mlo, 1);
   }
 
   /* Estimate of floor(log10(v)) + 1, correct or one too small (numpy's constant
