@@ -6,7 +6,8 @@
  *   logit lens      = W_U norm(h)                (a NULL lens everywhere below)
  *
  * Streams are the model's hidden_states[0..L-1] (index 0 = embeddings); the final
- * distribution always comes from the model's own logits.
+ * distribution is the model's own: from its logits, or from its last hidden state
+ * through W_U (tl_lens_cfg.final_hidden, tl_lens_eval_all).
  *
  * Parameters are ONE flat fp32 array in PyTorch state-dict order
  * ("0.weight", "0.bias", "1.weight", ...): translator i starts at
@@ -47,7 +48,8 @@ typedef struct {
   float *params;    /* [n_params], owned */
 } tl_lens;
 
-/* Zero-initialised lens (equals the logit lens). Validates n_layers >= 1, d_model >= 1. */
+/* Zero-initialised lens (equals the logit lens). Validates n_layers in [1, 100000] and
+ * d_model in [1, 1000000]. */
 int tl_lens_init(tl_lens *lens, int n_layers, int d_model);
 void tl_lens_free(tl_lens *lens);
 /* Offsets into the flat array (and the gradient/state arrays of the same layout). */
@@ -72,9 +74,11 @@ typedef struct tl_lens_ws tl_lens_ws;
 
 /* out[n,d] = transform(h[n,d], i) = h + W_i h + b_i (lens non-NULL). */
 void tl_lens_transform(const tl_lens *lens, int i, const float *h, int n, float *out);
-/* logits[n,V] = lens(h[n,d], i); lens NULL = logit lens. For tests, trajectories
- * and generation; memory is what the caller passes. ws: an fp32 tl_lens_prepare
- * of u, or NULL for the process-wide one (checked against W_U's content per call). */
+/* logits[n,V] = lens(h[n,d], i); lens NULL = logit lens: the rows of the
+ * evaluations, a chunk at a time in the chunk buffers of ws. For layer transfer,
+ * tests, trajectories and generation. ws: an fp32 tl_lens_prepare of u, or NULL
+ * for the process-wide one (checked against W_U's content per call). A ws that
+ * does not match u leaves logits untouched, after a warning. */
 void tl_lens_logits(const tl_lens *lens, const tl_unembed *u, int i, const float *h, int n, float *logits,
                     tl_lens_ws *ws);
 
@@ -154,7 +158,8 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
 int tl_lens_train_check(const tl_lens *lens, const tl_unembed *u, const tl_lens_cfg *cfg,
                         const float *model_logits, const int32_t *ids, int B, int T, float scale);
 
-/* Evaluation of one (stream, translator) pair, no gradients. Sums, not means:
+/* Evaluation of one (stream, translator) pair, no gradients; every evaluation
+ * below computes each metric with the same row code. Sums, not means:
  *   kl_sum, entropy_sum: over all B*T positions (n_all = B*T)
  *   ce_sum: -log q(ids[t + shift]) over the n_ce = B*(T-|shift|) shifted positions. */
 typedef struct {

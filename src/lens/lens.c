@@ -25,13 +25,15 @@
 
 #include "lens/lens_gemm.h"
 #include "tlens/core.h"
+#include "tlens/rowmath.h"
 
 /* ---- parameters ---- */
 
 int tl_lens_init(tl_lens *lens, int n_layers, int d_model) {
   memset(lens, 0, sizeof *lens);
-  if (n_layers < 1 || n_layers > 100000) return tl_fail("lens: num_hidden_layers must be >= 1, got %d", n_layers);
-  if (d_model < 1 || d_model > 1000000) return tl_fail("lens: d_model must be >= 1, got %d", d_model);
+  if (n_layers < 1 || n_layers > 100000)
+    return tl_fail("lens: num_hidden_layers must be in [1, 100000], got %d", n_layers);
+  if (d_model < 1 || d_model > 1000000) return tl_fail("lens: d_model must be in [1, 1000000], got %d", d_model);
   lens->n_layers = n_layers;
   lens->d_model = d_model;
   lens->n_params = (int64_t)n_layers * ((int64_t)d_model * d_model + d_model);
@@ -76,7 +78,8 @@ int tl_lens_check(const tl_lens *lens, const tl_unembed *u) {
   if (!u || u->d_model < 1 || u->vocab < 1 || !u->W_U || !u->norm_w)
     return tl_fail("lens: the model's unembedding is incomplete (final norm / output embedding missing)");
   if (u->norm == TL_NORM_LAYERNORM && !u->norm_b) return tl_fail("lens: LayerNorm final norm without a bias");
-  if (!(u->eps >= 0) || !isfinite(u->eps)) return tl_fail("lens: final norm eps must be >= 0, got %g", u->eps);
+  if (!(u->eps >= 0) || !isfinite(u->eps))
+    return tl_fail("lens: final norm eps must be finite and >= 0, got %g", u->eps);
   if (lens && lens->d_model != u->d_model)
     return tl_fail("lens: d_model %d does not match the model's hidden size %d", lens->d_model, u->d_model);
   return 0;
@@ -96,25 +99,18 @@ int tl_lens_shift(const tl_lens_cfg *cfg) {
 
 
 /* ---- the per-row passes over the vocabulary ----
- * Each is written once (an always-inline body) and compiled twice: for the
- * build's baseline (AVX2) and, through a target attribute, for AVX-512 with
- * 16-float vectors, picked at run time. These loops touch every (token, vocab)
- * pair of every stream, a few exps each. */
+ * These loops touch every (token, vocab) pair of every stream, a few exps each,
+ * so they are kernels of their own rather than the rowmath.h row loops: omp simd
+ * loops around the vectorisable tl_exp_nonpos (libm's expf is not), float sums
+ * over blocks of 512 added in double. What they compute per entry and how the
+ * sums become KL, entropy, cross-entropy and gradients are the rowmath.h
+ * formulas (tl_kl_grad, tl_kl_from_sums, ...). Each is written once, as an
+ * always-inline body, and compiled twice by ROW_PASSES: for the build's
+ * baseline (AVX2 and FMA in release builds, -march=x86-64-v3) and, through a
+ * target attribute, for AVX-512 with 16-float vectors; row_passes() picks one
+ * at run time. */
 #define ROW_BODY static inline __attribute__((always_inline))
 #define ROW_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,prefer-vector-width=512")))
-
-/* log(sum(exp(row))) of a row of n, in two passes (max, then sum). */
-ROW_BODY float lse_body(const float *z, int n) {
-  float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-  for (int v = 0; v < n; v++) mx = z[v] > mx ? z[v] : mx;
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int v = 0; v < n; v++) s += tl_exp_nonpos(z[v] - mx);
-  return mx + logf(s);
-}
-
-/* ---- the training rows (targets prepared once per token, see tl_lens_train_micro) ---- */
 
 ROW_BODY float max_body(const float *z, int n) {
   float mx = -INFINITY;
@@ -123,7 +119,17 @@ ROW_BODY float max_body(const float *z, int n) {
   return mx;
 }
 
-/* Target row: p = exp(zm - lm) into p; returns sum p (lp) and, in *psum, sum p. */
+/* log(sum(exp(row))) of a row of n, in two passes (max, then sum). */
+ROW_BODY float lse_body(const float *z, int n) {
+  const float mx = max_body(z, n);
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int v = 0; v < n; v++) s += tl_exp_nonpos(z[v] - mx);
+  return tl_lse(mx, s);
+}
+
+/* The model's distribution from its logits zm with logsumexp lm: p = exp(zm - lm)
+ * into p (may be zm); returns sum p log p and, in *psum, sum p. */
 ROW_BODY double target_body(const float *zm, int n, float lm, float *p, double *psum) {
   double nh = 0, ps = 0;
 #pragma omp simd reduction(+ : nh, ps)
@@ -137,8 +143,8 @@ ROW_BODY double target_body(const float *zm, int n, float lm, float *p, double *
   return nh;
 }
 
-/* z = exp(z - mx) in place; returns sum z and, in *dot, sum p (z - mx) before
- * the exp (p NULL: not computed). */
+/* Training row: z = exp(z - mx) in place; returns sum z and, in *dot, sum p (z - mx)
+ * before the exp (p NULL: not computed). */
 ROW_BODY float exp_dot_body(float *z, const float *p, int n, float mx, double *dot) {
   float s = 0.0f;
   double dt = 0;
@@ -169,8 +175,8 @@ ROW_BODY float exp_dot_body(float *z, const float *p, int n, float mx, double *d
   return s;
 }
 
-/* Evaluation row: z = exp(z - mx) in place; returns sum z; *dot = sum p (z - mx)
- * (p NULL: 0) and *ez = sum exp(z - mx) (z - mx), both taken before the exp. */
+/* Evaluation row: the same, and *ez = sum exp(z - mx) (z - mx) for the entropy
+ * (*dot = 0 without p). */
 ROW_BODY float exp_stats_body(float *z, const float *p, int n, float mx, double *dot, double *ez) {
   float s = 0.0f;
   double dt = 0, et = 0;
@@ -201,16 +207,16 @@ ROW_BODY float exp_stats_body(float *z, const float *p, int n, float mx, double 
   return s;
 }
 
-/* z = g (z / s - p), the gradient of the kl row (p NULL, the ce row before its
- * label: g z / s). */
+/* z = the gradient of g KL(p || q) in place (z holds e = exp(z - mx), inv_s = 1 / sum e);
+ * p NULL: of g CE, but for the label's entry (the caller subtracts g there). */
 ROW_BODY void grad_body(float *z, const float *p, int n, float inv_s, float g) {
   if (p) {
 #pragma omp simd
-    for (int v = 0; v < n; v++) z[v] = g * (z[v] * inv_s - p[v]);
+    for (int v = 0; v < n; v++) z[v] = tl_kl_grad(z[v], inv_s, p[v], g);
   } else {
     const float gs = g * inv_s;
 #pragma omp simd
-    for (int v = 0; v < n; v++) z[v] *= gs;
+    for (int v = 0; v < n; v++) z[v] = tl_ce_grad(z[v], gs);
   }
 }
 
@@ -229,100 +235,55 @@ ROW_BODY uint16_t bf16_rne(float x) {
 ROW_BODY void grad_bf16_body(const float *z, const float *p, int n, float inv_s, float g, uint16_t *dst) {
   if (p) {
 #pragma omp simd
-    for (int v = 0; v < n; v++) dst[v] = bf16_rne(g * (z[v] * inv_s - p[v]));
+    for (int v = 0; v < n; v++) dst[v] = bf16_rne(tl_kl_grad(z[v], inv_s, p[v], g));
   } else {
     const float gs = g * inv_s;
 #pragma omp simd
-    for (int v = 0; v < n; v++) dst[v] = bf16_rne(z[v] * gs);
+    for (int v = 0; v < n; v++) dst[v] = bf16_rne(tl_ce_grad(z[v], gs));
   }
   if (n & 1) dst[n] = 0; /* rows are padded to pairs */
 }
 
-/* evaluation: sum p (lp - lq) (zm NULL: 0); entropy -sum q lq, and z = q */
-ROW_BODY float kl_body(const float *z, const float *zm, int n, float lse, float lm) {
-  float klr = 0.0f;
-#pragma omp simd reduction(+ : klr)
-  for (int v = 0; v < n; v++) {
-    float lq = z[v] - lse, lp = zm[v] - lm;
-    klr += tl_exp_nonpos(lp) * (lp - lq);
-  }
-  return klr;
-}
+/* The passes of one instruction set. */
+typedef struct {
+  float (*max)(const float *z, int n);
+  float (*lse)(const float *z, int n);
+  double (*target)(const float *zm, int n, float lm, float *p, double *psum);
+  float (*exp_dot)(float *z, const float *p, int n, float mx, double *dot);
+  float (*exp_stats)(float *z, const float *p, int n, float mx, double *dot, double *ez);
+  void (*grad)(float *z, const float *p, int n, float inv_s, float g);
+  void (*grad_bf16)(const float *z, const float *p, int n, float inv_s, float g, uint16_t *dst);
+} row_pass_set;
 
-ROW_BODY float entropy_body(float *z, int n, float lse) {
-  float ent = 0.0f;
-#pragma omp simd reduction(+ : ent)
-  for (int v = 0; v < n; v++) {
-    float lq = z[v] - lse, q = tl_exp_nonpos(lq);
-    ent -= q * lq;
-    z[v] = q; /* keep the probabilities for prob_sum */
-  }
-  return ent;
-}
+/* Compiles every body for one instruction set (attr: its target attribute, or
+ * nothing for the baseline) into the table row_passes_<isa>. */
+#define ROW_PASSES(isa, attr)                                                                                  \
+  attr static float max_##isa(const float *z, int n) { return max_body(z, n); }                                \
+  attr static float lse_##isa(const float *z, int n) { return lse_body(z, n); }                                \
+  attr static double target_##isa(const float *zm, int n, float lm, float *p, double *psum) {                  \
+    return target_body(zm, n, lm, p, psum);                                                                    \
+  }                                                                                                            \
+  attr static float exp_dot_##isa(float *z, const float *p, int n, float mx, double *dot) {                    \
+    return exp_dot_body(z, p, n, mx, dot);                                                                     \
+  }                                                                                                            \
+  attr static float exp_stats_##isa(float *z, const float *p, int n, float mx, double *dot, double *ez) {      \
+    return exp_stats_body(z, p, n, mx, dot, ez);                                                               \
+  }                                                                                                            \
+  attr static void grad_##isa(float *z, const float *p, int n, float inv_s, float g) {                         \
+    grad_body(z, p, n, inv_s, g);                                                                              \
+  }                                                                                                            \
+  attr static void grad_bf16_##isa(const float *z, const float *p, int n, float inv_s, float g, uint16_t *d) { \
+    grad_bf16_body(z, p, n, inv_s, g, d);                                                                      \
+  }                                                                                                            \
+  static const row_pass_set row_passes_##isa = {max_##isa, lse_##isa, target_##isa, exp_dot_##isa,             \
+                                                exp_stats_##isa, grad_##isa, grad_bf16_##isa};
 
-static float lse_2(const float *z, int n) { return lse_body(z, n); }
-static float max_2(const float *z, int n) { return max_body(z, n); }
-static double target_2(const float *zm, int n, float lm, float *p, double *psum) {
-  return target_body(zm, n, lm, p, psum);
-}
-static float exp_dot_2(float *z, const float *p, int n, float mx, double *dot) { return exp_dot_body(z, p, n, mx, dot); }
-static void grad_2(float *z, const float *p, int n, float inv_s, float g) { grad_body(z, p, n, inv_s, g); }
-static float exp_stats_2(float *z, const float *p, int n, float mx, double *dot, double *ez) {
-  return exp_stats_body(z, p, n, mx, dot, ez);
-}
-static void grad_bf16_2(const float *z, const float *p, int n, float inv_s, float g, uint16_t *dst) {
-  grad_bf16_body(z, p, n, inv_s, g, dst);
-}
-static float kl_2(const float *z, const float *zm, int n, float lse, float lm) { return kl_body(z, zm, n, lse, lm); }
-static float entropy_2(float *z, int n, float lse) { return entropy_body(z, n, lse); }
-ROW_AVX512 static float lse_5(const float *z, int n) { return lse_body(z, n); }
-ROW_AVX512 static float max_5(const float *z, int n) { return max_body(z, n); }
-ROW_AVX512 static double target_5(const float *zm, int n, float lm, float *p, double *psum) {
-  return target_body(zm, n, lm, p, psum);
-}
-ROW_AVX512 static float exp_dot_5(float *z, const float *p, int n, float mx, double *dot) {
-  return exp_dot_body(z, p, n, mx, dot);
-}
-ROW_AVX512 static void grad_5(float *z, const float *p, int n, float inv_s, float g) { grad_body(z, p, n, inv_s, g); }
-ROW_AVX512 static float exp_stats_5(float *z, const float *p, int n, float mx, double *dot, double *ez) {
-  return exp_stats_body(z, p, n, mx, dot, ez);
-}
-ROW_AVX512 static void grad_bf16_5(const float *z, const float *p, int n, float inv_s, float g, uint16_t *dst) {
-  grad_bf16_body(z, p, n, inv_s, g, dst);
-}
-ROW_AVX512 static float kl_5(const float *z, const float *zm, int n, float lse, float lm) {
-  return kl_body(z, zm, n, lse, lm);
-}
-ROW_AVX512 static float entropy_5(float *z, int n, float lse) { return entropy_body(z, n, lse); }
+ROW_PASSES(avx2, )
+ROW_PASSES(avx512, ROW_AVX512)
 
-static int rows512(void) { return lens_gemm_cpu_isa() >= LENS_ISA_AVX512; }
-static float row_logsumexp(const float *z, int n) { return rows512() ? lse_5(z, n) : lse_2(z, n); }
-static float row_max(const float *z, int n) { return rows512() ? max_5(z, n) : max_2(z, n); }
-static double row_target(const float *zm, int n, float lm, float *p, double *psum) {
-  return rows512() ? target_5(zm, n, lm, p, psum) : target_2(zm, n, lm, p, psum);
+static const row_pass_set *row_passes(void) {
+  return lens_gemm_cpu_isa() >= LENS_ISA_AVX512 ? &row_passes_avx512 : &row_passes_avx2;
 }
-static float row_exp_dot(float *z, const float *p, int n, float mx, double *dot) {
-  return rows512() ? exp_dot_5(z, p, n, mx, dot) : exp_dot_2(z, p, n, mx, dot);
-}
-static float row_exp_stats(float *z, const float *p, int n, float mx, double *dot, double *ez) {
-  return rows512() ? exp_stats_5(z, p, n, mx, dot, ez) : exp_stats_2(z, p, n, mx, dot, ez);
-}
-static void row_grad(float *z, const float *p, int n, float inv_s, float g) {
-  if (rows512())
-    grad_5(z, p, n, inv_s, g);
-  else
-    grad_2(z, p, n, inv_s, g);
-}
-static void row_grad_bf16(const float *z, const float *p, int n, float inv_s, float g, uint16_t *dst) {
-  if (rows512())
-    grad_bf16_5(z, p, n, inv_s, g, dst);
-  else
-    grad_bf16_2(z, p, n, inv_s, g, dst);
-}
-static float row_kl(const float *z, const float *zm, int n, float lse, float lm) {
-  return rows512() ? kl_5(z, zm, n, lse, lm) : kl_2(z, zm, n, lse, lm);
-}
-static float row_entropy(float *z, int n, float lse) { return rows512() ? entropy_5(z, n, lse) : entropy_2(z, n, lse); }
 
 /* ---- the prepared unembedding ---- */
 
@@ -439,21 +400,10 @@ static void norm_forward(const tl_unembed *u, const float *gain, const float *x,
     const float *xr = x + (size_t)r * d;
     float *yr = y + (size_t)r * d;
     if (u->norm == TL_NORM_LAYERNORM) {
-      double s = 0, sq = 0;
-      for (int i = 0; i < d; i++) s += xr[i];
-      double m = s / d;
-      for (int i = 0; i < d; i++) sq += (xr[i] - m) * (xr[i] - m);
-      float rs = (float)(1.0 / sqrt(sq / d + u->eps));
-      mu[r] = (float)m;
-      rstd[r] = rs;
-      for (int i = 0; i < d; i++) yr[i] = (xr[i] - (float)m) * rs * gain[i] + u->norm_b[i];
+      tl_layernorm_row(yr, xr, gain, u->norm_b, d, u->eps, &mu[r], &rstd[r]);
     } else {
-      double sq = 0;
-      for (int i = 0; i < d; i++) sq += (double)xr[i] * xr[i];
-      float rs = (float)(1.0 / sqrt(sq / d + u->eps));
       mu[r] = 0;
-      rstd[r] = rs;
-      for (int i = 0; i < d; i++) yr[i] = gain[i] * (xr[i] * rs);
+      tl_rmsnorm_row(yr, xr, gain, 0, d, u->eps, &rstd[r]);
     }
   }
 }
@@ -464,30 +414,11 @@ static void norm_backward(const tl_unembed *u, const float *gain, const float *x
   const int d = u->d_model;
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < n; r++) {
-    const float *xr = x + (size_t)r * d, *dyr = dy + (size_t)r * d;
-    float *dxr = dx + (size_t)r * d;
-    const float rs = rstd[r];
-    if (u->norm == TL_NORM_LAYERNORM) {
-      /* xhat = (x - mu) rs, y = xhat g + b:
-       * dx = rs (g dy - mean(g dy) - xhat mean(g dy xhat)) */
-      double s1 = 0, s2 = 0;
-      for (int i = 0; i < d; i++) {
-        float a = gain[i] * dyr[i], xh = (xr[i] - mu[r]) * rs;
-        s1 += a;
-        s2 += (double)a * xh;
-      }
-      float m1 = (float)(s1 / d), m2 = (float)(s2 / d);
-      for (int i = 0; i < d; i++) {
-        float xh = (xr[i] - mu[r]) * rs;
-        dxr[i] = rs * (gain[i] * dyr[i] - m1 - xh * m2);
-      }
-    } else {
-      /* y = g x rs, rs = (mean(x^2) + eps)^-1/2: dx = rs g dy - x rs^3 mean(g dy x) */
-      double s = 0;
-      for (int i = 0; i < d; i++) s += (double)gain[i] * dyr[i] * xr[i];
-      float c = (float)(s / d) * rs * rs * rs;
-      for (int i = 0; i < d; i++) dxr[i] = rs * gain[i] * dyr[i] - xr[i] * c;
-    }
+    const size_t o = (size_t)r * d;
+    if (u->norm == TL_NORM_LAYERNORM)
+      tl_layernorm_row_backward(dx + o, x + o, dy + o, gain, mu[r], rstd[r], d);
+    else
+      tl_rmsnorm_row_backward(dx + o, x + o, dy + o, gain, rstd[r], d);
   }
 }
 
@@ -513,50 +444,46 @@ void tl_lens_transform(const tl_lens *lens, int i, const float *h, int n, float 
   translate(lens, i, h, n, out);
 }
 
-void tl_lens_logits(const tl_lens *lens, const tl_unembed *u, int i, const float *h, int n, float *logits,
-                    tl_lens_ws *given) {
-  const int d = u->d_model;
-  tl_lens_ws *ws;
-  int locked;
-  if (ws_acquire(u, given, TL_LENS_GEMM_FP32, &ws, &locked)) { /* a mismatched ws, or an incomplete unembedding */
-    tl_warn("%s", tl_errmsg());
-    return;
-  }
-  float *t = tl_malloc((size_t)n * d * sizeof(float) + 1), *y = tl_malloc((size_t)n * d * sizeof(float) + 1);
-  float *mu = tl_malloc((size_t)n * sizeof(float) + 1), *rs = tl_malloc((size_t)n * sizeof(float) + 1);
-  float *gain = make_gain(u);
-  if (lens)
-    translate(lens, i, h, n, t);
-  else
-    memcpy(t, h, (size_t)n * d * sizeof(float));
-  norm_forward(u, gain, t, n, y, mu, rs);
-  lens_gemm_logits(&ws->g, y, n, u->b_U, logits, NULL); /* fp32: no scratch */
-  ws_release(locked);
-  free(t), free(y), free(mu), free(rs), free(gain);
-}
-
 /* ---- shared setup of the chunked passes ---- */
 
 typedef struct {
-  int C, d, V;
+  int C, d, V;      /* C: the rows the buffers hold (a call's chunk may be fewer) */
   float *h;         /* [C,d] gathered stream rows */
   float *t;         /* [C,d] translated rows */
   float *y;         /* [C,d] normalised rows; reused for dL/dy */
   float *dt;        /* [C,d] dL/dt */
   float *mu, *rstd; /* [C] */
   float *z;         /* [C,V] logits, then dL/dlogits in place */
-  float *p;         /* [C,V] the final distribution at the chunk's labels (kl training;
-                       allocated on first use) */
-  double *tgt;      /* [2C] per row: sum p log p, sum p */
+  float *p;         /* [C,V] the model's distribution at the chunk's rows (kl
+                       training, evaluation; allocated on first use) */
+  double *tgt;      /* [2C] per row of p: sum p log p, sum p */
   uint16_t *zb;     /* [C, V rounded up to even] bf16 dL/dlogits (bf16 GEMMs) */
   void *scratch;    /* for lens_gemm_logits */
   float *gain;      /* [d] */
   int *pos;         /* [C] flat (b*T + t) position of each prediction row */
-  double *rowv;     /* [4C] per-row values, summed in row order afterwards: an
+  int *label;       /* [C] the id each row predicts (ids[pos + shift]); -1: none */
+  double *rowv;     /* [3C] per-row values, summed in row order afterwards: an
                        OpenMP reduction adds the threads' partials in the order
                        they finish, so its last bits would vary from run to run */
   const lens_gemm_wu *g;
 } work;
+
+/* The buffers every chunked pass needs: positions, labels, per-row values. */
+static void work_rows(work *w, int C) {
+  w->C = C;
+  w->pos = tl_malloc((size_t)C * sizeof(int));
+  w->label = tl_malloc((size_t)C * sizeof(int));
+  w->rowv = tl_malloc((size_t)3 * C * sizeof(double));
+}
+
+/* The model-distribution buffers (p, tgt) of w, if it has none yet. p is read row
+ * by row, so it takes no huge pages (they cost ~45 MB of peak RSS on the
+ * pythia-70m shape). */
+static void work_targets(work *w) {
+  if (w->p) return;
+  w->p = tl_malloc((size_t)w->C * w->V * sizeof(float));
+  w->tgt = tl_malloc((size_t)2 * w->C * sizeof(double));
+}
 
 static void work_init(work *w, const tl_unembed *u, int C, const tl_lens_ws *ws) {
   memset(w, 0, sizeof *w);
@@ -565,7 +492,7 @@ static void work_init(work *w, const tl_unembed *u, int C, const tl_lens_ws *ws)
     w->zb = tl_aligned_alloc((size_t)C * lens_gemm_bf16_row(u->vocab) * sizeof(uint16_t));
     w->scratch = tl_aligned_alloc(lens_gemm_scratch_bytes(&ws->g, C));
   }
-  w->C = C;
+  work_rows(w, C);
   w->d = u->d_model;
   w->V = u->vocab;
   size_t cd = (size_t)C * w->d * sizeof(float);
@@ -577,13 +504,11 @@ static void work_init(work *w, const tl_unembed *u, int C, const tl_lens_ws *ws)
   w->rstd = tl_malloc((size_t)C * sizeof(float));
   w->z = tl_aligned_alloc((size_t)C * w->V * sizeof(float));
   w->gain = make_gain(u);
-  w->pos = tl_malloc((size_t)C * sizeof(int));
-  w->rowv = tl_malloc((size_t)4 * C * sizeof(double));
 }
 
 static void work_free(work *w) {
   free(w->h), free(w->t), free(w->y), free(w->dt), free(w->mu), free(w->rstd), free(w->z), free(w->gain),
-      free(w->pos), free(w->zb), free(w->scratch), free(w->rowv), free(w->p), free(w->tgt);
+      free(w->pos), free(w->label), free(w->zb), free(w->scratch), free(w->rowv), free(w->p), free(w->tgt);
 }
 
 static void work_release(void *w) {
@@ -591,9 +516,7 @@ static void work_release(void *w) {
 }
 
 /* The buffers of ws for chunks of up to C rows (reused when large enough);
- * targets: also the model's distribution per chunk (p, tgt), allocated on first
- * use. p is read row by row, so it takes no huge pages (they cost ~45 MB of
- * peak RSS on the pythia-70m shape). */
+ * targets: also the model's distribution per chunk (work_targets). */
 static work work_get(tl_lens_ws *ws, const tl_unembed *u, int C, int targets) {
   work *w = ws->work;
   if (w && w->C >= C) {
@@ -605,10 +528,7 @@ static work work_get(tl_lens_ws *ws, const tl_unembed *u, int C, int targets) {
     work_init(w, u, C, ws);
     ws->work = w;
   }
-  if (targets && !w->p) {
-    w->p = tl_malloc((size_t)w->C * w->V * sizeof(float));
-    w->tgt = tl_malloc((size_t)2 * w->C * sizeof(double));
-  }
+  if (targets) work_targets(w);
   return *w;
 }
 
@@ -648,6 +568,15 @@ static void gather_rows(work *w, const float *h, int T, int p0, int p1, int64_t 
   }
 }
 
+/* w->label of the n rows at w->pos: ids[pos + shift] where that position lies in
+ * the same sequence of T, else (and without ids) -1. */
+static void set_labels(work *w, int n, const int32_t *ids, int T, int shift) {
+  for (int r = 0; r < n; r++) {
+    const int t = w->pos[r] % T;
+    w->label[r] = ids && t + shift >= 0 && t + shift < T ? ids[w->pos[r] + shift] : -1;
+  }
+}
+
 static int check_inputs(const tl_unembed *u, const float *model_logits, const int32_t *ids, int B, int T,
                         int shift, int need_logits, int need_ids) {
   if (B < 1 || T < 1) return tl_fail("lens: batch must have B >= 1 and T >= 1, got B=%d T=%d", B, T);
@@ -663,23 +592,57 @@ static int check_inputs(const tl_unembed *u, const float *model_logits, const in
   return 0;
 }
 
-/* logsumexp of every model row (the final distribution's normaliser). */
-static float *model_lse(const float *model_logits, int64_t rows, int V) {
-  float *lse = tl_malloc((size_t)rows * sizeof(float) + 1);
+void tl_lens_logits(const tl_lens *lens, const tl_unembed *u, int i, const float *h, int n, float *logits,
+                    tl_lens_ws *given) {
+  tl_lens_ws *ws;
+  int locked;
+  if (n < 1) return;
+  if (ws_acquire(u, given, TL_LENS_GEMM_FP32, &ws, &locked)) { /* a mismatched ws, or an incomplete unembedding */
+    tl_warn("%s", tl_errmsg());
+    return;
+  }
+  /* the rows of the chunked passes, a chunk at a time, each written in place */
+  const int C = chunk_rows(n, 0);
+  work w = work_get(ws, u, C, 0);
+  for (int k0 = 0; k0 < n; k0 += C) {
+    const int m = n - k0 < C ? n - k0 : C;
+    gather_rows(&w, h, n, 0, n, k0, m);
+    w.z = logits + (size_t)k0 * u->vocab; /* this call's copy of the work only */
+    chunk_logits(lens, i, u, &w, m);
+  }
+  ws_release(locked);
+}
+
+/* ---- the model's distribution ---- */
+
+/* The model's distribution p at the n rows of a chunk, made once and shared by
+ * every stream. Row r's logits are src + (pos[r] + shift) * V, or (src NULL)
+ * row r of w->p, replaced in place. Writes p = softmax into w->p, and per row
+ * w->tgt[r] = sum p log p and w->tgt[C + r] = sum p (what the KL of a lens row
+ * against it needs). ent, ce (may be NULL): per row, the distribution's own
+ * entropy -sum p log p and -log p(label) (0 without a label): the baseline. */
+static void target_rows(work *w, int n, const float *src, int shift, double *ent, double *ce) {
+  const int V = w->V, C = w->C;
+  const row_pass_set *rp = row_passes();
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; r++) lse[r] = row_logsumexp(model_logits + (size_t)r * V, V);
-  return lse;
+  for (int r = 0; r < n; r++) {
+    float *p = w->p + (size_t)r * V;
+    const float *zm = src ? src + (size_t)(w->pos[r] + shift) * V : p;
+    const float lse = rp->lse(zm, V);
+    if (ce) ce[r] = w->label[r] >= 0 ? (double)lse - zm[w->label[r]] : 0.0; /* before p overwrites zm */
+    w->tgt[r] = rp->target(zm, V, lse, p, &w->tgt[C + r]);
+    if (ent) ent[r] = -w->tgt[r];
+  }
 }
 
 /* ---- training ---- */
 
 /* The loop runs chunk by chunk over the positions and, inside, over the
  * streams: the final distribution p at a chunk's labels is made once (one exp
- * per vocabulary entry) and serves every stream, with its per-row sums
- * sum p log p and sum p. Each lens row then needs one exp per entry:
+ * per vocabulary entry, target_rows) and serves every stream, with its per-row
+ * sums sum p log p and sum p. Each lens row then needs one exp per entry:
  *   mx = max z;  e = exp(z - mx), s = sum e, dot = sum p (z - mx)
- *   lse = mx + log s
- *   KL(p || q) = sum p (log p - log q) = sum p log p - dot + log(s) sum p
+ *   KL(p || q) = sum p log p - dot + log(s) sum p     (tl_kl_from_sums)
  *   dL/dz = g (e / s - p)       (ce: g e / s, minus g at the label)
  * instead of three (the log-softmax of both rows and of the lens row each
  * time). The sums over the row are accumulated in double: KL is a small
@@ -727,7 +690,7 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
 
   const int V2 = lens_gemm_bf16_row(V);
   work w = work_get(ws, u, C, kl);
-  float *lse_m = kl && !fin ? model_lse(model_logits, (int64_t)B * T, V) : NULL;
+  const row_pass_set *rp = row_passes();
   /* the final logits from final_hidden: fp32 always (the targets are not
    * rounded to bf16), on the packed fp32 kernels where this ws has them */
   lens_gemm_wu blas = {.V = V, .d = d, .prec = LENS_PREC_FP32, .isa = LENS_ISA_BLAS, .W_U = u->W_U};
@@ -738,21 +701,14 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
   for (int64_t k0 = 0; k0 < N; k0 += C) {
     const int n = (int)(N - k0 < C ? N - k0 : C);
     gather_rows(&w, hidden, T, p0, p1, k0, n); /* w.pos; w.h is refilled per stream */
+    set_labels(&w, n, kl ? NULL : ids, T, shift);
     if (fin) { /* logits at the label positions into w.p, then p in place */
       for (int r = 0; r < n; r++)
         memcpy(w.t + (size_t)r * d, fin + (size_t)(w.pos[r] + shift) * d, (size_t)d * sizeof(float));
       lens_gemm_logits(gfin, w.t, n, u->b_U, w.p, NULL);
-#pragma omp parallel for schedule(static)
-      for (int r = 0; r < n; r++) {
-        float *pr = w.p + (size_t)r * V;
-        w.tgt[r] = row_target(pr, V, row_logsumexp(pr, V), pr, &w.tgt[C + r]);
-      }
+      target_rows(&w, n, NULL, 0, NULL, NULL);
     } else if (kl) {
-#pragma omp parallel for schedule(static)
-      for (int r = 0; r < n; r++) {
-        const int lab = w.pos[r] + shift;
-        w.tgt[r] = row_target(model_logits + (size_t)lab * V, V, lse_m[lab], w.p + (size_t)r * V, &w.tgt[C + r]);
-      }
+      target_rows(&w, n, model_logits, shift, NULL, NULL);
     }
     for (int i = 0; i < L; i++) {
       const float *h = hidden + (size_t)i * B * T * d;
@@ -765,23 +721,21 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
       for (int r = 0; r < n; r++) {
         float *z = w.z + (size_t)r * V;
         const float *p = kl ? w.p + (size_t)r * V : NULL;
-        const int lab = w.pos[r] + shift; /* flat position of the label */
-        const float zy = kl ? 0.0f : z[ids[lab]];
-        const float mx = row_max(z, V);
+        const int y = w.label[r]; /* ce: the label's id */
+        const float zy = kl ? 0.0f : z[y];
+        const float mx = rp->max(z, V);
         double dot;
-        const float s = row_exp_dot(z, p, V, mx, &dot);
+        const float s = rp->exp_dot(z, p, V, mx, &dot);
         const double log_s = log((double)s);
-        if (kl)
-          w.rowv[r] = w.tgt[r] - dot + log_s * w.tgt[C + r];
-        else
-          w.rowv[r] = (double)mx + log_s - (double)zy;
+        w.rowv[r] = kl ? tl_kl_from_sums(w.tgt[r], dot, log_s, w.tgt[w.C + r]) : tl_ce_from_sums(mx, log_s, zy);
+        const float inv_s = 1.0f / s;
         if (w.zb) {
           uint16_t *zb = w.zb + (size_t)r * V2;
-          row_grad_bf16(z, p, V, 1.0f / s, gscale, zb);
-          if (!kl) zb[ids[lab]] = bf16_rne(z[ids[lab]] * (gscale / s) - gscale);
+          rp->grad_bf16(z, p, V, inv_s, gscale, zb);
+          if (!kl) zb[y] = bf16_rne(tl_ce_grad(z[y], gscale * inv_s) - gscale);
         } else {
-          row_grad(z, p, V, 1.0f / s, gscale);
-          if (!kl) z[ids[lab]] -= gscale;
+          rp->grad(z, p, V, inv_s, gscale);
+          if (!kl) z[y] -= gscale;
         }
       }
       for (int r = 0; r < n; r++) loss_sum[i] += w.rowv[r];
@@ -807,14 +761,21 @@ int tl_lens_train_micro(const tl_lens *lens, const tl_unembed *u, const tl_lens_
   if (losses && !rc)
     for (int i = 0; i < L; i++) losses[i] = (float)(loss_sum[i] / (double)N);
   free(loss_sum);
-  free(lse_m);
   ws_release(locked);
   return rc;
 }
 
-/* ---- evaluation ---- */
+/* ---- evaluation ----
+ * One formulation for every evaluation entry point, so the per-layer numbers of
+ * tl_lens_eval_all and the layer-transfer matrix of tl_lens_eval (whose
+ * diagonal repeats them) come from the same code: the model's distribution and
+ * the baseline from target_rows, each lens row from eval_rows, with one exp per
+ * entry (the algebra of training):
+ *   KL(p || q) = sum p log p - sum p (z - mx) + log(s) sum p
+ *   H(q)       = log s - sum e (z - mx) / s
+ *   -log q_y   = mx + log s - z_y */
 
-/* The checks and buffers shared by the evaluation entry points: the unembedding
+/* The checks and buffers shared by the lens evaluations: the unembedding
  * prepared for fp32 (*locked: see ws_acquire) and chunk buffers (targets: with
  * the model-distribution buffers). */
 static int eval_begin(const tl_lens *lens, const tl_unembed *u, const float *model_logits, const int32_t *ids, int B,
@@ -840,32 +801,39 @@ static void add_prob_rows(const float *z, int n, int V, float *prob_sum) {
   }
 }
 
-/* Row statistics of log-probabilities z - lse (and of the model row when given). */
-static void eval_chunk(work *w, int n, const float *model_logits, const float *lse_m, const int32_t *ids,
-                       int shift, int T, tl_lens_eval_out *out, float *prob_sum) {
-  const int V = w->V;
-  double kl_sum = 0, ent_sum = 0, ce_sum = 0;
-  int64_t n_ce = 0;
-  double *kl = w->rowv, *ent = kl + n, *ce = ent + n, *has_ce = ce + n;
+/* Adds the per-row values of n rows (kl NULL: none) to *o, in row order. */
+static void add_rows(tl_lens_eval_out *o, const double *kl, const double *ent, const double *ce, const int *label,
+                     int n) {
+  for (int r = 0; r < n; r++) {
+    if (kl) o->kl_sum += kl[r];
+    o->entropy_sum += ent[r], o->ce_sum += ce[r];
+    o->n_ce += label[r] >= 0;
+  }
+  o->n_all += n;
+}
+
+/* The metrics of the lens logits w->z of n rows, added to *out: kl against the
+ * model's distribution in w->p (with_p; else none), entropy, and ce at the rows
+ * with a label. prob_sum (may be NULL): z becomes q and is added to it. */
+static void eval_rows(work *w, int n, int with_p, tl_lens_eval_out *out, float *prob_sum) {
+  const int V = w->V, C = w->C;
+  const row_pass_set *rp = row_passes();
+  double *kl = w->rowv, *ent = kl + n, *ce = ent + n;
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < n; r++) {
     float *z = w->z + (size_t)r * V;
-    const float lse = row_logsumexp(z, V);
-    const int pos = w->pos[r], t = pos % T;
-    has_ce[r] = ids && t + shift >= 0 && t + shift < T;
-    ce[r] = has_ce[r] ? (double)(lse - z[ids[pos + shift]]) : 0.0;
-    kl[r] = model_logits ? row_kl(z, model_logits + (size_t)pos * V, V, lse, lse_m[pos]) : 0.0;
-    ent[r] = row_entropy(z, V, lse);
+    const int y = w->label[r];
+    const float zy = y >= 0 ? z[y] : 0.0f;
+    const float mx = rp->max(z, V);
+    double dot, ez;
+    const float s = rp->exp_stats(z, with_p ? w->p + (size_t)r * V : NULL, V, mx, &dot, &ez);
+    const double log_s = log((double)s);
+    kl[r] = with_p ? tl_kl_from_sums(w->tgt[r], dot, log_s, w->tgt[C + r]) : 0.0;
+    ent[r] = tl_entropy_from_sums(log_s, ez, s);
+    ce[r] = y >= 0 ? tl_ce_from_sums(mx, log_s, zy) : 0.0;
+    if (prob_sum) tl_row_scale(z, 1.0f / s, 0, V, 1); /* q */
   }
-  for (int r = 0; r < n; r++) {
-    kl_sum += kl[r], ent_sum += ent[r], ce_sum += ce[r];
-    n_ce += has_ce[r] != 0;
-  }
-  out->kl_sum += kl_sum;
-  out->entropy_sum += ent_sum;
-  out->ce_sum += ce_sum;
-  out->n_ce += n_ce;
-  out->n_all += n;
+  add_rows(out, kl, ent, ce, w->label, n);
   if (prob_sum) add_prob_rows(w->z, n, V, prob_sum);
 }
 
@@ -878,26 +846,23 @@ int tl_lens_eval(const tl_lens *lens, int translator, const tl_unembed *u, const
   tl_lens_ws *ws;
   work w;
   int locked, C;
-  TL_TRY(eval_begin(lens, u, model_logits, ids, B, T, token_shift, chunk, given, 0, &ws, &locked, &w, &C));
-  const int V = u->vocab;
+  const int with_p = model_logits != NULL;
+  TL_TRY(eval_begin(lens, u, model_logits, ids, B, T, token_shift, chunk, given, with_p, &ws, &locked, &w, &C));
   const int64_t N = (int64_t)B * T;
-  float *lse_m = model_logits ? model_lse(model_logits, N, V) : NULL;
   for (int64_t k0 = 0; k0 < N; k0 += C) {
     const int n = (int)(N - k0 < C ? N - k0 : C);
     gather_rows(&w, h, T, 0, T, k0, n);
+    set_labels(&w, n, ids, T, token_shift);
+    if (with_p) target_rows(&w, n, model_logits, 0, NULL, NULL);
     chunk_logits(lens, translator, u, &w, n);
-    eval_chunk(&w, n, model_logits, lse_m, ids, token_shift, T, out, prob_sum);
+    eval_rows(&w, n, with_p, out, prob_sum);
   }
-  out->kl_sum = model_logits ? out->kl_sum : 0;
-  free(lse_m);
   ws_release(locked);
   return 0;
 }
 
 /* Chunk by chunk over the positions, streams inside, like training: the model's
- * distribution at a chunk is made once from the last hidden state, and each lens
- * row then takes one exp per entry (see tl_lens_train_micro for the algebra;
- * the entropy is log s - sum e (z - mx) / s). */
+ * distribution at a chunk is made once from the last hidden state. */
 int tl_lens_eval_all(const tl_lens *lens, int n_streams, const tl_unembed *u, const float *hidden,
                      const int32_t *ids, int B, int T, int token_shift, int chunk, tl_lens_eval_out *out,
                      tl_lens_eval_out *final_out, float *prob_sum, float *final_prob_sum, tl_lens_ws *given) {
@@ -914,71 +879,29 @@ int tl_lens_eval_all(const tl_lens *lens, int n_streams, const tl_unembed *u, co
   const int d = u->d_model, V = u->vocab;
   const int64_t N = (int64_t)B * T;
   const float *fin = hidden + (size_t)L * N * d;
-  /* per row: kl, entropy, ce, has_ce (w.rowv); the baseline's entropy and ce */
-  double *base = tl_malloc((size_t)2 * C * sizeof(double) + 1);
   for (int64_t k0 = 0; k0 < N; k0 += C) {
     const int n = (int)(N - k0 < C ? N - k0 : C);
-    double *kl = w.rowv, *ent = kl + n, *ce = ent + n, *has_ce = ce + n;
-    for (int r = 0; r < n; r++) {
-      const int64_t pos = k0 + r;
-      const int t = (int)(pos % T);
-      w.pos[r] = (int)pos;
-      has_ce[r] = ids && t + token_shift >= 0 && t + token_shift < T;
-      memcpy(w.t + (size_t)r * d, fin + (size_t)pos * d, (size_t)d * sizeof(float));
-    }
-    /* the model's distribution: logits, baseline ce and entropy, then p in place */
-    lens_gemm_logits(&ws->g, w.t, n, u->b_U, w.p, NULL);
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < n; r++) {
-      float *pr = w.p + (size_t)r * V;
-      const float lse = row_logsumexp(pr, V);
-      base[n + r] = has_ce[r] != 0 ? (double)lse - pr[ids[w.pos[r] + token_shift]] : 0.0;
-      w.tgt[r] = row_target(pr, V, lse, pr, &w.tgt[C + r]); /* sum p log p, sum p */
-      base[r] = -w.tgt[r];
-    }
-    if (final_out) {
-      for (int r = 0; r < n; r++) {
-        final_out->entropy_sum += base[r], final_out->ce_sum += base[n + r];
-        final_out->n_ce += has_ce[r] != 0;
-      }
-      final_out->n_all += n;
-    }
+    /* the model's distribution, from its logits at the chunk's rows; the
+     * baseline's entropy and ce (w.rowv) with it */
+    gather_rows(&w, fin, T, 0, T, k0, n);
+    set_labels(&w, n, ids, T, token_shift);
+    lens_gemm_logits(&ws->g, w.h, n, u->b_U, w.p, NULL);
+    double *ent = w.rowv + n, *ce = ent + n;
+    target_rows(&w, n, NULL, 0, final_out ? ent : NULL, final_out ? ce : NULL);
+    if (final_out) add_rows(final_out, NULL, ent, ce, w.label, n);
     if (final_prob_sum) add_prob_rows(w.p, n, V, final_prob_sum);
 
     for (int i = 0; i < L; i++) {
-      const float *h = hidden + (size_t)i * N * d;
-      for (int r = 0; r < n; r++) memcpy(w.h + (size_t)r * d, h + (size_t)w.pos[r] * d, (size_t)d * sizeof(float));
+      gather_rows(&w, hidden + (size_t)i * N * d, T, 0, T, k0, n);
       chunk_logits(lens, i, u, &w, n);
-      float *ps = prob_sum ? prob_sum + (size_t)i * V : NULL;
-#pragma omp parallel for schedule(static)
-      for (int r = 0; r < n; r++) {
-        float *z = w.z + (size_t)r * V;
-        const float zy = has_ce[r] != 0 ? z[ids[w.pos[r] + token_shift]] : 0.0f;
-        const float mx = row_max(z, V);
-        double dot, ez;
-        const float s = row_exp_stats(z, w.p + (size_t)r * V, V, mx, &dot, &ez);
-        const double log_s = log((double)s);
-        kl[r] = w.tgt[r] - dot + log_s * w.tgt[C + r];
-        ent[r] = log_s - ez / (double)s;
-        ce[r] = has_ce[r] != 0 ? (double)mx + log_s - (double)zy : 0.0;
-        if (ps) {
-          const float inv = 1.0f / s;
-          for (int v = 0; v < V; v++) z[v] *= inv; /* q, for prob_sum */
-        }
-      }
-      for (int r = 0; r < n; r++) {
-        out[i].kl_sum += kl[r], out[i].entropy_sum += ent[r], out[i].ce_sum += ce[r];
-        out[i].n_ce += has_ce[r] != 0;
-      }
-      out[i].n_all += n;
-      if (ps) add_prob_rows(w.z, n, V, ps);
+      eval_rows(&w, n, 1, &out[i], prob_sum ? prob_sum + (size_t)i * V : NULL);
     }
   }
-  free(base);
   ws_release(locked);
   return 0;
 }
 
+/* The baseline alone, from the model's logits: target_rows, as in tl_lens_eval_all. */
 int tl_lens_eval_final(const float *model_logits, int vocab, const int32_t *ids, int B, int T, int token_shift,
                        tl_lens_eval_out *out, float *prob_sum) {
   memset(out, 0, sizeof *out);
@@ -987,19 +910,19 @@ int tl_lens_eval_final(const float *model_logits, int vocab, const int32_t *ids,
   u.vocab = vocab;
   TL_TRY(check_inputs(&u, model_logits, ids, B, T, token_shift, 1, 0));
   const int64_t N = (int64_t)B * T;
-  const int C = chunk_rows(N, 0);
   work w = {0};
-  w.C = C;
   w.V = vocab;
-  w.z = tl_aligned_alloc((size_t)C * vocab * sizeof(float));
-  w.pos = tl_malloc((size_t)C * sizeof(int));
-  w.rowv = tl_malloc((size_t)4 * C * sizeof(double));
-  for (int64_t k0 = 0; k0 < N; k0 += C) {
-    const int n = (int)(N - k0 < C ? N - k0 : C);
+  work_rows(&w, chunk_rows(N, 0));
+  work_targets(&w);
+  for (int64_t k0 = 0; k0 < N; k0 += w.C) {
+    const int n = (int)(N - k0 < w.C ? N - k0 : w.C);
     for (int r = 0; r < n; r++) w.pos[r] = (int)(k0 + r);
-    memcpy(w.z, model_logits + (size_t)k0 * vocab, (size_t)n * vocab * sizeof(float));
-    eval_chunk(&w, n, NULL, NULL, ids, token_shift, T, out, prob_sum);
+    set_labels(&w, n, ids, T, token_shift);
+    double *ent = w.rowv + n, *ce = ent + n;
+    target_rows(&w, n, model_logits, 0, ent, ce);
+    add_rows(out, NULL, ent, ce, w.label, n);
+    if (prob_sum) add_prob_rows(w.p, n, vocab, prob_sum);
   }
-  free(w.z), free(w.pos), free(w.rowv);
+  work_free(&w);
   return 0;
 }
