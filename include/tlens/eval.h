@@ -31,6 +31,7 @@ typedef struct {
   bool layer_transfer, record_logit_stats;
   long threads;
   bool progress;
+  bool allow_nonfinite; /* load model weights holding NaN/Inf */
 } tl_eval_cfg;
 
 void tl_eval_cfg_default(tl_eval_cfg *c);

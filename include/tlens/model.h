@@ -29,6 +29,7 @@
 #ifndef TLENS_MODEL_H
 #define TLENS_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -102,6 +103,9 @@ int tl_model_load(tl_model **out, const char *dir);
  * slices with tl_model_take_layer_slice and set a hook that gathers them. */
 int tl_model_load_sliced(tl_model **out, const char *dir, int parts, int index);
 void tl_model_free(tl_model *m);
+/* Loading refuses a weight holding NaN or Inf (naming the tensor) unless allowed
+ * (--allow_nonfinite); process-wide, default false. */
+void tl_model_allow_nonfinite(bool allow);
 const tl_model_config *tl_model_cfg(const tl_model *m);
 /* Reads and validates only config.json (no weights); fills everything but dtype/n_params. */
 int tl_model_read_config(const char *dir, tl_model_config *cfg);

@@ -36,6 +36,7 @@ typedef struct {
   const char *cache_dir;   /* token cache folder [<output>/cache] */
   long threads;            /* threads per rank [0: OMP_NUM_THREADS, else cores / ranks per node] */
   bool fsdp_slices;        /* with several ranks, each keeps only its slice of every layer */
+  bool allow_nonfinite;    /* load weights holding NaN/Inf (refused by default) */
 } tl_run_opts;
 
 typedef struct {

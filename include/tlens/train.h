@@ -51,6 +51,7 @@ typedef struct {
   char *cache_dir;         /* token cache [<output>/cache] */
   char *hub_layout;        /* also export to <hub_layout>/lens/<model-name>/ */
   bool force;              /* resume even if the checkpoint's config differs */
+  bool allow_nonfinite;    /* load model weights holding NaN/Inf */
   /* distribution */
   bool fsdp;               /* shard the frozen model's layers across ranks */
   bool zero;               /* shard the optimizer state across ranks (ZeRO-1) */

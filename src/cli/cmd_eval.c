@@ -38,6 +38,7 @@ int tl_cmd_eval(int argc, char **argv) {
       {"cache_dir", 0, TL_OPT_STR, &c.cache_dir, "token cache folder [<output>/cache]", 0, 0, false},
       {"threads", 0, TL_OPT_INT, &c.threads, "threads per rank", 0, 4096, false},
       {"progress", 0, TL_OPT_BOOL, &c.progress, "progress line on a terminal", 0, 0, false},
+      {"allow_nonfinite", 0, TL_OPT_BOOL, &c.allow_nonfinite, "load model weights holding NaN or Inf (refused by default)", 0, 0, false},
   };
   int nopts = (int)(sizeof opts / sizeof opts[0]);
   int status = tl_cli_parse("eval", opts, nopts, argc, argv, usage, true, NULL, NULL);

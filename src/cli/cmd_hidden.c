@@ -26,11 +26,13 @@ static int add_hidden(void *ctx, int index, const float *h, int B, int T, int d)
 int tl_cmd_hidden(int argc, char **argv) {
   char *model = NULL, *input = NULL, *output = NULL;
   long threads = 0;
+  bool allow_nonfinite = false;
   tl_opt opts[] = {
       {"model", 'm', TL_OPT_STR, &model, "Hugging Face model folder (config.json + safetensors)", 0, 0, 0},
       {"input", 'i', TL_OPT_STR, &input, "safetensors file holding input_ids [B,T]", 0, 0, 0},
       {"output", 'o', TL_OPT_STR, &output, "safetensors file to write", 0, 0, 0},
       {"threads", 0, TL_OPT_INT, &threads, "CPU threads (0 = OMP_NUM_THREADS or all cores)", 0, 4096, 0},
+      {"allow_nonfinite", 0, TL_OPT_BOOL, &allow_nonfinite, "load weights holding NaN or Inf", 0, 0, 0},
   };
   int nopts = (int)(sizeof opts / sizeof opts[0]);
   int status = tl_cli_parse("hidden", opts, nopts, argc, argv, USAGE, false, NULL, NULL);
@@ -49,6 +51,7 @@ int tl_cmd_hidden(int argc, char **argv) {
     goto done;
   }
   tl_backend_cpu_set_threads((int)threads);
+  tl_model_allow_nonfinite(allow_nonfinite);
   if (tl_st_open(&in, input)) goto fail;
   in_open = 1;
   const tl_st_tensor *t = tl_st_find(&in, "input_ids");

@@ -58,6 +58,7 @@ int tl_cmd_train(int argc, char **argv) {
       {"cache_dir", 0, TL_OPT_STR, &c.cache_dir, "token cache folder [<output>/cache]", 0, 0, false},
       {"hub_layout", 0, TL_OPT_STR, &c.hub_layout, "also write the lens to DIR/lens/<model-name>/", 0, 0, false},
       {"force", 0, TL_OPT_BOOL, &c.force, "resume even from a checkpoint whose settings differ", 0, 0, false},
+      {"allow_nonfinite", 0, TL_OPT_BOOL, &c.allow_nonfinite, "load model weights holding NaN or Inf (refused by default)", 0, 0, false},
       {"fsdp", 0, TL_OPT_BOOL, &c.fsdp, "shard the frozen model's layers across ranks", 0, 0, false},
       {"zero", 0, TL_OPT_BOOL, &c.zero, "shard the optimizer state across ranks (ZeRO-1)", 0, 0, false},
       {"threads", 0, TL_OPT_INT, &c.threads, "threads per rank [0: OMP_NUM_THREADS, else cores / ranks per node]", 0, 4096, false},

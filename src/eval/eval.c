@@ -246,7 +246,7 @@ static int eval_body(tl_eval *e) {
   TL_TRY(tl_eval_cfg_check(c));
   tl_run_opts o = {.model = c->model, .tokenizer = c->tokenizer, .data = c->data, .text_column = c->text_column,
                    .max_seq_len = c->max_seq_len, .output = c->output, .cache_dir = c->cache_dir,
-                   .threads = c->threads};
+                   .threads = c->threads, .allow_nonfinite = c->allow_nonfinite};
   TL_TRY(tl_run_open(e->run, &o));
   TL_TRY(tl_lens_prepare(&e->run->u, TL_LENS_GEMM_FP32, &e->ws));
   e->L = e->run->mc.n_layers;

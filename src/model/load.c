@@ -4,6 +4,7 @@
  * layout (see model.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -163,11 +164,46 @@ static void convert_tensor(const tl_tspec *s, const tl_st_tensor *t, float *dst,
   free(tmp);
 }
 
-/* The same, then drops the file pages it read from the process: the mapping of a
- * large model would otherwise stay resident beside its fp32 copy. */
-static void convert(const tl_tspec *s, const tl_st_tensor *t, float *dst, const tl_model_config *c) {
+static bool allow_nonfinite = false;
+void tl_model_allow_nonfinite(bool allow) { allow_nonfinite = allow; }
+
+/* NaN or Inf in a weight would only show up as a lens of NaN after hours of
+ * training: it is refused at load, naming the tensor (unless allowed). */
+static int check_finite(const char *file, const char *name, const float *v, size_t n) {
+  if (allow_nonfinite) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(v[i]))
+      return tl_fail("%s: tensor '%s' holds a non-finite value (%g at element %zu); pass --allow_nonfinite to load "
+                     "it anyway", file, name, (double)v[i], i);
+  return 0;
+}
+
+/* The same for a tensor left in its file (converted a block at a time). */
+static int check_finite_raw(const char *file, const tl_st_tensor *t) {
+  if (allow_nonfinite) return 0;
+  enum { BLOCK = 1 << 16 };
+  size_t n = (size_t)tl_numel(t->ndim, t->shape), es = tl_dtype_size(t->dtype);
+  float *buf = tl_malloc(BLOCK * sizeof(float));
+  int rc = 0;
+  for (size_t at = 0; at < n && rc == 0; at += BLOCK) {
+    size_t k = n - at < BLOCK ? n - at : BLOCK;
+    tl_to_f32(buf, (const char *)t->data + at * es, t->dtype, k);
+    for (size_t i = 0; i < k && rc == 0; i++)
+      if (!isfinite(buf[i]))
+        rc = tl_fail("%s: tensor '%s' holds a non-finite value (%g at element %zu); pass --allow_nonfinite to load "
+                     "it anyway", file, t->name, (double)buf[i], at + i);
+  }
+  free(buf);
+  return rc;
+}
+
+/* Converts and checks, then drops the file pages it read from the process: the
+ * mapping of a large model would otherwise stay resident beside its fp32 copy. */
+static int convert(const tl_tspec *s, const tl_st_tensor *t, const char *file, float *dst, const tl_model_config *c) {
   convert_tensor(s, t, dst, c);
+  int rc = check_finite(file, s->name, dst, (size_t)tl_numel(t->ndim, t->shape));
   tl_mmap_release(t->data, t->nbytes);
+  return rc;
 }
 
 /* Loads every tensor into the blobs; an untied embedding is left in its file
@@ -199,13 +235,15 @@ static int load_weights(tl_model *m, weights *w) {
     w->used[sh][t - w->shards[sh].tensors] = 1;
     float *blob = s->layer < 0 ? m->global : m->layers[s->layer];
     if (s->role == R_EMBED && !m->cfg.tied && s->xf == XF_COPY) {
+      if (check_finite_raw(file, t) != 0) goto done;
+      tl_mmap_release(t->data, t->nbytes);
       m->embed_fd = tl_open_regular(file, NULL);
       if (m->embed_fd < 0) goto done;
       m->embed_off = (const char *)t->data - (const char *)w->shards[sh].map.data;
       m->embed_dtype = t->dtype;
       m->embed_path = tl_strdup(file);
     } else if (s->layer < 0 || !m->slices) {
-      convert(s, t, blob + s->off, &m->cfg);
+      if (convert(s, t, file, blob + s->off, &m->cfg) != 0) goto done;
     }
     nparams += tl_numel(t->ndim, t->shape);
   }
@@ -237,7 +275,11 @@ static int load_slices(tl_model *m, weights *w) {
       if (specs[i].layer != l) continue;
       int sh;
       const tl_st_tensor *t = weights_find(w, specs[i].name, &sh); /* found and checked before */
-      convert(&specs[i], t, full + specs[i].off, &m->cfg);
+      if (convert(&specs[i], t, w->shards[sh].path, full + specs[i].off, &m->cfg) != 0) {
+        free(full);
+        free(specs);
+        return -1;
+      }
     }
     memcpy(m->slices[l], full + m->slice_off, m->slice_cnt * sizeof(float));
   }

@@ -158,6 +158,7 @@ int tl_run_open(tl_run *r, const tl_run_opts *o) {
   if (!o->model || !*o->model) return tl_fail("--model.name: a model folder is required");
   if (o->data && !o->output && !o->cache_dir) return tl_fail("internal: a corpus needs an output or cache folder");
   tl_run_choose_threads(o->threads, d);
+  tl_model_allow_nonfinite(o->allow_nonfinite);
   int rc = o->fsdp_slices && d->world > 1 ? tl_model_load_sliced(&r->model, o->model, d->world, d->rank)
                                           : tl_model_load(&r->model, o->model);
   TL_TRY(tl_dist_agree(d, rc));

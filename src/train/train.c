@@ -417,7 +417,7 @@ static int train_body(tl_trainer *r, tl_train_end *end) {
   /* with --fsdp on several ranks, each loads only its slice of every layer */
   tl_run_opts o = {.model = c->model, .tokenizer = c->tokenizer, .data = c->data, .text_column = c->text_column,
                    .max_seq_len = c->max_seq_len, .output = c->output, .cache_dir = c->cache_dir,
-                   .threads = c->threads, .fsdp_slices = c->fsdp};
+                   .threads = c->threads, .fsdp_slices = c->fsdp, .allow_nonfinite = c->allow_nonfinite};
   TL_TRY(tl_run_open(r->run, &o));
   r->T = r->run->T;
   TL_TRY(tl_dist_agree(d, plan_batches(r)));

@@ -3,6 +3,8 @@
  *   st_edit IN OUT dtype TENSOR DTYPE      change an entry's dtype string
  *   st_edit IN OUT offsets TENSOR          point an entry's data past the end of the file
  *   st_edit IN OUT headerlen               header length field larger than the file
+ *   st_edit IN OUT nan TENSOR INDEX        element INDEX of the tensor's data becomes NaN
+ *   st_edit IN OUT inf TENSOR INDEX        ... becomes +Inf
  * The data region is copied unchanged. */
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -28,7 +30,7 @@ int main(int argc, char **argv) {
   uint64_t hlen = 0;
   for (int i = 7; i >= 0; i--) hlen = hlen << 8 | buf[i];
   if (hlen > (uint64_t)size - 8) return die("input is not a safetensors file");
-  const unsigned char *data = buf + 8 + hlen;
+  unsigned char *data = buf + 8 + hlen;
   size_t dlen = (size_t)size - 8 - hlen;
   cJSON *h = cJSON_ParseWithLength((const char *)buf + 8, hlen);
   if (!h) return die("bad header");
@@ -48,6 +50,20 @@ int main(int argc, char **argv) {
       double b = cJSON_GetArrayItem(off, 0)->valuedouble, en = cJSON_GetArrayItem(off, 1)->valuedouble;
       cJSON_ReplaceItemInArray(off, 0, cJSON_CreateNumber(b + (double)dlen));
       cJSON_ReplaceItemInArray(off, 1, cJSON_CreateNumber(en + (double)dlen));
+    } else if ((!strcmp(mode, "nan") || !strcmp(mode, "inf")) && argc == 6) {
+      const char *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype")->valuestring;
+      size_t at = (size_t)cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(e, "data_offsets"), 0)->valuedouble;
+      size_t i = (size_t)strtoull(argv[5], NULL, 10);
+      int nan = !strcmp(mode, "nan");
+      if (!strcmp(dt, "F32")) {
+        uint32_t v = nan ? 0x7fc00000u : 0x7f800000u;
+        memcpy(data + at + 4 * i, &v, 4);
+      } else if (!strcmp(dt, "F16") || !strcmp(dt, "BF16")) {
+        uint16_t v = !strcmp(dt, "F16") ? (nan ? 0x7e00 : 0x7c00) : (nan ? 0x7fc0 : 0x7f80);
+        memcpy(data + at + 2 * i, &v, 2);
+      } else {
+        return die("nan/inf: not a float tensor");
+      }
     } else {
       return die("unknown mode or missing value");
     }

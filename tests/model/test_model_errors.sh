@@ -77,5 +77,16 @@ expect_error unknown_flag "unknown option" "$TLENS" info --model "$GOOD" --bogus
 expect_error synth_bad_arch "--arch 'bert' is not supported" "$TLENS" synth --arch bert --layers 1 --hidden 8 --heads 2 --vocab 8 --output "$WORK/s"
 expect_error synth_heads "not divisible" "$TLENS" synth --arch llama --layers 1 --hidden 10 --heads 3 --vocab 8 --output "$WORK/s"
 
+# NaN / Inf in weights: refused at load naming the tensor, unless --allow_nonfinite
+copy nanw; "$EDIT" "$GOOD/model.safetensors" "$WORK/nanw/model.safetensors" nan transformer.h.1.mlp.c_fc.weight 7
+expect_error weight_nan "nanw/model.safetensors: tensor 'transformer.h.1.mlp.c_fc.weight' holds a non-finite value \(nan at element [0-9]+\)" hidden "$WORK/nanw"
+copy infw; "$EDIT" "$GOOD/model.safetensors" "$WORK/infw/model.safetensors" inf transformer.wte.weight 3
+expect_error weight_inf "infw/model.safetensors: tensor 'transformer.wte.weight' holds a non-finite value \(inf" "$TLENS" info --model "$WORK/infw"
+if "$TLENS" info --model "$WORK/nanw" --allow_nonfinite >/dev/null 2>"$WORK/stderr"; then
+  echo "ok   allow_nonfinite: the same folder loads"
+else
+  echo "FAIL allow_nonfinite:"; cat "$WORK/stderr"; fails=$((fails+1))
+fi
+
 echo "$fails failure(s)"
 [ $fails -eq 0 ]
