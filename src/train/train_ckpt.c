@@ -161,12 +161,12 @@ int tl_train_resume(tl_trainer *r) {
   if (rc == 0 && sstep > (uint64_t)r->c->num_steps)
     rc = tl_fail("%s: schedule/step %llu is beyond this run's --num_steps %ld", tl_ckpt_file(rd),
                  (unsigned long long)sstep, r->c->num_steps);
-  if (rc == 0 && ostep != sstep)
-    rc = tl_fail("%s: optim/step %llu differs from schedule/step %llu", tl_ckpt_file(rd), (unsigned long long)ostep,
-                 (unsigned long long)sstep);
   if (rc == 0 && sstep != tl_ckpt_step(rd))
     rc = tl_fail("%s: schedule/step %llu differs from the file's step %llu", tl_ckpt_file(rd),
                  (unsigned long long)sstep, (unsigned long long)tl_ckpt_step(rd));
+  if (rc == 0 && ostep != sstep)
+    rc = tl_fail("%s: optim/step %llu differs from schedule/step %llu", tl_ckpt_file(rd), (unsigned long long)ostep,
+                 (unsigned long long)sstep);
   if (rc == 0 && (epoch > (uint64_t)INT32_MAX || pos > (uint64_t)INT64_MAX))
     rc = tl_fail("%s: data/epoch %llu, data/position %llu: out of range", tl_ckpt_file(rd),
                  (unsigned long long)epoch, (unsigned long long)pos);
