@@ -33,29 +33,34 @@ static void ensure_scratch(tl_model *m, int rows) {
   m->cap_rows = rows;
 }
 
-static void norm(tl_model *m, float *y, const float *x, const float *w, const float *b, int rows) {
+/* Every backend op returns 0 or -1 with its message recorded; BE passes a failure
+ * up, so a failed kernel ends the forward with that line instead of running on. */
+#define BE(call) TL_TRY(call)
+
+static int norm(tl_model *m, float *y, const float *x, const float *w, const float *b, int rows) {
   const tl_model_config *c = &m->cfg;
-  if (c->norm == TL_NORM_LAYERNORM) m->be->layernorm(y, x, w, b, rows, c->d_model, c->norm_eps);
-  else m->be->rmsnorm(y, x, w, rows, c->d_model, c->norm_eps, 0);
+  if (c->norm == TL_NORM_LAYERNORM) return m->be->layernorm(y, x, w, b, rows, c->d_model, c->norm_eps);
+  return m->be->rmsnorm(y, x, w, rows, c->d_model, c->norm_eps, 0);
 }
 
 /* x += mlp(h) over rows, in chunks so the d_ff-wide intermediate stays bounded. */
-static void mlp_add(tl_model *m, const tl_layer_weights *w, float *x, const float *h, int rows) {
+static int mlp_add(tl_model *m, const tl_layer_weights *w, float *x, const float *h, int rows) {
   const tl_model_config *c = &m->cfg;
   const tl_backend *be = m->be;
   int d = c->d_model, ff = c->d_ff, up = c->gated_mlp ? 2 * ff : ff;
   for (int r0 = 0; r0 < rows; r0 += TL_MODEL_MLP_CHUNK) {
     int n = rows - r0 < TL_MODEL_MLP_CHUNK ? rows - r0 : TL_MODEL_MLP_CHUNK;
-    be->linear(m->mlp_h, h + (size_t)r0 * d, w->up_w, w->up_b, n, up, d, 0);
+    BE(be->linear(m->mlp_h, h + (size_t)r0 * d, w->up_w, w->up_b, n, up, d, 0));
     const float *a = m->mlp_h;
     if (c->gated_mlp) {
-      be->glu(m->mlp_g, m->mlp_h, n, ff, c->act);
+      BE(be->glu(m->mlp_g, m->mlp_h, n, ff, c->act));
       a = m->mlp_g;
     } else {
-      be->act(m->mlp_h, (size_t)n * ff, c->act);
+      BE(be->act(m->mlp_h, (size_t)n * ff, c->act));
     }
-    be->linear(x + (size_t)r0 * d, a, w->down_w, w->down_b, n, d, ff, 1);
+    BE(be->linear(x + (size_t)r0 * d, a, w->down_w, w->down_b, n, d, ff, 1));
   }
+  return 0;
 }
 
 /* One transformer block on the residual stream m->x, in place. */
@@ -67,23 +72,21 @@ static int block(tl_model *m, const tl_layer_weights *w, int layer, int B, int T
   float scale = 1.0f / sqrtf((float)hd);
   if (c->scale_attn_by_layer) scale /= (float)(layer + 1);
 
-  norm(m, m->hn, m->x, w->ln1_w, w->ln1_b, rows);
-  be->linear(m->qkv, m->hn, w->qkv_w, w->qkv_b, rows, qkv, d, 0);
+  BE(norm(m, m->hn, m->x, w->ln1_w, w->ln1_b, rows));
+  BE(be->linear(m->qkv, m->hn, w->qkv_w, w->qkv_b, rows, qkv, d, 0));
   /* q and k heads are adjacent at the start of each qkv row: rotate both at once */
-  if (c->rot_dim) be->rope(m->qkv, B, T, qkv, H + KV, hd, c->rot_dim, c->rope_theta);
-  be->attention(m->att, m->qkv, B, T, H, KV, hd, scale, c->window);
+  if (c->rot_dim) BE(be->rope(m->qkv, B, T, qkv, H + KV, hd, c->rot_dim, c->rope_theta));
+  BE(be->attention(m->att, m->qkv, B, T, H, KV, hd, scale, c->window));
 
   if (c->parallel_residual) {
     /* x = x + attn(ln1(x)) + mlp(ln2(x)): both norms see the block's input */
-    norm(m, m->hn2, m->x, w->ln2_w, w->ln2_b, rows);
-    be->linear(m->x, m->att, w->o_w, w->o_b, rows, d, H * hd, 1);
-    mlp_add(m, w, m->x, m->hn2, rows);
-  } else {
-    be->linear(m->x, m->att, w->o_w, w->o_b, rows, d, H * hd, 1);
-    norm(m, m->hn, m->x, w->ln2_w, w->ln2_b, rows);
-    mlp_add(m, w, m->x, m->hn, rows);
+    BE(norm(m, m->hn2, m->x, w->ln2_w, w->ln2_b, rows));
+    BE(be->linear(m->x, m->att, w->o_w, w->o_b, rows, d, H * hd, 1));
+    return mlp_add(m, w, m->x, m->hn2, rows);
   }
-  return 0;
+  BE(be->linear(m->x, m->att, w->o_w, w->o_b, rows, d, H * hd, 1));
+  BE(norm(m, m->hn, m->x, w->ln2_w, w->ln2_b, rows));
+  return mlp_add(m, w, m->x, m->hn, rows);
 }
 
 /* Hands hidden state `index` (device array) to the callback, in host memory. */
@@ -91,7 +94,7 @@ static int emit(tl_model *m, tl_hidden_fn fn, void *ctx, int index, const float 
   if (!fn) return 0;
   size_t n = (size_t)B * T * m->cfg.d_model;
   if (m->stage) {
-    m->be->to_host(m->stage, h, n * sizeof(float));
+    BE(m->be->to_host(m->stage, h, n * sizeof(float)));
     h = m->stage;
   }
   return fn(ctx, index, h, B, T, m->cfg.d_model);
@@ -121,7 +124,7 @@ static int embed_from_file(tl_model *m, const int32_t *ids, int rows) {
   if (bad >= 0)
     return tl_fail("%s: cannot read the embedding row of token %d (was the file changed after loading?)",
                    m->embed_path, ids[bad]);
-  if (dst != m->x) m->be->to_device(m->x, dst, (size_t)rows * d * sizeof(float));
+  if (dst != m->x) BE(m->be->to_device(m->x, dst, (size_t)rows * d * sizeof(float)));
   return 0;
 }
 
@@ -144,17 +147,17 @@ int tl_model_forward_cb(tl_model *m, const int32_t *ids, int B, int T, tl_hidden
         return tl_fail("model forward: layer %d has no weights here (dropped or loaded as a slice) and no hook "
                        "gathers them", l);
   ensure_scratch(m, rows);
-  be->to_device(m->ids_dev, ids, (size_t)rows * sizeof(int32_t));
+  BE(be->to_device(m->ids_dev, ids, (size_t)rows * sizeof(int32_t)));
 
   const float *g = m->global;
   if (m->embed_fd >= 0)
     TL_TRY(embed_from_file(m, ids, rows));
   else
-    be->embed(m->x, g + m->gl.embed, m->ids_dev, rows, d);
+    BE(be->embed(m->x, g + m->gl.embed, m->ids_dev, rows, d));
   if (c->learned_pos)
     for (int b = 0; b < B; b++) {
       float *xb = m->x + (size_t)b * T * d;
-      be->add(xb, xb, g + m->gl.pos, (size_t)T * d); /* positions 0..T-1 */
+      BE(be->add(xb, xb, g + m->gl.pos, (size_t)T * d)); /* positions 0..T-1 */
     }
   int rc = emit(m, fn, ctx, 0, m->x, B, T);
   for (int l = 0; l < L && !rc; l++) {
@@ -170,16 +173,17 @@ int tl_model_forward_cb(tl_model *m, const int32_t *ids, int B, int T, tl_hidden
   if (rc) return rc;
   tl_unembed u;
   tl_model_unembed(m, &u);
-  norm(m, m->hn, m->x, u.norm_w, u.norm_b, rows);
+  BE(norm(m, m->hn, m->x, u.norm_w, u.norm_b, rows));
   TL_TRY(emit(m, fn, ctx, L, m->hn, B, T));
   if (logits) {
     if (be->device == TL_DEVICE_CPU) {
-      be->linear(logits, m->hn, u.W_U, u.b_U, rows, c->vocab, d, 0);
+      BE(be->linear(logits, m->hn, u.W_U, u.b_U, rows, c->vocab, d, 0));
     } else {
       float *dev = be->alloc((size_t)rows * c->vocab * sizeof(float));
-      be->linear(dev, m->hn, u.W_U, u.b_U, rows, c->vocab, d, 0);
-      be->to_host(logits, dev, (size_t)rows * c->vocab * sizeof(float));
+      int rc2 = be->linear(dev, m->hn, u.W_U, u.b_U, rows, c->vocab, d, 0);
+      if (rc2 == 0) rc2 = be->to_host(logits, dev, (size_t)rows * c->vocab * sizeof(float));
       be->free(dev);
+      TL_TRY(rc2);
     }
   }
   return 0;

@@ -30,30 +30,35 @@ static double sgemm_peak(int n, int reps, const tl_backend *be) {
  * to show where a forward pass spends its time. */
 static const tl_backend *cpu;
 static double t_linear, t_attn, t_norm, t_act, t_other;
-static void w_linear(float *y, const float *x, const float *W, const float *b, int M, int N, int K, int acc) {
+static int w_linear(float *y, const float *x, const float *W, const float *b, int M, int N, int K, int acc) {
   double t0 = tl_now();
-  cpu->linear(y, x, W, b, M, N, K, acc);
+  int rc = cpu->linear(y, x, W, b, M, N, K, acc);
   t_linear += tl_now() - t0;
+  return rc;
 }
-static void w_attention(float *out, const float *qkv, int B, int T, int H, int KV, int hd, float scale, int win) {
+static int w_attention(float *out, const float *qkv, int B, int T, int H, int KV, int hd, float scale, int win) {
   double t0 = tl_now();
-  cpu->attention(out, qkv, B, T, H, KV, hd, scale, win);
+  int rc = cpu->attention(out, qkv, B, T, H, KV, hd, scale, win);
   t_attn += tl_now() - t0;
+  return rc;
 }
-static void w_layernorm(float *y, const float *x, const float *w, const float *b, int rows, int d, float eps) {
+static int w_layernorm(float *y, const float *x, const float *w, const float *b, int rows, int d, float eps) {
   double t0 = tl_now();
-  cpu->layernorm(y, x, w, b, rows, d, eps);
+  int rc = cpu->layernorm(y, x, w, b, rows, d, eps);
   t_norm += tl_now() - t0;
+  return rc;
 }
-static void w_act(float *x, size_t n, tl_act kind) {
+static int w_act(float *x, size_t n, tl_act kind) {
   double t0 = tl_now();
-  cpu->act(x, n, kind);
+  int rc = cpu->act(x, n, kind);
   t_act += tl_now() - t0;
+  return rc;
 }
-static void w_rope(float *x, int B, int T, int rs, int nh, int hd, int rot, float theta) {
+static int w_rope(float *x, int B, int T, int rs, int nh, int hd, int rot, float theta) {
   double t0 = tl_now();
-  cpu->rope(x, B, T, rs, nh, hd, rot, theta);
+  int rc = cpu->rope(x, B, T, rs, nh, hd, rot, theta);
   t_other += tl_now() - t0;
+  return rc;
 }
 
 static int count_hidden(void *ctx, int index, const float *h, int B, int T, int d) {

@@ -35,6 +35,11 @@ static int hook_release(void *ctx, tl_model *m, int layer, const float *blob) {
   return 0;
 }
 
+static int failing_attention(float *out, const float *qkv, int B, int T, int H, int KV, int hd, float scale,
+                             int window) {
+  return tl_fail("attention kernel failed (test)");
+}
+
 static void write_index(const char *dir, const tl_safetensors *st, int drop) {
   tl_buf b = {0};
   tl_buf_printf(&b, "{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
@@ -93,6 +98,28 @@ int main(void) {
   CHECK(tl_st_get_f32(&ref, "logits", 3, ls, &rl) == 0);
   double err = tl_test_maxerr(logits, rl, (long)B * T * V);
   CHECKF(err < 1e-4, "sharded logits max error %.3g", err);
+
+  /* a backend op that fails ends the forward with its message (no crash, no
+   * half-made logits used), and the model works again on a healthy backend */
+  {
+    tl_backend broken = *tl_backend_cpu();
+    broken.attention = failing_attention;
+    CHECK(tl_model_set_backend(m, &broken) == 0);
+    CHECK(tl_model_forward(m, ids, B, T, NULL, logits) == -1);
+    CHECKF(strstr(tl_errmsg(), "attention kernel failed") != NULL, "%s", tl_errmsg());
+    /* shapes beyond what a backend's kernels support are refused when it is set */
+    tl_backend narrow = *tl_backend_cpu();
+    narrow.name = "narrow";
+    narrow.max_head_dim = tl_model_cfg(m)->head_dim - 1;
+    CHECK(tl_model_set_backend(m, &narrow) == -1);
+    CHECKF(strstr(tl_errmsg(), "head_dim") && strstr(tl_errmsg(), "narrow backend"), "%s", tl_errmsg());
+    narrow.max_head_dim = 0;
+    narrow.max_rot_dim = tl_model_cfg(m)->rot_dim > 0 ? tl_model_cfg(m)->rot_dim - 1 : 0;
+    if (tl_model_cfg(m)->rot_dim > 1) CHECK(tl_model_set_backend(m, &narrow) == -1 && strstr(tl_errmsg(), "rotary"));
+    CHECK(tl_model_set_backend(m, tl_backend_cpu()) == 0);
+    CHECK(tl_model_forward(m, ids, B, T, NULL, logits) == 0);
+    CHECK(tl_test_maxerr(logits, rl, (long)B * T * V) < 1e-4);
+  }
 
   /* the same forward with every layer's weights supplied by a hook */
   int L = tl_model_cfg(m)->n_layers;
