@@ -6,7 +6,7 @@
  * the ops. There are two backends with the same table: the CPU one (OpenBLAS
  * sgemm + OpenMP loops, always built in) and the CUDA one (cuBLAS + our kernels),
  * which lives in a module opened at run time (libtlens_cuda.so, see
- * src/backend/cuda_module.h): tl_backend_get(TL_DEVICE_CUDA) loads it. The scalar
+ * tlens/cuda_module.h): tl_backend_get(TL_DEVICE_CUDA) loads it. The scalar
  * formulas both use are in tlens/rowmath.h.
  *
  * Conventions shared by every op:

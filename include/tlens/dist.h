@@ -6,7 +6,7 @@
  * Collectives on float buffers go through a backend chosen per communicator:
  * TL_DIST_MPI (host buffers, always available) or TL_DIST_NCCL (device buffers,
  * only in builds with the CUDA backend; the implementation lives in
- * src/backend/cuda and plugs in through src/dist/backend.h). Scalars, broadcasts,
+ * src/backend/cuda and plugs in through tlens/dist_ops.h). Scalars, broadcasts,
  * barriers and error agreement always use MPI on host memory.
  *
  * Every collective must be called by all ranks in the same order. Functions return

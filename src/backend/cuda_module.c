@@ -1,5 +1,5 @@
 /* Finds and opens libtlens_cuda.so (see cuda_module.h). */
-#include "backend/cuda_module.h"
+#include "tlens/cuda_module.h"
 
 #include <dlfcn.h>
 #include <limits.h>

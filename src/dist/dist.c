@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/cuda_module.h"
-#include "dist/backend.h"
+#include "tlens/cuda_module.h"
+#include "tlens/dist_ops.h"
 #include "tlens/core.h"
 
 /* Turns an MPI return code into a tlens error naming the call. */

@@ -1,4 +1,4 @@
-# The CUDA backend is a module opened at run time (src/backend/cuda_module.h): the
+# The CUDA backend is a module opened at run time (include/tlens/cuda_module.h): the
 # tlens executable links no CUDA library, `tlens info --devices` reports what the
 # loader found, and each way of failing to load it is one clear line, not a crash.
 set -euo pipefail

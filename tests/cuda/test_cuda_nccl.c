@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "backend/cuda/cuda_backend.h"
-#include "dist/backend.h"
+#include "tlens/dist_ops.h"
 #include "tl_test.h"
 #include "tlens/backend.h"
 #include "tlens/core.h"

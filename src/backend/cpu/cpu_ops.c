@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/cuda_module.h"
+#include "tlens/cuda_module.h"
 #include "core/fastexp.h"
 #include "tlens/backend.h"
 #include "tlens/core.h"

@@ -1,7 +1,7 @@
 /* The entry point of libtlens_cuda.so: the table the loader in
  * src/backend/cuda_module.c looks up with dlsym. */
 #include "backend/cuda/cuda_backend.h"
-#include "backend/cuda_module.h"
+#include "tlens/cuda_module.h"
 
 __attribute__((visibility("default"))) const tl_cuda_module *tl_cuda_module_get(void) {
   static const tl_cuda_module m = {

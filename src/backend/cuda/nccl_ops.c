@@ -1,5 +1,5 @@
 /* NCCL carries tlens' float-buffer collectives when tl_dist uses TL_DIST_NCCL
- * (the tl_dist_ops hook of src/dist/backend.h). Buffers are device memory.
+ * (the tl_dist_ops hook of tlens/dist_ops.h). Buffers are device memory.
  *
  * Streams: the model's kernels run on the legacy default stream; every
  * collective runs on one private non-blocking stream so it can overlap with
@@ -21,7 +21,7 @@
 #include <nccl.h>
 
 #include "backend/cuda/cuda_backend.h"
-#include "dist/backend.h"
+#include "tlens/dist_ops.h"
 #include "tlens/core.h"
 #include "tlens/dist.h"
 

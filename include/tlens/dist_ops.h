@@ -6,8 +6,8 @@
  * pointers. The NCCL implementation (src/backend/cuda) provides
  * tl_nccl_dist_ops(); its init uses d->comm (MPI) to share the NCCL unique id.
  * Each function returns 0 / -1 after tl_fail, like the rest of tlens. */
-#ifndef TLENS_DIST_BACKEND_H
-#define TLENS_DIST_BACKEND_H
+#ifndef TLENS_DIST_OPS_H
+#define TLENS_DIST_OPS_H
 
 #include "tlens/dist.h"
 
@@ -26,7 +26,7 @@ typedef struct tl_dist_ops {
   int (*iallgatherv)(void *state, const void *shard, void *out, size_t numel, size_t elem_size, void **req);
 } tl_dist_ops;
 
-/* In the CUDA module (libtlens_cuda.so, see backend/cuda_module.h). */
+/* In the CUDA module (libtlens_cuda.so, see tlens/cuda_module.h). */
 const tl_dist_ops *tl_nccl_dist_ops(void);
 
 #endif

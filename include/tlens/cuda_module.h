@@ -17,7 +17,7 @@
 #ifndef TLENS_CUDA_MODULE_H
 #define TLENS_CUDA_MODULE_H
 
-#include "dist/backend.h"
+#include "tlens/dist_ops.h"
 #include "tlens/backend.h"
 
 #define TL_CUDA_MODULE_ABI 1 /* raised whenever this table changes */
