@@ -219,6 +219,28 @@ static void col_masks(int nn, __mmask16 m[4]) {
   }
 }
 
+/* The accumulators of a tile: bias (masked to the valid columns) or zero. */
+static inline __attribute__((always_inline)) AVX512 void tile_begin(__m512 acc[MR][4], const int mr,
+                                                                     const __mmask16 *m, const float *bias) {
+#pragma GCC unroll 6
+  for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+      acc[i][j] = bias ? _mm512_maskz_loadu_ps(m[j], bias + 16 * j) : _mm512_setzero_ps();
+}
+
+/* C[mr, 64] = acc (+ C when add_c), the masked columns neither read nor written. */
+static inline __attribute__((always_inline)) AVX512 void tile_end(__m512 acc[MR][4], const int mr, float *c, int ldc,
+                                                                   const __mmask16 *m, int add_c) {
+#pragma GCC unroll 6
+  for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+      float *cij = c + (size_t)i * ldc + 16 * j;
+      _mm512_mask_storeu_ps(cij, m[j], add_c ? _mm512_add_ps(acc[i][j], _mm512_maskz_loadu_ps(m[j], cij)) : acc[i][j]);
+    }
+}
+
 /* C[mr, 64] = (add_c ? C : 0) + (bias or 0) + A[mr, K] B[K, 64]; A row-major (lda),
  * B packed [K][64] and 64-byte aligned; masked columns are neither read nor written. */
 static inline __attribute__((always_inline)) AVX512 void tile_f32(const int mr, int K, const float *a, int lda,
@@ -226,11 +248,7 @@ static inline __attribute__((always_inline)) AVX512 void tile_f32(const int mr, 
                                                                    const __mmask16 *m, int add_c,
                                                                    const float *bias) {
   __m512 acc[MR][4];
-#pragma GCC unroll 6
-  for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++)
-      acc[i][j] = bias ? _mm512_maskz_loadu_ps(m[j], bias + 16 * j) : _mm512_setzero_ps();
+  tile_begin(acc, mr, m, bias);
   for (int k = 0; k < K; k++) {
     const float *bk = b + (size_t)k * NR;
     __m512 b0 = _mm512_load_ps(bk), b1 = _mm512_load_ps(bk + 16), b2 = _mm512_load_ps(bk + 32),
@@ -244,13 +262,7 @@ static inline __attribute__((always_inline)) AVX512 void tile_f32(const int mr, 
       acc[i][3] = _mm512_fmadd_ps(ai, b3, acc[i][3]);
     }
   }
-#pragma GCC unroll 6
-  for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-      float *cij = c + (size_t)i * ldc + 16 * j;
-      _mm512_mask_storeu_ps(cij, m[j], add_c ? _mm512_add_ps(acc[i][j], _mm512_maskz_loadu_ps(m[j], cij)) : acc[i][j]);
-    }
+  tile_end(acc, mr, c, ldc, m, add_c);
 }
 
 /* The same with bf16 inputs: K2 pairs; A rows of bf16 (lda even, in elements),
@@ -260,11 +272,7 @@ static inline __attribute__((always_inline)) AVX512 void tile_bf16(const int mr,
                                                                     const __mmask16 *m, int add_c,
                                                                     const float *bias) {
   __m512 acc[MR][4];
-#pragma GCC unroll 6
-  for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++)
-      acc[i][j] = bias ? _mm512_maskz_loadu_ps(m[j], bias + 16 * j) : _mm512_setzero_ps();
+  tile_begin(acc, mr, m, bias);
   for (int k = 0; k < K2; k++) {
     const uint16_t *bk = b + (size_t)k * NR * 2;
     __m512bh b0 = (__m512bh)_mm512_load_si512(bk), b1 = (__m512bh)_mm512_load_si512(bk + 32),
@@ -280,38 +288,29 @@ static inline __attribute__((always_inline)) AVX512 void tile_bf16(const int mr,
       acc[i][3] = _mm512_dpbf16_ps(acc[i][3], ai, b3);
     }
   }
-#pragma GCC unroll 6
-  for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-      float *cij = c + (size_t)i * ldc + 16 * j;
-      _mm512_mask_storeu_ps(cij, m[j], add_c ? _mm512_add_ps(acc[i][j], _mm512_maskz_loadu_ps(m[j], cij)) : acc[i][j]);
-    }
+  tile_end(acc, mr, c, ldc, m, add_c);
 }
 
-/* One instance per row count, so the tiles keep their accumulators in registers. */
+/* One instance of a tile per row count, so the tiles keep their accumulators in
+ * registers: calls tile(R, ...) with R = mr (1..MR) a compile-time constant. */
+#define TILE_ROWS(tile, mr, ...)                \
+  switch (mr) {                                 \
+  case 6: tile(6, __VA_ARGS__); break;          \
+  case 5: tile(5, __VA_ARGS__); break;          \
+  case 4: tile(4, __VA_ARGS__); break;          \
+  case 3: tile(3, __VA_ARGS__); break;          \
+  case 2: tile(2, __VA_ARGS__); break;          \
+  default: tile(1, __VA_ARGS__); break;         \
+  }
+
 AVX512 static void tile_f32_any(int mr, int K, const float *a, int lda, const float *b, float *c, int ldc,
                                 const __mmask16 *m, int add_c, const float *bias) {
-  switch (mr) {
-  case 6: tile_f32(6, K, a, lda, b, c, ldc, m, add_c, bias); break;
-  case 5: tile_f32(5, K, a, lda, b, c, ldc, m, add_c, bias); break;
-  case 4: tile_f32(4, K, a, lda, b, c, ldc, m, add_c, bias); break;
-  case 3: tile_f32(3, K, a, lda, b, c, ldc, m, add_c, bias); break;
-  case 2: tile_f32(2, K, a, lda, b, c, ldc, m, add_c, bias); break;
-  default: tile_f32(1, K, a, lda, b, c, ldc, m, add_c, bias); break;
-  }
+  TILE_ROWS(tile_f32, mr, K, a, lda, b, c, ldc, m, add_c, bias)
 }
 
 AVX512 static void tile_bf16_any(int mr, int K2, const uint16_t *a, int lda, const uint16_t *b, float *c, int ldc,
                                  const __mmask16 *m, int add_c, const float *bias) {
-  switch (mr) {
-  case 6: tile_bf16(6, K2, a, lda, b, c, ldc, m, add_c, bias); break;
-  case 5: tile_bf16(5, K2, a, lda, b, c, ldc, m, add_c, bias); break;
-  case 4: tile_bf16(4, K2, a, lda, b, c, ldc, m, add_c, bias); break;
-  case 3: tile_bf16(3, K2, a, lda, b, c, ldc, m, add_c, bias); break;
-  case 2: tile_bf16(2, K2, a, lda, b, c, ldc, m, add_c, bias); break;
-  default: tile_bf16(1, K2, a, lda, b, c, ldc, m, add_c, bias); break;
-  }
+  TILE_ROWS(tile_bf16, mr, K2, a, lda, b, c, ldc, m, add_c, bias)
 }
 
 /* dst[0..n2) = bf16(src[0..n)) rounded to nearest even, n2 = n rounded up to
@@ -332,75 +331,62 @@ AVX512 static void row_to_bf16(const float *src, int n, uint16_t *dst) {
 
 /* ---- AVX-512 products, per thread ---- */
 
-/* z[:, panels j0..j1) of the logits, fp32. */
-AVX512 static void logits_f32_range(const lens_gemm_wu *w, const float *x, int M, const float *bias, float *z, int j0,
-                                    int j1) {
-  const int V = w->V, d = w->d;
+/* z[rows m_first..M, panels j0..j1) of the logits, at w's precision: x is the
+ * normalised rows (fp32) or their bf16 copy (rows of 2*ceil(d/2)). */
+AVX512 static void logits_range(const lens_gemm_wu *w, const void *x, int m_first, int M, const float *bias, float *z,
+                                int j0, int j1) {
+  const int V = w->V, bf = w->prec == LENS_PREC_BF16;
+  const int K = bf ? ceil_div(w->d, 2) : w->d; /* steps along d: pairs of it for bf16 */
+  const int lda = bf ? 2 * K : w->d;
   for (int j = j0; j < j1; j++) {
     const int n0 = j * NR;
     __mmask16 m[4];
     col_masks(V - n0 < NR ? V - n0 : NR, m);
-    const float *bp = w->p1 + (size_t)j * d * NR;
-    for (int k0 = 0; k0 < d; k0 += KB1) {
-      const int kb = d - k0 < KB1 ? d - k0 : KB1;
-      for (int m0 = 0; m0 < M; m0 += MR)
-        tile_f32_any(M - m0 < MR ? M - m0 : MR, kb, x + (size_t)m0 * d + k0, d, bp + (size_t)k0 * NR,
-                     z + (size_t)m0 * V + n0, V, m, k0 > 0, k0 == 0 && bias ? bias + n0 : NULL);
+    for (int k0 = 0; k0 < K; k0 += KB1) { /* bf16: KB1 pairs, the same 32 KB of B as fp32 */
+      const int kb = K - k0 < KB1 ? K - k0 : KB1;
+      const float *bk = k0 == 0 && bias ? bias + n0 : NULL;
+      for (int m0 = m_first; m0 < M; m0 += MR) {
+        const int mr = M - m0 < MR ? M - m0 : MR;
+        float *c = z + (size_t)m0 * V + n0;
+        if (bf)
+          tile_bf16_any(mr, kb, (const uint16_t *)x + (size_t)m0 * lda + 2 * k0, lda,
+                        w->p1b + ((size_t)j * K + k0) * NR * 2, c, V, m, k0 > 0, bk);
+        else
+          tile_f32_any(mr, kb, (const float *)x + (size_t)m0 * lda + k0, lda, w->p1 + ((size_t)j * K + k0) * NR, c,
+                       V, m, k0 > 0, bk);
+      }
     }
   }
 }
 
-AVX512 static void logits_bf16_range(const lens_gemm_wu *w, const uint16_t *xb, int M, const float *bias, float *z,
-                                     int j0, int j1) {
-  const int V = w->V, d2 = ceil_div(w->d, 2), lda = 2 * d2;
-  for (int j = j0; j < j1; j++) {
-    const int n0 = j * NR;
-    __mmask16 m[4];
-    col_masks(V - n0 < NR ? V - n0 : NR, m);
-    const uint16_t *bp = w->p1b + (size_t)j * d2 * NR * 2;
-    for (int k0 = 0; k0 < d2; k0 += KB1) { /* KB1 pairs: the same 32 KB of B as fp32 */
-      const int kb = d2 - k0 < KB1 ? d2 - k0 : KB1;
-      for (int m0 = 0; m0 < M; m0 += MR)
-        tile_bf16_any(M - m0 < MR ? M - m0 : MR, kb, xb + (size_t)m0 * lda + 2 * k0, lda, bp + (size_t)k0 * NR * 2,
-                      z + (size_t)m0 * V + n0, V, m, k0 > 0, k0 == 0 && bias ? bias + n0 : NULL);
+/* C[rows m_first..M, d] += dz[:, k0..k0+kb) W_U[k0..k0+kb, :], kb <= KB2: a block
+ * along the vocabulary (pairs of it for bf16, from dzb rows of 2*ceil(V/2)). fp32
+ * first copies the block of W_U into buf (KB2 * ceil(d/64) * 64 floats) as panels
+ * [j][k][64]; bf16 reads the packed p2b. */
+AVX512 static void backward_block(const lens_gemm_wu *w, const float *dz, const uint16_t *dzb, int m_first, int M,
+                                  float *C, int k0, int kb, float *buf) {
+  const int V = w->V, d = w->d, npd = ceil_div(d, NR), bf = w->prec == LENS_PREC_BF16, V2 = ceil_div(V, 2);
+  if (!bf) /* buf[j][k][c] = W_U[k0 + k][j*64 + c] */
+    for (int j = 0; j < npd; j++) {
+      const int nn = d - j * NR < NR ? d - j * NR : NR;
+      for (int k = 0; k < kb; k++) {
+        float *dst = buf + ((size_t)j * kb + k) * NR;
+        memcpy(dst, w->W_U + (size_t)(k0 + k) * d + j * NR, (size_t)nn * sizeof(float));
+        if (nn < NR) memset(dst + nn, 0, (size_t)(NR - nn) * sizeof(float));
+      }
     }
-  }
-}
-
-/* C[M,d] += dz[:, vb..vb+kb) W_U[vb..vb+kb, :], fp32, kb <= KB2; buf: KB2 *
- * ceil(d/64) * 64 floats. */
-AVX512 static void backward_f32_block(const lens_gemm_wu *w, const float *dz, int M, float *C, int vb, int kb,
-                                      float *buf) {
-  const int V = w->V, d = w->d, npd = ceil_div(d, NR);
-
-  /* buf[j][k][c] = W_U[vb + k][j*64 + c] */
-  for (int j = 0; j < npd; j++) {
-    const int nn = d - j * NR < NR ? d - j * NR : NR;
-    for (int k = 0; k < kb; k++) {
-      float *dst = buf + ((size_t)j * kb + k) * NR;
-      memcpy(dst, w->W_U + (size_t)(vb + k) * d + j * NR, (size_t)nn * sizeof(float));
-      if (nn < NR) memset(dst + nn, 0, (size_t)(NR - nn) * sizeof(float));
-    }
-  }
   for (int j = 0; j < npd; j++) {
     __mmask16 m[4];
     col_masks(d - j * NR < NR ? d - j * NR : NR, m);
-    for (int m0 = 0; m0 < M; m0 += MR)
-      tile_f32_any(M - m0 < MR ? M - m0 : MR, kb, dz + (size_t)m0 * V + vb, V, buf + (size_t)j * kb * NR,
-                   C + (size_t)m0 * d + j * NR, d, m, 1, NULL);
-  }
-}
-
-/* The same over pairs [pb, pb+kb) of the vocabulary, bf16 (dzb rows of 2*ceil(V/2)). */
-AVX512 static void backward_bf16_block(const lens_gemm_wu *w, const uint16_t *dzb, int M, float *C, int pb, int kb) {
-  const int d = w->d, V2 = ceil_div(w->V, 2), lda = 2 * V2, npd = ceil_div(d, NR);
-  for (int j = 0; j < npd; j++) {
-    __mmask16 m[4];
-    col_masks(d - j * NR < NR ? d - j * NR : NR, m);
-    const uint16_t *bp = w->p2b + ((size_t)j * V2 + pb) * NR * 2;
-    for (int m0 = 0; m0 < M; m0 += MR)
-      tile_bf16_any(M - m0 < MR ? M - m0 : MR, kb, dzb + (size_t)m0 * lda + 2 * pb, lda, bp,
-                    C + (size_t)m0 * d + j * NR, d, m, 1, NULL);
+    for (int m0 = m_first; m0 < M; m0 += MR) {
+      const int mr = M - m0 < MR ? M - m0 : MR;
+      float *c = C + (size_t)m0 * d + j * NR;
+      if (bf)
+        tile_bf16_any(mr, kb, dzb + (size_t)m0 * 2 * V2 + 2 * k0, 2 * V2, w->p2b + ((size_t)j * V2 + k0) * NR * 2, c,
+                      d, m, 1, NULL);
+      else
+        tile_f32_any(mr, kb, dz + (size_t)m0 * V + k0, V, buf + (size_t)j * kb * NR, c, d, m, 1, NULL);
+    }
   }
 }
 
@@ -499,7 +485,7 @@ AMX static void logits_amx_range(const lens_gemm_wu *w, const uint16_t *xb, int 
     const int n0 = j * NR;
     const uint16_t *bp = w->p1b + (size_t)j * d2 * NR * 2;
     if (n0 + NR > V) { /* the ragged last panel */
-      logits_bf16_range(w, xb, M, bias, z, j, j + 1);
+      logits_range(w, xb, 0, M, bias, z, j, j + 1);
       continue;
     }
     for (int m0 = 0; m0 < M32; m0 += 32)
@@ -509,21 +495,14 @@ AMX static void logits_amx_range(const lens_gemm_wu *w, const uint16_t *xb, int 
         if (bias) AMX_BLOCK(a, lda, b, d2, c, V, 2, bias + n0 + h);
         else AMX_BLOCK(a, lda, b, d2, c, V, 0, bias);
       }
-    if (M32 < M) {
-      __mmask16 m[4];
-      col_masks(NR, m);
-      for (int m0 = M32; m0 < M; m0 += MR)
-        for (int k0 = 0; k0 < d2; k0 += KB1) {
-          const int kb = d2 - k0 < KB1 ? d2 - k0 : KB1;
-          tile_bf16_any(M - m0 < MR ? M - m0 : MR, kb, xb + (size_t)m0 * lda + 2 * k0, lda, bp + (size_t)k0 * NR * 2,
-                        z + (size_t)m0 * V + n0, V, m, k0 > 0, k0 == 0 && bias ? bias + n0 : NULL);
-        }
-    }
+    if (M32 < M) logits_range(w, xb, M32, M, bias, z, j, j + 1);
   }
   _tile_release();
 }
 
-/* C[M,d] += dz[:, pairs pb..pb+kb) W_U[...] with AMX (see backward_bf16_block). */
+/* C[M,d] += dz[:, pairs pb..pb+kb) W_U[...] with AMX (see backward_block): the
+ * 32 x 32 blocks, then through backward_block the rows past the last block (every
+ * pair) and the pairs past the last 16-pair step (the block rows). */
 AMX static void backward_amx_block(const lens_gemm_wu *w, const uint16_t *dzb, int M, float *C, int pb, int kb) {
   const int d = w->d, V2 = ceil_div(w->V, 2), lda = 2 * V2, npd = d / NR, M32 = M / 32 * 32, kb16 = kb / 16 * 16;
   amx_begin();
@@ -535,17 +514,10 @@ AMX static void backward_amx_block(const lens_gemm_wu *w, const uint16_t *dzb, i
         const uint16_t *a = dzb + (size_t)m0 * lda + 2 * pb, *b = bp + (size_t)h * 2;
         AMX_BLOCK(a, lda, b, kb16, c, d, 1, c);
       }
-    __mmask16 m[4];
-    col_masks(NR, m);
-    for (int m0 = M32; m0 < M; m0 += MR) /* the rows past the blocks, every pair */
-      tile_bf16_any(M - m0 < MR ? M - m0 : MR, kb, dzb + (size_t)m0 * lda + 2 * pb, lda, bp,
-                    C + (size_t)m0 * d + j * NR, d, m, 1, NULL);
-    if (kb16 < kb) /* the pairs past the 16-pair steps, for the block rows */
-      for (int m0 = 0; m0 < M32; m0 += MR)
-        tile_bf16_any(M32 - m0 < MR ? M32 - m0 : MR, kb - kb16, dzb + (size_t)m0 * lda + 2 * (pb + kb16), lda, bp + (size_t)kb16 * NR * 2,
-                      C + (size_t)m0 * d + j * NR, d, m, 1, NULL);
   }
   _tile_release();
+  if (M32 < M) backward_block(w, NULL, dzb, M32, M, C, pb, kb, NULL);
+  if (kb16 < kb) backward_block(w, NULL, dzb, 0, M32, C, pb + kb16, kb - kb16, NULL);
 }
 
 /* ---- entry points ---- */
@@ -563,12 +535,10 @@ void lens_gemm_logits(const lens_gemm_wu *w, const float *x, int M, const float 
 #pragma omp parallel for schedule(dynamic, 1)
   for (int j = 0; j < np; j += PANELS) {
     int j1 = j + PANELS < np ? j + PANELS : np;
-    if (w->prec == LENS_PREC_BF16 && amx_fits(w))
+    if (amx_fits(w))
       logits_amx_range(w, scratch, M, bias, z, j, j1);
-    else if (w->prec == LENS_PREC_BF16)
-      logits_bf16_range(w, scratch, M, bias, z, j, j1);
     else
-      logits_f32_range(w, x, M, bias, z, j, j1);
+      logits_range(w, w->prec == LENS_PREC_BF16 ? scratch : (const void *)x, 0, M, bias, z, j, j1);
   }
 }
 
@@ -599,12 +569,10 @@ void lens_gemm_backward(const lens_gemm_wu *w, const float *dz, const uint16_t *
       const int b0 = (int)((int64_t)nblocks * sl / nslices), b1 = (int)((int64_t)nblocks * (sl + 1) / nslices);
       for (int b = b0; b < b1; b++) {
         const int k0 = b * KB2, kb = K - k0 < KB2 ? K - k0 : KB2;
-        if (bf && amx_fits(w))
+        if (amx_fits(w))
           backward_amx_block(w, dzb, M, C, k0, kb);
-        else if (bf)
-          backward_bf16_block(w, dzb, M, C, k0, kb);
         else
-          backward_f32_block(w, dz, M, C, k0, kb, buf);
+          backward_block(w, dz, dzb, 0, M, C, k0, kb, buf);
       }
     }
     free(buf);
