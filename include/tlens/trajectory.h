@@ -1,0 +1,123 @@
+/* Prediction trajectories: what a lens predicts at every layer and position of a
+ * text, the reference's tuned_lens.plotting.PredictionTrajectory.
+ *
+ * A trajectory has R = L + 1 rows: the lens at streams 0..L-1 and the model's own
+ * output. Each statistic is an [R, positions] table, the mean over the batch when
+ * several prompts are given, with the reference's definitions (p = this row's
+ * distribution, lp = its log-probabilities, F = the model's output row, o = the
+ * other trajectory at the same row):
+ *
+ *   entropy          -sum p lp                        "Entropy"             nats
+ *   forward_kl       sum p_F (lp_F - lp)              "Forward KL"          nats
+ *   cross_entropy    -lp[target]                      "Cross Entropy"       nats
+ *   max_probability  exp(max lp)                      "Max Probability"     probs
+ *   rank             1 + place of target, by lp       "Rank"                (min 1, max vocab)
+ *   log_prob_diff    lp[target] - lp[anti_target]     "Log Prob Difference" nats
+ *                    (delta: row r+1 minus row r, R-1 rows, "Δ Log Prob Difference")
+ *   kl               sum p (lp - lp_o)                "KL(Self | Other)"    nats (min 0)
+ *   js               0.5 sum p (lp - lp_o) + 0.5 sum p_o (lp_o - lp)
+ *                                                     "JS(Self | Other)"    nats (min 0)
+ *   tv               max |p - p_o|                    "TV(Self | Other)"    probs (min 0, max 1)
+ *
+ * "js" and "tv" are what the reference computes under those names: the symmetrised
+ * KL divergence (not the Jensen-Shannon divergence) and the largest change of one
+ * token's probability (not half the L1 distance).
+ *
+ * Memory: the hidden states of the inputs ([L+1, B, T, d], as eval holds them) and
+ * a few [chunk, V] buffers; the [R, T, V] log-probabilities the reference keeps are
+ * never formed (unless the caller asks for them). Cell labels come with the
+ * numbers: each cell's top-k tokens by probability (and, against another input, by
+ * the size of the probability change), picked exactly as numpy does, ties included. */
+#ifndef TLENS_TRAJECTORY_H
+#define TLENS_TRAJECTORY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tlens/lens.h"
+#include "tlens/model.h"
+#include "tlens/unembed.h"
+
+typedef enum {
+  TL_TRAJ_ENTROPY = 0,
+  TL_TRAJ_FORWARD_KL,
+  TL_TRAJ_CROSS_ENTROPY,
+  TL_TRAJ_MAX_PROBABILITY,
+  TL_TRAJ_RANK,
+  TL_TRAJ_LOG_PROB_DIFF,
+  TL_TRAJ_KL,
+  TL_TRAJ_JS,
+  TL_TRAJ_TV,
+  TL_TRAJ_NSTATS
+} tl_traj_stat;
+
+/* "entropy", "forward_kl", ... (the names above); NULL out of range */
+const char *tl_traj_stat_key(tl_traj_stat s);
+/* The statistic of a key, or -1 with a message listing the known ones. */
+int tl_traj_stat_parse(const char *key, tl_traj_stat *s);
+/* 1 for kl, js and tv (they need another input) */
+int tl_traj_stat_is_comparison(tl_traj_stat s);
+
+/* The inputs of one trajectory. */
+typedef struct {
+  int B, T;
+  const int32_t *ids;          /* [B,T] */
+  const int32_t *targets;      /* [B,T]; needed by cross_entropy, rank, log_prob_diff */
+  const int32_t *anti_targets; /* [B,T]; needed by log_prob_diff */
+  const int32_t *other_ids;    /* [B,T]: the input compared with (kl, js, tv) */
+  int npos;                    /* positions kept (a slice), in order */
+  const int *pos;
+  bool mask_input;  /* lens rows: the input's token ids get logit -FLT_MAX (as the reference) */
+  int topk;         /* tokens per cell in the hover entries (1..TL_TRAJ_TOPK_MAX) */
+  int max_entries;  /* batch members kept for the hover entries (the reference: 3) */
+  int chunk;        /* positions per chunk; 0 = TL_LENS_CHUNK */
+  unsigned stats;   /* bit (1u << s) for each statistic to compute */
+  float *log_probs; /* optional [B][R][npos][V]: receives every row's log-probabilities */
+  float *other_log_probs; /* optional, the same for other_ids */
+} tl_traj_input;
+
+#define TL_TRAJ_TOPK_MAX 100
+
+/* A computed trajectory (numbers and token ids; tl_traj_view turns it into text). */
+typedef struct {
+  int R, P, B, Bh, k, V; /* rows, positions, batch, batch members in the hover, top-k, vocabulary */
+  double *stat[TL_TRAJ_NSTATS]; /* [R][P], mean over the batch; NULL when not computed */
+  int32_t *top_ids;  /* [R][P][B][k] tokens by probability, largest first */
+  float *top_p;      /* [R][P][B][k] their probabilities */
+  int32_t *dtop_ids; /* [R][P][B][k] tokens by |change of probability| (with other_ids) */
+  float *dtop_v;     /* [R][P][B][k] the changes: p_other - p_self */
+  float min_top_p;   /* the smallest top-1 probability of any cell */
+} tl_traj;
+
+/* Runs the model on the inputs and computes the statistics in in->stats for the
+ * lens (NULL: the logit lens). ws: an fp32 tl_lens_prepare of u, or NULL. */
+int tl_traj_compute(tl_model *m, const tl_unembed *u, tl_lens_ws *ws, const tl_lens *lens, const tl_traj_input *in,
+                    tl_traj *out);
+void tl_traj_free(tl_traj *t);
+
+/* ---- the command (tlens trajectory) ---- */
+typedef struct {
+  char *model, *tokenizer, *vocab;  /* model folder; tokenizer.json; or a JSON list of token strings */
+  char *lens;                       /* tuned lens folder */
+  bool logit;                       /* also (or only) the logit lens */
+  char *text, *input_ids, *prompts; /* the input (one of) */
+  char *other_text, *other_input_ids, *other_prompts;
+  bool no_special;                  /* encode text without BOS etc. */
+  char *targets, *anti_targets;     /* lists of ids or token strings */
+  long eos_id;                      /* -1: the tokenizer's, else config.json's eos_token_id */
+  char *stats;                      /* comma-separated keys; NULL: all the inputs allow */
+  bool show_ranks, delta, mask_input, sp_space;
+  char *slice, *clip;               /* "a:b[:c]", "min:max" */
+  long stride, topk, max_entries, chunk, threads;
+  double min_prob, min_prob_delta;
+  char *output;                     /* folder for trajectory.json and the SVG heatmaps */
+  char *save_log_probs;             /* safetensors file */
+  char *title;
+} tl_traj_cfg;
+
+void tl_traj_cfg_default(tl_traj_cfg *c);
+void tl_traj_cfg_free(tl_traj_cfg *c);
+/* Everything: model, lens(es), inputs, trajectories, outputs (or the table on stdout). */
+int tl_trajectory_run(const tl_traj_cfg *c);
+
+#endif
