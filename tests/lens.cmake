@@ -1,10 +1,9 @@
-# Lens math (translators, fused training step, evaluation), its GEMM kernels, and optimizers.
-tlens_c_test(test_lens_golden test_lens_golden.c)
-tlens_c_test(test_lens_grad test_lens_grad.c)
-tlens_c_test(test_lens_gemm test_lens_gemm.c)
+# Lens math (translators, fused training step, evaluation) and its GEMM kernels.
+tlens_c_test(test_lens_golden lens/test_lens_golden.c)
+tlens_c_test(test_lens_grad lens/test_lens_grad.c)
+tlens_c_test(test_lens_gemm lens/test_lens_gemm.c)
 set_tests_properties(test_lens_gemm PROPERTIES SKIP_RETURN_CODE 77) # CPU without AVX-512 (BF16)
-tlens_c_test(test_optim test_optim.c)
-tlens_bench(bench_lens bench_lens.c)
+tlens_bench(bench_lens lens/bench_lens.c)
 # The same micro-step in PyTorch, run by `make bench` beside bench_lens for a same-machine
 # comparison (the system's python3 that has torch; it says so and exits 0 without it).
 add_custom_target(run_bench_lens_torch

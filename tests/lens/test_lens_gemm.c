@@ -26,7 +26,7 @@ static float frand(void) { /* uniform in [-1, 1) */
 }
 
 static float *rand_array(size_t n, float scale) {
-  float *a = tl_aligned_alloc(n * sizeof(float) + 64);
+  float *a = tl_aligned_alloc(n * sizeof(float));
   for (size_t i = 0; i < n; i++) a[i] = scale * frand();
   return a;
 }
@@ -53,7 +53,7 @@ static void check_shape(int isa, int prec, int M, int V, int d, int with_bias, d
   lens_gemm_pack(&g, W, V, d, prec);
   lens_gemm_set_max_isa(old);
   CHECKF(g.isa == isa && g.prec == prec, "%s: packed for isa %d prec %d", name, g.isa, g.prec);
-  void *scratch = tl_aligned_alloc(lens_gemm_scratch_bytes(&g, M) + 64);
+  void *scratch = tl_aligned_alloc(lens_gemm_scratch_bytes(&g, M));
   uint16_t *dzb = NULL;
   if (prec == LENS_PREC_BF16) {
     dzb = tl_aligned_alloc((size_t)M * lens_gemm_bf16_row(V) * sizeof(uint16_t));
@@ -252,11 +252,12 @@ static void check_api_errors(problem *p) {
  * d 128 takes the AMX blocks where the CPU has them. */
 static void check_deterministic_d(int prec, int d) {
   const int M = 37, V = 5000;
-  float *W = rand_array((size_t)V * d, 1.0f), *x = rand_array((size_t)M * d, 1.0f), *dz = rand_array((size_t)M * V, 1.0f);
+  float *W = rand_array((size_t)V * d, 1.0f), *x = rand_array((size_t)M * d, 1.0f);
+  float *dz = rand_array((size_t)M * V, 1.0f);
   float *z[2], *dx[2];
   lens_gemm_wu g;
   lens_gemm_pack(&g, W, V, d, prec);
-  void *scratch = tl_aligned_alloc(lens_gemm_scratch_bytes(&g, M) + 64);
+  void *scratch = tl_aligned_alloc(lens_gemm_scratch_bytes(&g, M));
   uint16_t *dzb = tl_aligned_alloc((size_t)M * lens_gemm_bf16_row(V) * sizeof(uint16_t));
   if (g.prec == LENS_PREC_BF16)
     for (int r = 0; r < M; r++) lens_gemm_to_bf16(dz + (size_t)r * V, V, dzb + (size_t)r * lens_gemm_bf16_row(V));

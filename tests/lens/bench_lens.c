@@ -90,7 +90,7 @@ static void gemm_rates(int kind, const float *W, const float *x, const float *dz
     int old = lens_gemm_set_max_isa(kind == 2 ? LENS_ISA_AVX512_BF16 : LENS_ISA_AMX);
     lens_gemm_pack(&g, W, V, D, kind >= 2 ? LENS_PREC_BF16 : LENS_PREC_FP32);
     lens_gemm_set_max_isa(old);
-    scratch = tl_aligned_alloc(lens_gemm_scratch_bytes(&g, C) + 64);
+    scratch = tl_aligned_alloc(lens_gemm_scratch_bytes(&g, C));
     if (g.prec == LENS_PREC_BF16)
       for (int r = 0; r < C; r++) lens_gemm_to_bf16(dz + (size_t)r * V, V, dzb + (size_t)r * lens_gemm_bf16_row(V));
   }

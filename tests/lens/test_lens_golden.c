@@ -84,7 +84,8 @@ static void check_family(const char *fam) {
     CHECKF(tl_test_maxerr(&losses[i], ref, 1) < TOL, "%s %s: %.8f vs %.8f", fam, name, losses[i], ref[0]);
     /* the evaluation path gives the same numbers */
     tl_lens_eval_out ev;
-    CHECK(tl_lens_eval(&g.lens, i, &g.u, g.hidden + (size_t)i * BT * d, g.logits, g.ids, B, T, 1, 5, &ev, NULL, NULL) == 0);
+    CHECK(tl_lens_eval(&g.lens, i, &g.u, g.hidden + (size_t)i * BT * d, g.logits, g.ids, B, T, 1, 5, &ev, NULL,
+                       NULL) == 0);
     CHECK(ev.n_all == (int64_t)BT && ev.n_ce == (int64_t)B * (T - 1));
     free(ref);
     expect_metrics(&g, fam, "eval", i, &ev);
