@@ -19,6 +19,7 @@ static const command commands[] = {
     {"hidden", tl_cmd_hidden, "run the model on input_ids and write hidden states + logits"},
     {"tokenize", tl_cmd_tokenize, "encode text to token ids, or decode ids to text"},
     {"synth", tl_cmd_synth, "write a random-weight model folder of any shape"},
+    {"generate", tl_cmd_generate, "generate text through the lens at one layer (TunedLens.generate)"},
     {"trajectory", tl_cmd_trajectory, "what a lens predicts at every layer and position of a text (JSON, SVG, table)"},
 };
 #define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
