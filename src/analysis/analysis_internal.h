@@ -118,8 +118,12 @@ typedef struct {
   tl_traj_view *views;
 } tl_traj_set;
 
-/* trajectory.json: {lens_type: {key: view}} */
+/* the text of trajectory.json: {lens_type: {key: view}} (malloc'd) */
+char *tl_traj_sets_json(const tl_traj_set *sets, int nsets);
 int tl_traj_write_json(const char *path, const tl_traj_set *sets, int nsets);
+/* trajectory.html: every view as a heatmap, a selector, the hover entries; one file
+ * with its data, CSS and script inline, that loads nothing (traj_html.c) */
+int tl_traj_write_html(const char *path, const tl_traj_set *sets, int nsets, const char *title);
 /* one heatmap: layers up, positions across, cell text = label, RdBu reversed */
 int tl_traj_write_svg(const char *path, const tl_traj_view *v, const char *title);
 /* appends s with <, >, & and " escaped (SVG and HTML text) */

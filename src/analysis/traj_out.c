@@ -53,7 +53,7 @@ static cJSON *view_json(const tl_traj_view *v) {
   return o;
 }
 
-int tl_traj_write_json(const char *path, const tl_traj_set *sets, int nsets) {
+char *tl_traj_sets_json(const tl_traj_set *sets, int nsets) {
   cJSON *root = cJSON_CreateObject();
   for (int i = 0; i < nsets; i++) {
     cJSON *t = cJSON_AddObjectToObject(root, sets[i].lens_type);
@@ -61,6 +61,11 @@ int tl_traj_write_json(const char *path, const tl_traj_set *sets, int nsets) {
   }
   char *text = cJSON_PrintUnformatted(root);
   cJSON_Delete(root);
+  return text;
+}
+
+int tl_traj_write_json(const char *path, const tl_traj_set *sets, int nsets) {
+  char *text = tl_traj_sets_json(sets, nsets);
   size_t n = strlen(text);
   text = tl_realloc(text, n + 2);
   text[n] = '\n';

@@ -224,7 +224,13 @@ static int write_outputs(run_state *s) {
       rc = tl_traj_write_svg(path, v, title);
       free(path), free(name), free(title);
     }
-  if (rc == 0) tl_info("wrote trajectory.json and %d heatmaps to %s", nsvg, c->output);
+  if (rc == 0) {
+    char *title = c->title ? tl_strdup(c->title) : tl_sprintf("Prediction trajectory: %s", tl_basename(c->model));
+    path = tl_path_join(c->output, "trajectory.html");
+    rc = tl_traj_write_html(path, s->sets, s->nsets, title);
+    free(path), free(title);
+  }
+  if (rc == 0) tl_info("wrote trajectory.json, trajectory.html and %d SVG heatmaps to %s", nsvg, c->output);
   return rc;
 }
 

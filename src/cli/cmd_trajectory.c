@@ -37,7 +37,9 @@ static const char *usage =
     "log-probabilities are never held (--save_log_probs writes them, when asked).\n"
     "With --output: DIR/trajectory.json ({lens: {statistic: {name, units, min, max,\n"
     "includes_output, layer_labels, sequence_labels, stats, label_strings, hover_over_entries}}})\n"
-    "and DIR/<lens>_<statistic>.svg heatmaps (layers up, tokens across, RdBu reversed). Without:\n"
+    "DIR/<lens>_<statistic>.svg heatmaps (layers up, tokens across, RdBu reversed) and\n"
+    "DIR/trajectory.html (every heatmap in one page with a selector and the top-k on hover; all\n"
+    "inline, it loads nothing and opens from a file:// URL). Without:\n"
     "the table of top-1 tokens and values on stdout.\n"
     "Exit status: 0 done, 1 error, 2 bad usage.";
 
