@@ -14,6 +14,7 @@
 #ifndef TLENS_DATA_H
 #define TLENS_DATA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +55,8 @@ void tl_chunks_free(tl_chunks *c);
 
 typedef struct {
   const char *text_column; /* ["text"] */
+  bool shuffle_docs;       /* [false] documents in a seeded random order before chunking */
+  uint64_t shuffle_seed;   /* [42] */
   int64_t max_seq_len;     /* [2048] */
   const char *cache_dir;   /* required: where cache files live (created if missing) */
 } tl_data_opts;

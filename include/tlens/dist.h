@@ -112,6 +112,13 @@ int tl_dist_iallreduce_avg(tl_dist *d, float *buf, size_t n, tl_dist_req *r);
 int tl_dist_test(tl_dist_req *r, bool *done);
 int tl_dist_wait(tl_dist_req *r);
 
+/* ---- collective timeout ----
+ * After tl_dist_set_timeout, a blocking collective of this rank that has not
+ * returned within `seconds` (another rank died or hangs) ends the process with one
+ * error line and status 1, from a watchdog thread: MPI offers no way to abandon a
+ * call in progress, and a job must not wait for ever. Process-wide. */
+int tl_dist_set_timeout(tl_dist *d, double seconds);
+
 /* ---- error agreement ----
  * Every rank passes its local status (0 ok, -1 failed with a recorded tl_fail
  * message). Returns 0 when all ranks succeeded, else -1 on EVERY rank; ranks that

@@ -32,6 +32,10 @@ typedef struct {
   long threads;
   bool progress;
   bool allow_nonfinite; /* load model weights holding NaN/Inf */
+  /* the reference's flags (see tl_train_cfg) */
+  char *revision, *precision, *tokenizer_type, *split, *data_revision;
+  bool slow_tokenizer, dataset_shuffle, fsdp, cpu_offload;
+  long dataset_shuffle_seed, nccl_timeout;
 } tl_eval_cfg;
 
 void tl_eval_cfg_default(tl_eval_cfg *c);

@@ -4,7 +4,8 @@
  *
  *   tl_run_init      MPI ranks (tl_dist), the rank's log prefix
  *   tl_run_open      threads per rank; the model folder (whole, or one slice of
- *                    every layer per rank for FSDP), its unembedding and that
+ *                    every layer per rank for FSDP, gathered back layer by layer
+ *                    through the model's layer hook), its unembedding and that
  *                    unembedding's hash; the tokenizer; the output folder (made
  *                    and locked by rank 0: one run per folder); the
  *                    corpus through the token cache (rank 0 tokenizes once, every
@@ -37,6 +38,11 @@ typedef struct {
   long threads;            /* threads per rank [0: OMP_NUM_THREADS, else cores / ranks per node] */
   bool fsdp_slices;        /* with several ranks, each keeps only its slice of every layer */
   bool allow_nonfinite;    /* load weights holding NaN/Inf (refused by default) */
+  const char *precision;   /* the reference's --precision (tl_run_check_precision); NULL = auto */
+  bool dataset_shuffle;    /* shuffle documents before chunking, with dataset_shuffle_seed */
+  uint64_t dataset_shuffle_seed;
+  long collective_timeout; /* --nccl_timeout seconds; 0 = none */
+  bool cpu_offload;
 } tl_run_opts;
 
 typedef struct {
@@ -50,6 +56,11 @@ typedef struct {
   int64_t T;               /* tokens per sample of data */
   double nats_to_bpb;      /* of data; NaN when unknown (pre-tokenized without metadata) */
   int lock_fd;             /* rank 0: the output folder's lock (-1: none) */
+  /* FSDP (opts.fsdp_slices on several ranks): this rank's slice of every layer and
+   * the gather that the model's layer hook runs before each block */
+  tl_fsdp *fsdp;
+  float **fsdp_slices;
+  tl_layer_hook hook;
 } tl_run;
 
 /* Starts MPI (one rank without a launcher) and tags this rank's log lines. */
@@ -63,6 +74,9 @@ int tl_run_check_launch(const tl_run *r);
 int tl_run_open(tl_run *r, const tl_run_opts *opts);
 /* Frees what tl_run_open opened and shuts MPI down. Safe after any failure. */
 void tl_run_close(tl_run *r);
+
+/* --precision: auto, bfloat16, float16 or float32 (-1 otherwise, naming the flag). */
+int tl_run_check_precision(const char *precision);
 
 /* Threads per rank: requested > 0 wins, then OMP_NUM_THREADS, else the node's cores
  * divided among the ranks on it (oversubscribed cores thrash). */

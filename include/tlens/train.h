@@ -52,6 +52,17 @@ typedef struct {
   char *hub_layout;        /* also export to <hub_layout>/lens/<model-name>/ */
   bool force;              /* resume even if the checkpoint's config differs */
   bool allow_nonfinite;    /* load model weights holding NaN/Inf */
+  /* the reference's flags that have no effect of their own here (documented in --help) */
+  char *precision;         /* [auto] weights' dtype: on the CPU compute is fp32 whatever it says */
+  char *tokenizer_type;    /* AutoTokenizer class name: tokenizer.json is read whatever it says */
+  bool slow_tokenizer;
+  char *split, *data_revision; /* for hub datasets; a corpus file has no splits or revisions */
+  bool dataset_shuffle;    /* shuffle documents before chunking */
+  long dataset_shuffle_seed; /* [42] */
+  bool cpu_offload;        /* with --device cuda; nothing to offload on the CPU */
+  long nccl_timeout;       /* [1200] s: a collective that takes longer ends the run with an error */
+  char *wandb;             /* run name: TensorBoard event files in <output>/tensorboard/<name>/ */
+  char *tensorboard;       /* TensorBoard event files in this folder */
   /* distribution */
   bool fsdp;               /* shard the frozen model's layers across ranks */
   bool zero;               /* shard the optimizer state across ranks (ZeRO-1) */

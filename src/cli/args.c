@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli/commands.h"
 #include "tlens/core.h"
@@ -35,9 +36,10 @@ static tl_opt *find(tl_opt *opts, int n, const char *name, size_t len) {
   return NULL;
 }
 
+/* The reference's spellings (Python's True/False as users paste them, any case). */
 static int parse_bool(const char *v, bool *out) {
-  if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes")) *out = true;
-  else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no")) *out = false;
+  if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes")) *out = true;
+  else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no")) *out = false;
   else return -1;
   return 0;
 }
@@ -215,7 +217,14 @@ int tl_args_parse(tl_opt *opts, int nopts, int argc, char **argv, const char *us
       continue;
     }
     if (o->type == TL_OPT_BOOL && !value) {
-      *(bool *)o->dst = !negated;
+      bool b;
+      /* "--fsdp True", "--dataloader_shuffle false": a following boolean word is the value */
+      if (!negated && i + 1 < argc && parse_bool(argv[i + 1], &b) == 0) {
+        *(bool *)o->dst = b;
+        i++;
+      } else {
+        *(bool *)o->dst = !negated;
+      }
       o->set = true;
       continue;
     }

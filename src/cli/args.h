@@ -2,6 +2,7 @@
  *
  * A command declares a table of tl_opt; tl_args_parse fills the destinations from
  * argv ("--name value", "--name=value", "-x value"; bools as "--flag", "--noflag",
+ * "--flag True", "--flag false", "--flag 1",
  * "--flag=true|false"), after first loading "--config FILE" (a JSON object whose
  * keys are the option names without dashes) when the table allows it; flags given on
  * the command line override the config. Unknown flags, missing values, malformed or

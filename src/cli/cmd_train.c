@@ -30,44 +30,48 @@ int tl_cmd_train(int argc, char **argv) {
   tl_train_cfg c;
   tl_train_cfg_default(&c);
   long token_shift = 0;
-  tl_opt opts[] = {
-      {"model.name|model", 0, TL_OPT_STR, &c.model, "model folder (config.json, *.safetensors, tokenizer.json)", 0, 0, false},
-      {"model.revision|revision", 0, TL_OPT_STR, &c.revision, "revision recorded in the lens config", 0, 0, false},
-      {"data.name|data", 0, TL_OPT_STR, &c.data, "corpus: .jsonl, .jsonl.zst or pre-tokenized .safetensors", 0, 0, false},
-      {"data.text_column|text_column", 0, TL_OPT_STR, &c.text_column, "JSON field holding the text", 0, 0, false},
-      {"tokenizer", 0, TL_OPT_STR, &c.tokenizer, "tokenizer.json [<model>/tokenizer.json]", 0, 0, false},
-      {"max_seq_len", 0, TL_OPT_INT, &c.max_seq_len, "tokens per sample (capped by model_max_length)", 2, 1 << 24, false},
-      {"per_gpu_batch_size", 0, TL_OPT_INT, &c.per_gpu_batch_size, "samples per rank per micro-batch", 1, 1 << 20, false},
-      {"tokens_per_step", 0, TL_OPT_INT, &c.tokens_per_step, "tokens per optimizer step, all ranks", 1, 1e15, false},
-      {"num_steps", 0, TL_OPT_INT, &c.num_steps, "optimizer steps", 1, 1e12, false},
-      {"seed", 0, TL_OPT_INT, &c.seed, "shuffle seed", 0, 9.2e18, false},
-      {"dataloader_shuffle", 0, TL_OPT_BOOL, &c.shuffle, "shuffle samples (--nodataloader_shuffle: in order)", 0, 0, false},
-      {"loss", 0, TL_OPT_STR, &c.loss, "kl (KL(model || lens)) or ce (next-token cross-entropy)", 0, 0, false},
-      {"token_shift", 0, TL_OPT_INT, &token_shift, "label shift [kl: 0, ce: 1]", -1e6, 1e6, false},
-      {"bias_only", 0, TL_OPT_BOOL, &c.bias_only, "train only the translators' biases", 0, 0, false},
-      {"lens_name_or_path", 'l', TL_OPT_STR, &c.lens_init, "start from this lens folder (fine-tuning)", 0, 0, false},
-      {"optimizer", 0, TL_OPT_STR, &c.optimizer, "sgd (Nesterov) or adam (amsgrad)", 0, 0, false},
-      {"lr_scale", 0, TL_OPT_FLOAT, &c.lr_scale, "sgd lr = lr_scale*(1-momentum); adam lr = lr_scale*1e-3", 0, 0, false},
-      {"momentum", 0, TL_OPT_FLOAT, &c.momentum, "sgd momentum / adam beta1", 0, 0, false},
-      {"weight_decay", 0, TL_OPT_FLOAT, &c.weight_decay, "weight decay (pulls translators toward identity)", 0, 0, false},
-      {"warmup_steps", 0, TL_OPT_INT, &c.warmup_steps, "linear warmup steps [-1: sgd 0, adam min(1000, num_steps/5)]", -1, 1e12, false},
+  char *log_level = NULL;
+  tl_cli_run_group g = {
+      .model = &c.model, .revision = &c.revision, .tokenizer = &c.tokenizer, .precision = &c.precision,
+      .tokenizer_type = &c.tokenizer_type, .slow_tokenizer = &c.slow_tokenizer, .data = &c.data, .split = &c.split,
+      .text_column = &c.text_column, .data_revision = &c.data_revision, .max_seq_len = &c.max_seq_len,
+      .dataset_shuffle = &c.dataset_shuffle, .dataset_shuffle_seed = &c.dataset_shuffle_seed, .fsdp = &c.fsdp,
+      .cpu_offload = &c.cpu_offload, .nccl_timeout = &c.nccl_timeout, .per_gpu_batch_size = &c.per_gpu_batch_size,
+      .dataloader_shuffle = &c.shuffle, .cache_dir = &c.cache_dir, .threads = &c.threads,
+      .allow_nonfinite = &c.allow_nonfinite, .progress = &c.progress, .log_level = &log_level};
+  tl_opt opts[80];
+  int nopts = tl_cli_run_options(opts, 80, &g);
+  const tl_opt own[] = {
+      /* Train */
       {"output|o", 'o', TL_OPT_STR, &c.output, "output folder (lens, metrics, checkpoints, token cache)", 0, 0, false},
+      {"seed", 0, TL_OPT_INT, &c.seed, "shuffle seed", 0, 9.2e18, false},
+      {"lens_name_or_path", 'l', TL_OPT_STR, &c.lens_init, "start from this lens folder (fine-tuning)", 0, 0, false},
+      {"bias_only", 0, TL_OPT_BOOL, &c.bias_only, "train only the translators' biases", 0, 0, false},
+      {"num_steps", 0, TL_OPT_INT, &c.num_steps, "optimizer steps", 1, 1e12, false},
+      {"tokens_per_step", 0, TL_OPT_INT, &c.tokens_per_step, "tokens per optimizer step, all ranks", 1, 1e15, false},
+      {"wandb", 0, TL_OPT_STR, &c.wandb, "run name: every per-step scalar as TensorBoard events in <output>/tensorboard/NAME/ "
+       "(what `wandb sync --sync-tensorboard` uploads; nothing is sent from here)", 0, 0, false},
+      {"tensorboard", 0, TL_OPT_STR, &c.tensorboard, "write the TensorBoard events to this folder instead", 0, 0, false},
+      {"token_shift", 0, TL_OPT_INT, &token_shift, "label shift [kl: 0, ce: 1]", -1e6, 1e6, false},
       {"checkpoint_freq", 0, TL_OPT_INT, &c.checkpoint_freq, "checkpoint every N steps (0: only on signals and at the end)", 0, 1e12, false},
       {"checkpoint_dir", 0, TL_OPT_STR, &c.checkpoint_dir, "checkpoint folder [<output>/checkpoints]", 0, 0, false},
+      {"loss", 0, TL_OPT_STR, &c.loss, "kl (KL(model || lens)) or ce (next-token cross-entropy)", 0, 0, false},
+      /* Optimizer */
+      {"weight_decay|opt.weight_decay", 0, TL_OPT_FLOAT, &c.weight_decay, "weight decay (pulls translators toward identity)", 0, 0, false},
+      {"lr_scale|opt.lr_scale", 0, TL_OPT_FLOAT, &c.lr_scale, "sgd lr = lr_scale*(1-momentum); adam lr = lr_scale*1e-3", 0, 0, false},
+      {"momentum|opt.momentum", 0, TL_OPT_FLOAT, &c.momentum, "sgd momentum / adam beta1", 0, 0, false},
+      {"zero|opt.zero", 0, TL_OPT_BOOL, &c.zero, "shard the optimizer state across ranks (ZeRO-1)", 0, 0, false},
+      {"optimizer|opt.optimizer", 0, TL_OPT_STR, &c.optimizer, "sgd (Nesterov) or adam (amsgrad)", 0, 0, false},
+      {"warmup_steps|opt.warmup_steps", 0, TL_OPT_INT, &c.warmup_steps, "linear warmup steps [-1: sgd 0, adam min(1000, num_steps/5)]", -1, 1e12, false},
+      /* ours */
       {"checkpoint_keep", 0, TL_OPT_INT, &c.checkpoint_keep, "checkpoints kept", 1, 1e6, false},
-      {"cache_dir", 0, TL_OPT_STR, &c.cache_dir, "token cache folder [<output>/cache]", 0, 0, false},
       {"hub_layout", 0, TL_OPT_STR, &c.hub_layout, "also write the lens to DIR/lens/<model-name>/", 0, 0, false},
       {"force", 0, TL_OPT_BOOL, &c.force, "resume even from a checkpoint whose settings differ", 0, 0, false},
-      {"allow_nonfinite", 0, TL_OPT_BOOL, &c.allow_nonfinite, "load model weights holding NaN or Inf (refused by default)", 0, 0, false},
-      {"fsdp", 0, TL_OPT_BOOL, &c.fsdp, "shard the frozen model's layers across ranks", 0, 0, false},
-      {"zero", 0, TL_OPT_BOOL, &c.zero, "shard the optimizer state across ranks (ZeRO-1)", 0, 0, false},
-      {"threads", 0, TL_OPT_INT, &c.threads, "threads per rank [0: OMP_NUM_THREADS, else cores / ranks per node]", 0, 4096, false},
       {"lens_precision", 0, TL_OPT_STR, &c.lens_precision, "fp32, or bf16 for the lens step's W_U products (AVX-512 BF16 CPUs; ~1.5x faster)", 0, 0, false},
       {"lens_chunk", 0, TL_OPT_INT, &c.lens_chunk, "tokens per chunk of the fused lens step [0: built-in]", 0, 1 << 20, false},
-      {"progress", 0, TL_OPT_BOOL, &c.progress, "progress line on a terminal", 0, 0, false},
       {"stop_after", 0, TL_OPT_INT, &c.stop_after, "checkpoint and exit 3 after N steps, as on a signal (testing)", 0, 1e12, false},
   };
-  int nopts = (int)(sizeof opts / sizeof opts[0]);
+  for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) opts[nopts++] = own[i];
   int status = tl_cli_parse("train", opts, nopts, argc, argv, usage, true, NULL, NULL);
   if (status < 0) {
     for (int i = 0; i < nopts; i++)
@@ -75,9 +79,10 @@ int tl_cmd_train(int argc, char **argv) {
         c.token_shift = token_shift;
         c.token_shift_set = true;
       }
-    status = tl_train_cfg_check(&c) != 0 ? tl_cli_report("train", TL_EXIT_USAGE)
-                                          : tl_cli_run_ranks("train", argc, argv, train_body, &c);
+    if (tl_cli_apply_log_level(log_level) != 0 || tl_train_cfg_check(&c) != 0) status = tl_cli_report("train", TL_EXIT_USAGE);
+    else status = tl_cli_run_ranks("train", argc, argv, train_body, &c);
   }
+  free(log_level);
   tl_train_cfg_free(&c);
   return status;
 }

@@ -187,6 +187,8 @@ int tl_data_gather(const tl_dataset *d, const int64_t *idx, int64_t n, int32_t *
 void tl_data_opts_default(tl_data_opts *o) {
   o->text_column = "text";
   o->max_seq_len = 2048;
+  o->shuffle_docs = false;
+  o->shuffle_seed = 42;
   o->cache_dir = NULL;
 }
 
@@ -201,10 +203,14 @@ static int64_t effective_T(const char *source, const tl_tokenizer *tok, const tl
 
 /* Everything except the source bytes that decides the cache contents. */
 static char *settings_string(const char *source, const tl_tokenizer *tok, const tl_data_opts *o) {
-  return tl_sprintf("tlens token cache v%u\nkind=%s\ntokenizer=%s\nseq_len=%lld\ntext_column=%s\nbatch_docs=%d\n",
-                    TL_CACHE_VERSION, is_safetensors(source) ? "safetensors" : "jsonl",
-                    tok ? tl_tokenizer_hash(tok) : "none", (long long)effective_T(source, tok, o),
-                    o->text_column ? o->text_column : "text", TL_DATA_BATCH_DOCS);
+  char *s = tl_sprintf("tlens token cache v%u\nkind=%s\ntokenizer=%s\nseq_len=%lld\ntext_column=%s\nbatch_docs=%d\n",
+                       TL_CACHE_VERSION, is_safetensors(source) ? "safetensors" : "jsonl",
+                       tok ? tl_tokenizer_hash(tok) : "none", (long long)effective_T(source, tok, o),
+                       o->text_column ? o->text_column : "text", TL_DATA_BATCH_DOCS);
+  if (!o->shuffle_docs || is_safetensors(source)) return s; /* unshuffled keys stay as they always were */
+  char *t = tl_sprintf("%sshuffle_docs_seed=%llu\n", s, (unsigned long long)o->shuffle_seed);
+  free(s);
+  return t;
 }
 
 char *tl_data_cache_path(const char *source, const tl_tokenizer *tok, const tl_data_opts *o) {
@@ -387,7 +393,8 @@ static int build(const char *source, const tl_tokenizer *tok, const tl_data_opts
       w.h.vocab = (uint32_t)v;
       w.h.id_size = v <= 65536 ? 2 : 4;
       tl_chunk_stats st;
-      rc = tl_chunk_stream(source, o->text_column, tok, T, writer_sink, &w, &st);
+      rc = o->shuffle_docs ? tl_chunk_stream_shuffled(source, o->text_column, tok, T, o->shuffle_seed, writer_sink, &w, &st)
+                           : tl_chunk_stream(source, o->text_column, tok, T, writer_sink, &w, &st);
       if (rc == 0) {
         w.h.total_tokens = st.total_tokens;
         w.h.total_bytes = st.total_bytes;

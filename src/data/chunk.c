@@ -91,8 +91,28 @@ typedef struct {
   char *err;
 } batch;
 
+/* Where documents come from: the corpus file in its order, or all of them held in
+ * memory in a permuted order. */
+typedef struct {
+  tl_corpus *c;
+  /* shuffled: documents [off[i], off[i] + len[i]) of text, visited as perm[0..n) */
+  tl_buf text;
+  size_t *off, *len;
+  int64_t *line, *perm, n, next;
+} doc_source;
+
+static int next_doc(doc_source *s, const char **t, size_t *n, int64_t *line) {
+  if (!s->perm) return tl_corpus_next(s->c, t, n, line);
+  if (s->next >= s->n) return 0;
+  int64_t k = s->perm[s->next++];
+  *t = (const char *)s->text.data + s->off[k];
+  *n = s->len[k];
+  *line = s->line[k];
+  return 1;
+}
+
 /* Reads up to TL_DATA_BATCH_DOCS documents into b. Returns 1 if any, 0 at the end, -1. */
-static int read_batch(tl_corpus *c, const char *sep, batch *b) {
+static int read_batch(doc_source *c, const char *sep, batch *b) {
   size_t seplen = strlen(sep);
   b->text.len = 0;
   b->ndocs = 0;
@@ -100,7 +120,7 @@ static int read_batch(tl_corpus *c, const char *sep, batch *b) {
     const char *t;
     size_t n;
     int64_t line;
-    int r = tl_corpus_next(c, &t, &n, &line);
+    int r = next_doc(c, &t, &n, &line);
     if (r < 0) return -1;
     if (r == 0) break;
     if (b->ndocs == 0) b->first_line = line;
@@ -112,12 +132,61 @@ static int read_batch(tl_corpus *c, const char *sep, batch *b) {
   return b->ndocs > 0;
 }
 
-int tl_chunk_stream(const char *path, const char *column, const tl_tokenizer *tok, int64_t T,
-                    tl_chunk_sink sink, void *ctx, tl_chunk_stats *stats) {
+static uint64_t splitmix64(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/* Reads every document into s and draws the permutation. */
+static int load_shuffled(doc_source *s, uint64_t seed) {
+  size_t cap = 0;
+  for (;;) {
+    const char *t;
+    size_t n;
+    int64_t line;
+    int r = tl_corpus_next(s->c, &t, &n, &line);
+    if (r < 0) return -1;
+    if (r == 0) break;
+    if ((size_t)s->n == cap) {
+      cap = cap ? 2 * cap : 1024;
+      s->off = tl_realloc(s->off, cap * sizeof *s->off);
+      s->len = tl_realloc(s->len, cap * sizeof *s->len);
+      s->line = tl_realloc(s->line, cap * sizeof *s->line);
+    }
+    s->off[s->n] = s->text.len;
+    s->len[s->n] = n;
+    s->line[s->n] = line;
+    tl_buf_append(&s->text, t, n);
+    s->n++;
+  }
+  s->perm = tl_malloc((size_t)(s->n ? s->n : 1) * sizeof *s->perm);
+  for (int64_t i = 0; i < s->n; i++) s->perm[i] = i;
+  uint64_t x = seed;
+  for (int64_t i = s->n - 1; i > 0; i--) { /* unbiased: rejection of the short last range */
+    uint64_t range = (uint64_t)i + 1, limit = UINT64_MAX - UINT64_MAX % range, v;
+    do v = splitmix64(&x);
+    while (v >= limit);
+    int64_t j = (int64_t)(v % range), t = s->perm[i];
+    s->perm[i] = s->perm[j];
+    s->perm[j] = t;
+  }
+  return 0;
+}
+
+static int chunk_stream(const char *path, const char *column, const tl_tokenizer *tok, int64_t T, bool shuffle,
+                        uint64_t seed, tl_chunk_sink sink, void *ctx, tl_chunk_stats *stats) {
   memset(stats, 0, sizeof *stats);
   if (T < 2) return tl_fail("%s: chunk length %lld: expected at least 2 tokens", path, (long long)T);
-  tl_corpus *c;
-  TL_TRY(tl_corpus_open(&c, path, column));
+  doc_source src = {0};
+  TL_TRY(tl_corpus_open(&src.c, path, column));
+  doc_source *c = &src;
+  if (shuffle && load_shuffled(&src, seed) != 0) {
+    tl_corpus_close(src.c);
+    free(src.off), free(src.len), free(src.line), free(src.perm), tl_buf_free(&src.text);
+    return -1;
+  }
   const char *sep = tl_data_eos_text(tok);
   int group = 2 * omp_get_max_threads(); /* batches encoded together */
   batch *bs = tl_calloc((size_t)group, sizeof *bs);
@@ -161,11 +230,22 @@ int tl_chunk_stream(const char *path, const char *column, const tl_tokenizer *to
   }
   for (int i = 0; i < group; i++) tl_buf_free(&bs[i].text);
   free(bs);
-  tl_corpus_close(c);
+  tl_corpus_close(src.c);
+  free(src.off), free(src.len), free(src.line), free(src.perm), tl_buf_free(&src.text);
   if (rc == 0 && stats->n_chunks == 0)
     rc = tl_fail("%s: not enough text for one chunk of %lld tokens (each batch of %d documents drops its "
                  "last, partial chunk)", path, (long long)T, TL_DATA_BATCH_DOCS);
   return rc;
+}
+
+int tl_chunk_stream(const char *path, const char *column, const tl_tokenizer *tok, int64_t T, tl_chunk_sink sink,
+                    void *ctx, tl_chunk_stats *stats) {
+  return chunk_stream(path, column, tok, T, false, 0, sink, ctx, stats);
+}
+
+int tl_chunk_stream_shuffled(const char *path, const char *column, const tl_tokenizer *tok, int64_t T, uint64_t seed,
+                             tl_chunk_sink sink, void *ctx, tl_chunk_stats *stats) {
+  return chunk_stream(path, column, tok, T, true, seed, sink, ctx, stats);
 }
 
 static int mem_sink(void *ctx, const int32_t *ids, int64_t n, int64_t T) {

@@ -3,6 +3,11 @@
 #include "tlens/dist.h"
 
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +23,64 @@ static int mpi_check(int rc, const char *what) {
   if (MPI_Error_string(rc, s, &len) != MPI_SUCCESS) snprintf(s, sizeof s, "error code %d", rc);
   return tl_fail("dist: %s failed: %s", what, s);
 }
-#define MPI_TRY(call) do { if (mpi_check((call), #call) != 0) return -1; } while (0)
+/* ---- collective timeout (--nccl_timeout) ----
+ * A blocking MPI call cannot be interrupted, so a watchdog thread ends the process
+ * when one has run longer than the timeout: a rank that died or hangs must not
+ * keep the others waiting for ever. The deadline is set on entry and cleared on
+ * return of every blocking call below (watch_begin / watch_end). */
+static _Atomic long long watch_deadline_ms = 0; /* 0: nothing in flight */
+static const char *_Atomic watch_what = NULL;
+static double watch_timeout_s = 0;
+static int watch_rank = 0;
+static pthread_t watch_thread;
+static bool watch_started = false;
+
+static long long now_ms(void) { return (long long)(tl_now() * 1000.0); }
+
+static void *watchdog(void *arg) {
+  (void)arg;
+  for (;;) {
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    long long dl = atomic_load(&watch_deadline_ms);
+    if (dl > 0 && now_ms() > dl) {
+      const char *what = atomic_load(&watch_what);
+      fprintf(stderr,
+              "tlens%s%.0d%s: error: %s did not complete within %g s (--nccl_timeout): another rank has died or "
+              "stopped; exiting\n",
+              watch_rank ? "[" : "", watch_rank, watch_rank ? "]" : "", what ? what : "a collective", watch_timeout_s);
+      fflush(stderr);
+      _exit(1);
+    }
+  }
+  return NULL;
+}
+
+static void watch_begin(const char *what) {
+  if (watch_timeout_s <= 0) return;
+  atomic_store(&watch_what, what);
+  atomic_store(&watch_deadline_ms, now_ms() + (long long)(watch_timeout_s * 1000.0));
+}
+static int watch_end(int rc) {
+  if (watch_timeout_s > 0) atomic_store(&watch_deadline_ms, 0);
+  return rc;
+}
+
+int tl_dist_set_timeout(tl_dist *d, double seconds) {
+  if (!(seconds > 0) || seconds > 1e9) return tl_fail("collective timeout %g s: expected 0 < s <= 1e9", seconds);
+  watch_timeout_s = seconds;
+  watch_rank = d->rank;
+  if (d->world > 1 && !watch_started) {
+    if (pthread_create(&watch_thread, NULL, watchdog, NULL) != 0) return tl_fail("cannot start the collective watchdog");
+    pthread_detach(watch_thread);
+    watch_started = true;
+  }
+  return 0;
+}
+
+/* A blocking MPI call under the watchdog, its return code checked. */
+#define MPI_CALL(call, what) (watch_begin(what), watch_end(mpi_check((call), what)))
+#define MPI_TRY(call) do { if (MPI_CALL(call, #call) != 0) return -1; } while (0)
 
 /* Elements per MPI call in the chunked average; MPI counts are ints. */
 #define TL_DIST_MAX_CHUNK ((size_t)1 << 30)
@@ -164,12 +226,12 @@ int tl_dist_allreduce_avg(tl_dist *d, float *buf, size_t n) {
     float *c = buf + start;
     if ((rc = fill_partition(d, cn, counts, displs, "average")) != 0) break;
     int me = d->rank;
-    rc = mpi_check(MPI_Reduce_scatter(MPI_IN_PLACE, c, counts, MPI_FLOAT, MPI_SUM, d->comm), "MPI_Reduce_scatter");
+    rc = MPI_CALL(MPI_Reduce_scatter(MPI_IN_PLACE, c, counts, MPI_FLOAT, MPI_SUM, d->comm), "MPI_Reduce_scatter");
     if (rc) break;
     float w = (float)d->world;
     for (int i = 0; i < counts[me]; i++) c[i] /= w;
     if (displs[me] != 0) memmove(c + displs[me], c, sizeof(float) * counts[me]);
-    rc = mpi_check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, c, counts, displs, MPI_FLOAT, d->comm),
+    rc = MPI_CALL(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, c, counts, displs, MPI_FLOAT, d->comm),
                    "MPI_Allgatherv");
   }
   free(counts);
@@ -182,7 +244,7 @@ int tl_dist_reduce_scatter(tl_dist *d, const float *in, float *shard, size_t n, 
   int *counts = tl_malloc(sizeof(int) * d->world), *displs = tl_malloc(sizeof(int) * d->world);
   int rc = fill_partition(d, n, counts, displs, "reduce-scatter");
   if (rc == 0)
-    rc = mpi_check(MPI_Reduce_scatter(in, shard, counts, MPI_FLOAT, MPI_SUM, d->comm), "MPI_Reduce_scatter");
+    rc = MPI_CALL(MPI_Reduce_scatter(in, shard, counts, MPI_FLOAT, MPI_SUM, d->comm), "MPI_Reduce_scatter");
   if (rc == 0 && average) {
     float w = (float)d->world;
     for (int i = 0; i < counts[d->rank]; i++) shard[i] /= w;
@@ -200,7 +262,7 @@ int tl_dist_allgather(tl_dist *d, const float *shard, float *out, size_t n) {
     /* The caller may hand us its shard already in place inside out. */
     float *mine = out + displs[d->rank];
     if (shard != mine && counts[d->rank] > 0) memcpy(mine, shard, sizeof(float) * counts[d->rank]);
-    rc = mpi_check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, out, counts, displs, MPI_FLOAT, d->comm),
+    rc = MPI_CALL(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, out, counts, displs, MPI_FLOAT, d->comm),
                    "MPI_Allgatherv");
   }
   free(counts);
@@ -314,7 +376,7 @@ int tl_dist_wait(tl_dist_req *r) {
   }
   int rc = 0;
   while (r->phase && rc == 0) {
-    rc = mpi_check(MPI_Wait(&r->req, MPI_STATUS_IGNORE), "MPI_Wait");
+    rc = MPI_CALL(MPI_Wait(&r->req, MPI_STATUS_IGNORE), "MPI_Wait");
     if (rc == 0) rc = ireq_advance(r);
   }
   ireq_release(r);
@@ -326,12 +388,12 @@ int tl_dist_wait(tl_dist_req *r) {
 /* ---- error agreement ---- */
 int tl_dist_agree(tl_dist *d, int local_rc) {
   int mine = local_rc == 0 ? INT_MAX : d->rank, first = INT_MAX;
-  if (mpi_check(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, d->comm), "MPI_Allreduce") != 0) return -1;
+  if (MPI_CALL(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, d->comm), "MPI_Allreduce") != 0) return -1;
   if (first == INT_MAX) return 0;
   char msg[1024];
   memset(msg, 0, sizeof msg);
   if (d->rank == first) snprintf(msg, sizeof msg, "%s", tl_errmsg());
-  if (mpi_check(MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, d->comm), "MPI_Bcast") != 0) return -1;
+  if (MPI_CALL(MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, d->comm), "MPI_Bcast") != 0) return -1;
   msg[sizeof msg - 1] = 0;
   if (local_rc == 0) tl_fail("rank %d: %s", first, msg);
   return -1;

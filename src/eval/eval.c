@@ -25,10 +25,15 @@ void tl_eval_cfg_default(tl_eval_cfg *c) {
   c->per_gpu_batch_size = 1;
   c->max_seq_len = 2048;
   c->progress = true;
+  c->precision = tl_strdup("auto");
+  c->split = tl_strdup("validation");
+  c->dataset_shuffle_seed = 42;
+  c->nccl_timeout = 1200;
 }
 
 void tl_eval_cfg_free(tl_eval_cfg *c) {
-  char **s[] = {&c->model, &c->data, &c->text_column, &c->tokenizer, &c->lens, &c->output, &c->cache_dir};
+  char **s[] = {&c->model, &c->data, &c->text_column, &c->tokenizer, &c->lens, &c->output, &c->cache_dir,
+                &c->revision, &c->precision, &c->tokenizer_type, &c->split, &c->data_revision};
   for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
     free(*s[i]);
     *s[i] = NULL;
@@ -237,6 +242,8 @@ int tl_eval_cfg_check(const tl_eval_cfg *c) {
   if (!c->output || !*c->output) return tl_fail("--output: an output folder is required");
   if (!c->logit && !c->lens) return tl_fail("nothing to evaluate: --nologit without --lens_name");
   if (c->per_gpu_batch_size < 1) return tl_fail("--per_gpu_batch_size: expected at least 1");
+  TL_TRY(tl_run_check_precision(c->precision));
+  if (c->nccl_timeout < 1) return tl_fail("--nccl_timeout: expected at least 1 second");
   return 0;
 }
 
@@ -246,7 +253,10 @@ static int eval_body(tl_eval *e) {
   TL_TRY(tl_eval_cfg_check(c));
   tl_run_opts o = {.model = c->model, .tokenizer = c->tokenizer, .data = c->data, .text_column = c->text_column,
                    .max_seq_len = c->max_seq_len, .output = c->output, .cache_dir = c->cache_dir,
-                   .threads = c->threads, .allow_nonfinite = c->allow_nonfinite};
+                   .threads = c->threads, .fsdp_slices = c->fsdp, .allow_nonfinite = c->allow_nonfinite,
+                   .precision = c->precision, .dataset_shuffle = c->dataset_shuffle,
+                   .dataset_shuffle_seed = (uint64_t)c->dataset_shuffle_seed, .collective_timeout = c->nccl_timeout,
+                   .cpu_offload = c->cpu_offload};
   TL_TRY(tl_run_open(e->run, &o));
   TL_TRY(tl_lens_prepare(&e->run->u, TL_LENS_GEMM_FP32, &e->ws));
   e->L = e->run->mc.n_layers;

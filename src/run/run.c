@@ -52,6 +52,14 @@ int tl_run_check_launch(const tl_run *r) {
   return 0;
 }
 
+int tl_run_check_precision(const char *p) {
+  if (!p || !strcmp(p, "auto") || !strcmp(p, "bfloat16") || !strcmp(p, "float16") || !strcmp(p, "float32")) return 0;
+  if (!strcmp(p, "int8"))
+    return tl_fail("--precision int8: 8-bit weights need bitsandbytes on a GPU, which tlens does not use; choose "
+                   "auto, bfloat16, float16 or float32");
+  return tl_fail("--precision: expected auto, bfloat16, float16 or float32, got '%s'", p);
+}
+
 void tl_run_choose_threads(long requested, const tl_dist *d) {
   int n = 0;
   if (requested > 0) n = (int)requested;
@@ -89,6 +97,8 @@ static int open_dataset(tl_run *r, const tl_run_opts *o) {
   tl_data_opts dopts;
   tl_data_opts_default(&dopts);
   if (o->text_column) dopts.text_column = o->text_column;
+  dopts.shuffle_docs = o->dataset_shuffle;
+  dopts.shuffle_seed = o->dataset_shuffle_seed;
   dopts.max_seq_len = o->max_seq_len;
   char *cache_dir = o->cache_dir ? tl_strdup(o->cache_dir) : tl_path_join(o->output, "cache");
   dopts.cache_dir = cache_dir;
@@ -115,6 +125,48 @@ static int open_dataset(tl_run *r, const tl_run_opts *o) {
   r->nats_to_bpb = tl_data_nats_to_bpb(r->data);
   return 0;
 }
+
+/* ---- FSDP: each rank keeps 1/W of every layer blob; the hook gathers it back ---- */
+static int fsdp_fetch(void *ctx, tl_model *m, int layer, const float **blob) {
+  tl_run *r = ctx;
+  const void *full = NULL;
+  TL_TRY(tl_fsdp_wait(r->fsdp, layer, &full));
+  *blob = full;
+  /* start the next layer's gather now so it overlaps this layer's compute */
+  if (layer + 1 < r->mc.n_layers) TL_TRY(tl_fsdp_prefetch(r->fsdp, layer + 1));
+  return 0;
+}
+
+/* The gathered buffer is reused by the gather two layers on: nothing to give back. */
+static int fsdp_release(void *ctx, tl_model *m, int layer, const float *blob) { return 0; }
+
+/* The model was loaded sliced (tl_model_load_sliced): rank r holds slice r of
+ * every layer, taken over here; tl_fsdp gathers them back layer by layer, the
+ * next layer's gather overlapping this layer's compute. */
+static int setup_fsdp(tl_run *r) {
+  int L = r->mc.n_layers;
+  size_t numel = tl_model_layer_numel(r->model), off = 0, cnt = 0;
+  size_t *sizes = tl_malloc((size_t)L * sizeof *sizes);
+  r->fsdp_slices = tl_calloc((size_t)L, sizeof(float *));
+  for (int l = 0; l < L; l++) {
+    sizes[l] = numel;
+    r->fsdp_slices[l] = tl_model_take_layer_slice(r->model, l, &off, &cnt);
+    if (!r->fsdp_slices[l]) {
+      free(sizes);
+      return tl_fail("internal: the model was not loaded in slices");
+    }
+  }
+  int rc = tl_fsdp_create(&r->fsdp, &r->dist, L, sizes, sizeof(float), (const void *const *)r->fsdp_slices);
+  free(sizes);
+  if (rc != 0) return -1;
+  r->hook.fetch = fsdp_fetch;
+  r->hook.release = fsdp_release;
+  r->hook.ctx = r;
+  tl_model_set_layer_hook(r->model, &r->hook);
+  tl_info("fsdp: each rank keeps %zu of %zu floats per layer (%d layers)", cnt, numel, L);
+  return 0;
+}
+
 
 /* One run per output folder: an exclusive flock on <output>/.tlens.lock, held for
  * the life of the process (the kernel drops it when the process dies, so kill -9
@@ -157,12 +209,21 @@ int tl_run_open(tl_run *r, const tl_run_opts *o) {
   tl_dist *d = &r->dist;
   if (!o->model || !*o->model) return tl_fail("--model.name: a model folder is required");
   if (o->data && !o->output && !o->cache_dir) return tl_fail("internal: a corpus needs an output or cache folder");
+  TL_TRY(tl_run_check_precision(o->precision));
   tl_run_choose_threads(o->threads, d);
   tl_model_allow_nonfinite(o->allow_nonfinite);
+  if (o->collective_timeout > 0) TL_TRY(tl_dist_set_timeout(d, (double)o->collective_timeout));
+  if (tl_dist_is_root(d)) {
+    if (o->precision && (!strcmp(o->precision, "bfloat16") || !strcmp(o->precision, "float16")))
+      tl_info("--precision %s: the CPU backend holds and computes the frozen model in fp32", o->precision);
+    if (o->cpu_offload) tl_info("--cpu_offload: the CPU backend keeps every layer in host memory already");
+  }
   int rc = o->fsdp_slices && d->world > 1 ? tl_model_load_sliced(&r->model, o->model, d->world, d->rank)
                                           : tl_model_load(&r->model, o->model);
   TL_TRY(tl_dist_agree(d, rc));
   r->mc = *tl_model_cfg(r->model);
+  if (o->fsdp_slices && d->world > 1) TL_TRY(tl_dist_agree(d, setup_fsdp(r)));
+  else if (o->fsdp_slices) tl_info("fsdp: a single rank holds the whole model");
   TL_TRY(tl_model_unembed(r->model, &r->u));
   TL_TRY(tl_unembed_hash(r->u.W_U, r->u.vocab, r->u.d_model, r->unembed_hash));
   r->nats_to_bpb = NAN;
@@ -180,6 +241,11 @@ int tl_run_open(tl_run *r, const tl_run_opts *o) {
 }
 
 void tl_run_close(tl_run *r) {
+  if (r->fsdp) tl_fsdp_free(r->fsdp);
+  if (r->fsdp_slices)
+    for (int l = 0; l < r->mc.n_layers; l++) free(r->fsdp_slices[l]);
+  free(r->fsdp_slices);
+  r->fsdp = NULL, r->fsdp_slices = NULL;
   if (r->data) tl_data_close(r->data);
   if (r->tok) tl_tokenizer_free(r->tok);
   if (r->model) tl_model_free(r->model);

@@ -36,12 +36,17 @@ void tl_train_cfg_default(tl_train_cfg *c) {
   c->checkpoint_freq = 50;
   c->checkpoint_keep = 2;
   c->progress = true;
+  c->precision = tl_strdup("auto");
+  c->split = tl_strdup("validation");
+  c->dataset_shuffle_seed = 42;
+  c->nccl_timeout = 1200;
 }
 
 void tl_train_cfg_free(tl_train_cfg *c) {
   char **strs[] = {&c->model, &c->data, &c->text_column, &c->tokenizer, &c->revision, &c->loss,
                    &c->lens_init, &c->optimizer, &c->output, &c->checkpoint_dir, &c->cache_dir, &c->hub_layout,
-                   &c->lens_precision};
+                   &c->lens_precision, &c->precision, &c->tokenizer_type, &c->split, &c->data_revision,
+                   &c->wandb, &c->tensorboard};
   for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
     free(*strs[i]);
     *strs[i] = NULL;
@@ -65,46 +70,8 @@ int tl_train_cfg_check(const tl_train_cfg *c) {
   if (c->checkpoint_freq < 0) return tl_fail("--checkpoint_freq: expected >= 0");
   if (c->checkpoint_keep < 1) return tl_fail("--checkpoint_keep: expected >= 1");
   if (c->warmup_steps >= c->num_steps) return tl_fail("--warmup_steps: must be below --num_steps (%ld)", c->num_steps);
-  return 0;
-}
-
-/* ---- FSDP: each rank keeps 1/W of every layer blob; the hook gathers it back ---- */
-static int fsdp_fetch(void *ctx, tl_model *m, int layer, const float **blob) {
-  tl_trainer *r = ctx;
-  const void *full = NULL;
-  TL_TRY(tl_fsdp_wait(r->fsdp, layer, &full));
-  *blob = full;
-  /* start the next layer's gather now so it overlaps this layer's compute */
-  if (layer + 1 < r->run->mc.n_layers) TL_TRY(tl_fsdp_prefetch(r->fsdp, layer + 1));
-  return 0;
-}
-
-/* The gathered buffer is reused by the gather two layers on: nothing to give back. */
-static int fsdp_release(void *ctx, tl_model *m, int layer, const float *blob) { return 0; }
-
-/* The model was loaded sliced (tl_model_load_sliced): rank r holds slice r of
- * every layer, taken over here; tl_fsdp gathers them back layer by layer. */
-static int setup_fsdp(tl_trainer *r) {
-  int L = r->run->mc.n_layers;
-  size_t numel = tl_model_layer_numel(r->run->model), off = 0, cnt = 0;
-  size_t *sizes = tl_malloc((size_t)L * sizeof *sizes);
-  r->fsdp_slices = tl_calloc((size_t)L, sizeof(float *));
-  for (int l = 0; l < L; l++) {
-    sizes[l] = numel;
-    r->fsdp_slices[l] = tl_model_take_layer_slice(r->run->model, l, &off, &cnt);
-    if (!r->fsdp_slices[l]) {
-      free(sizes);
-      return tl_fail("internal: the model was not loaded in slices");
-    }
-  }
-  int rc = tl_fsdp_create(&r->fsdp, &r->run->dist, L, sizes, sizeof(float), (const void *const *)r->fsdp_slices);
-  free(sizes);
-  if (rc != 0) return -1;
-  r->hook.fetch = fsdp_fetch;
-  r->hook.release = fsdp_release;
-  r->hook.ctx = r;
-  tl_model_set_layer_hook(r->run->model, &r->hook);
-  tl_info("fsdp: each rank keeps %zu of %zu floats per layer (%d layers)", cnt, numel, L);
+  TL_TRY(tl_run_check_precision(c->precision));
+  if (c->nccl_timeout < 1) return tl_fail("--nccl_timeout: expected at least 1 second");
   return 0;
 }
 
@@ -390,10 +357,6 @@ static int export_lens(tl_trainer *r) {
 }
 
 static void trainer_free(tl_trainer *r) {
-  if (r->fsdp) tl_fsdp_free(r->fsdp);
-  if (r->fsdp_slices)
-    for (int l = 0; l < r->run->mc.n_layers; l++) free(r->fsdp_slices[l]);
-  free(r->fsdp_slices);
   if (r->metrics) fclose(r->metrics);
   free(r->grad);
   tl_lens_ws_free(r->lcfg.ws);
@@ -417,15 +380,16 @@ static int train_body(tl_trainer *r, tl_train_end *end) {
   /* with --fsdp on several ranks, each loads only its slice of every layer */
   tl_run_opts o = {.model = c->model, .tokenizer = c->tokenizer, .data = c->data, .text_column = c->text_column,
                    .max_seq_len = c->max_seq_len, .output = c->output, .cache_dir = c->cache_dir,
-                   .threads = c->threads, .fsdp_slices = c->fsdp, .allow_nonfinite = c->allow_nonfinite};
+                   .threads = c->threads, .fsdp_slices = c->fsdp, .allow_nonfinite = c->allow_nonfinite,
+                   .precision = c->precision, .dataset_shuffle = c->dataset_shuffle,
+                   .dataset_shuffle_seed = (uint64_t)c->dataset_shuffle_seed, .collective_timeout = c->nccl_timeout,
+                   .cpu_offload = c->cpu_offload};
   TL_TRY(tl_run_open(r->run, &o));
   r->T = r->run->T;
   TL_TRY(tl_dist_agree(d, plan_batches(r)));
   TL_TRY(tl_dist_agree(d, init_lens_and_optim(r)));
   r->ckpt_dir = c->checkpoint_dir ? tl_strdup(c->checkpoint_dir) : tl_path_join(c->output, "checkpoints");
   TL_TRY(tl_dist_agree(d, tl_train_resume(r)));
-  if (c->fsdp && d->world > 1) TL_TRY(tl_dist_agree(d, setup_fsdp(r)));
-  else if (c->fsdp) tl_info("fsdp: a single rank holds the whole model");
 
   int L = r->run->mc.n_layers, B = (int)r->B, T = (int)r->T;
   r->idx = tl_malloc((size_t)(r->acc * r->B) * sizeof(int64_t));

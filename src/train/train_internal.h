@@ -36,8 +36,6 @@ typedef struct {
   float *hidden, *losses;
   double *loss_acc;
   /* FSDP */
-  tl_fsdp *fsdp;
-  float **fsdp_slices; /* this rank's slice of every layer's weights */
   tl_layer_hook hook;
   /* output */
   char *ckpt_dir;
