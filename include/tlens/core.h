@@ -57,6 +57,23 @@ void tl_debug(const char *fmt, ...) TL_PRINTF(1, 2);
  * value is a warning and injects nothing. */
 bool tl_fault(const char *site, long n);
 
+/* ---- progress of long work (rank 0) ----
+ * On a terminal a bar with rate and ETA, rewritten in place; otherwise (a Slurm
+ * log, a pipe) one plain info line at every 10% and at least every 30 s. */
+typedef struct {
+  char what[64], unit[16];
+  int64_t total;
+  bool enabled, tty;
+  double t0, last;
+  int last_decile;
+} tl_progress;
+/* enabled: this rank reports (rank 0); bar: a terminal may get the bar (--progress). */
+void tl_progress_begin(tl_progress *p, const char *what, int64_t total, const char *unit, bool enabled, bool bar);
+/* done of total finished; units: how many `unit`s so far (for the rate). */
+void tl_progress_update(tl_progress *p, int64_t done, double units);
+/* Ends a bar line early (before an error message). */
+void tl_progress_abort(tl_progress *p);
+
 /* ---- files ----
  * Every file read from outside is opened through tl_open_regular: a named pipe,
  * a device (/dev/zero) or a folder is "not a regular file", never a hang. */

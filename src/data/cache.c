@@ -365,6 +365,13 @@ done:
   return rc;
 }
 
+/* A short formatted string in a static buffer (one use per call site). */
+static const char *fmt_static(const char *fmt, double v) {
+  static char buf[64];
+  snprintf(buf, sizeof buf, fmt, v);
+  return buf;
+}
+
 static int build(const char *source, const tl_tokenizer *tok, const tl_data_opts *o, int64_t T,
                  const unsigned char key[32], const unsigned char src_sha[32], const char *path) {
   char *tmp = tl_sprintf("%s.tmp.%ld", path, (long)getpid());
@@ -412,8 +419,10 @@ static int build(const char *source, const tl_tokenizer *tok, const tl_data_opts
   if (rc == 0) rc = tl_fsync_dir_of(path);
   if (rc != 0) unlink(tmp); /* never leave a partial cache behind */
   else
-    tl_info("token cache %s: %llu chunks of %lld tokens, nats_to_bpb %.6f (%.1f s)", path,
-            (unsigned long long)w.h.n_chunks, (long long)T, w.h.nats_to_bpb, tl_now() - w.t_start);
+    tl_info("token cache %s: %llu chunks of %lld tokens, %s (%.1f s)", path, (unsigned long long)w.h.n_chunks,
+            (long long)T, isfinite(w.h.nats_to_bpb) ? fmt_static("nats_to_bpb %.6f", w.h.nats_to_bpb)
+                                                 : "nats_to_bpb unknown (no byte counts: metrics in nats per token)",
+            tl_now() - w.t_start);
   free(w.conv);
   free(tmp);
   return rc;

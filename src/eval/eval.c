@@ -48,6 +48,7 @@ typedef struct {
   tl_run *run;    /* ranks, model, unembedding, tokenizer, dataset (tlens/run.h) */
   tl_lens_ws *ws; /* run->u prepared once for the fp32 lens GEMMs */
   double nats_to_bpb; /* run's, or 1 (metrics in nats per token) when unknown */
+  bool in_bpb;        /* the metrics are in bits per byte (the ratio is known) */
   tl_lens lens; /* the tuned lens, when given */
   int has_tuned;
   int ntypes;          /* lens types evaluated: logit and/or tuned */
@@ -144,6 +145,9 @@ static cJSON *metrics_json(const tl_eval *e, const double *v, double scale) {
   cJSON *b = cJSON_AddObjectToObject(root, "baseline");
   cJSON_AddNumberToObject(cJSON_AddObjectToObject(b, "ce"), "final", v[idx_baseline(e, M_CE)] * scale);
   cJSON_AddNumberToObject(cJSON_AddObjectToObject(b, "entropy"), "final", v[idx_baseline(e, M_ENT)] * scale);
+  /* what the numbers are in: bits per UTF-8 byte of text, or nats per token where
+   * the bytes are unknown (pre-tokenized data without a nats_to_bpb ratio) */
+  cJSON_AddStringToObject(root, "units", e->in_bpb ? "bits_per_byte" : "nats_per_token");
   return root;
 }
 
@@ -212,7 +216,7 @@ static int write_outputs(tl_eval *e) {
     char *path = tl_path_join(c->output, "metrics.svg");
     char *title = tl_sprintf("%s on %s", tl_basename(c->model), tl_basename(c->data));
     rc = tl_svg_layers(path, title, e->L, kl, e->ntypes, ce, e->ntypes, agg[idx_baseline(e, M_CE)] * scale,
-                       isfinite(e->nats_to_bpb) && e->nats_to_bpb != 1.0 ? "bits/byte" : "nats/token");
+                       e->in_bpb ? "bits/byte" : "nats/token");
     free(path);
     free(title);
     free(series);
@@ -229,7 +233,7 @@ static int write_outputs(tl_eval *e) {
       printf("\n");
     }
     printf("final ce %.4f, entropy %.4f (%s); results in %s\n", agg[idx_baseline(e, M_CE)] * scale,
-           agg[idx_baseline(e, M_ENT)] * scale, isfinite(e->nats_to_bpb) && e->nats_to_bpb != 1.0 ? "bits/byte" : "nats/token",
+           agg[idx_baseline(e, M_ENT)] * scale, e->in_bpb ? "bits/byte" : "nats/token",
            c->output);
   }
   free(agg);
@@ -285,7 +289,8 @@ static int eval_body(tl_eval *e) {
   e->B = (int)c->per_gpu_batch_size;
   if (labs(c->token_shift) >= e->T) return tl_fail("--token_shift %ld: must be smaller than the sequence length %d", c->token_shift, e->T);
   e->nats_to_bpb = e->run->nats_to_bpb;
-  if (!isfinite(e->nats_to_bpb)) {
+  e->in_bpb = isfinite(e->nats_to_bpb);
+  if (!e->in_bpb) {
     tl_warn("%s: no nats_to_bpb ratio (pre-tokenized data without metadata): metrics are in nats per token", c->data);
     e->nats_to_bpb = 1.0;
   }
@@ -313,12 +318,12 @@ static int eval_body(tl_eval *e) {
   int32_t *ids = tl_malloc((size_t)e->B * e->T * sizeof(int32_t));
   float *hidden = tl_aligned_alloc((size_t)(e->L + 1) * e->B * e->T * e->run->mc.d_model * sizeof(float));
   float *scratch = c->layer_transfer ? tl_aligned_alloc((size_t)e->B * e->T * e->V * sizeof(float)) : NULL;
-  int tty = c->progress && tl_dist_is_root(d) && isatty(2);
   if (tl_dist_is_root(d))
     tl_info("evaluating %s%s on %lld batches of %lld x %d tokens", c->logit ? "the logit lens" : "",
             c->lens ? (c->logit ? " and the tuned lens" : "the tuned lens") : "", (long long)e->nbatches,
             (long long)G, e->T);
-  double t0 = tl_now();
+  tl_progress prog;
+  tl_progress_begin(&prog, "eval batch", e->nbatches, "tok", tl_dist_is_root(d), c->progress);
   int rc = 0;
   for (int64_t b = 0; b < e->nbatches && rc == 0; b++) {
     int64_t count = 0;
@@ -332,13 +337,9 @@ static int eval_body(tl_eval *e) {
       rc = tl_dist_allreduce_f64(d, out, (int)e->per_batch, TL_RED_SUM);
       for (size_t k = 0; k < e->per_batch; k++) out[k] /= d->world;
     }
-    if (tty) {
-      double el = tl_now() - t0;
-      fprintf(stderr, "\reval batch %lld/%lld | %.0f tok/s   ", (long long)(b + 1), (long long)e->nbatches,
-              (double)((b + 1) * per_batch_tokens) / (el > 0 ? el : 1e-9));
-    }
+    if (rc == 0) tl_progress_update(&prog, b + 1, (double)((b + 1) * per_batch_tokens));
   }
-  if (tty) fputc('\n', stderr);
+  if (rc != 0) tl_progress_abort(&prog);
   if (rc == 0 && e->prob_sum && d->world > 1) {
     /* the marginal probabilities are summed over every rank's tokens */
     size_t np = ((size_t)e->ntypes * e->L + 1) * e->V;

@@ -305,9 +305,12 @@ static void report_step(tl_trainer *r, double loss, double gnorm, double lr, dou
     if (r->step == c->num_steps) fputc('\n', stderr);
   } else {
     long every = c->num_steps / 20 > 0 ? c->num_steps / 20 : 1;
-    if (r->step % every == 0 || r->step == c->num_steps || r->step == r->step0 + 1)
+    /* a log file gets a line at every 5% and at least every 30 s */
+    if (r->step % every == 0 || r->step == c->num_steps || r->step == r->step0 + 1 || tl_now() - r->t_line >= 30) {
+      r->t_line = tl_now();
       tl_info("step %lld/%ld | %.0f tok/s | ETA %s | loss %.4f %s | grad norm %.3g | lr %.3g", (long long)r->step,
               c->num_steps, tok_s, eta_s, shown, unit, gnorm, lr);
+    }
   }
 }
 

@@ -42,6 +42,7 @@ typedef struct {
   FILE *metrics;
   int tty;
   double t_start;
+  double t_line; /* when the last plain progress line was written */
 } tl_trainer;
 
 /* Writes a checkpoint of the current state (collective). */
