@@ -433,6 +433,9 @@ static int train_body(tl_trainer *r, tl_train_end *end) {
       *end = TL_TRAIN_STOPPED;
       return 0;
     }
+    /* TLENS_FAULT=stall:S: the last rank stops responding before step S (tests the
+     * collective timeout of the others) */
+    if (d->rank == d->world - 1 && d->world > 1 && tl_fault("stall", (long)r->step + 1)) sleep(3600);
     double t0 = tl_now(), loss = 0, gnorm = 0, lr = 0;
     TL_TRY(train_step(r, &loss, &gnorm, &lr));
     report_step(r, loss, gnorm, lr, tl_now() - t0);
