@@ -1,0 +1,6 @@
+# plot: the chart module (tlens/plot.h) and the pictures built on it. Text boxes,
+# escaping, colours, axes and legends by hand in C; every page checked again from
+# the file alone by check_svg.py (Python's xml.etree: labelled axes with units, a
+# legend, no overlapping texts, readable at 800 px).
+tlens_c_test(test_plot plot/test_plot.c)
+tlens_sh_test(plot_unit_pages plot/test_unit_pages.sh)

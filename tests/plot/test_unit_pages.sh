@@ -1,0 +1,7 @@
+# The pages test_plot draws (48 layers, a title needing escapes) pass check_svg.py.
+set -euo pipefail
+: "${TESTBIN:?}" "${SRC:?}" "${WORK:?}"
+rm -rf "$WORK" && mkdir -p "$WORK"
+WORK="$WORK" "$TESTBIN/test_plot" 2>"$WORK/test_plot.log" || { cat "$WORK/test_plot.log"; exit 1; }
+python3 "$SRC/tests/plot/check_svg.py" --has "logit lens" --has "tuned lens" --has "model output" \
+  "$WORK/layers48.svg"
