@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <inttypes.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,15 +52,48 @@ uint32_t tl_crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
 /* ---- small helpers ---- */
 static void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-/* The innermost description on HDF5's error stack, for messages. */
-static herr_t h5_err_walk(unsigned n, const H5E_error2_t *e, void *out) {
-  if (n == 0 && e->desc) snprintf(out, 256, "%s", e->desc);
+/* The API-level description on HDF5's error stack, for messages, with the system's
+ * error text where a deeper entry carries one ("No space left on device"). */
+typedef struct {
+  char top[256], sys[128];
+} h5_msg;
+static herr_t h5_err_walk(unsigned n, const H5E_error2_t *e, void *p) {
+  h5_msg *m = p;
+  if (!e->desc) return 0;
+  if (n == 0) snprintf(m->top, sizeof m->top, "%s", e->desc);
+  const char *at = strstr(e->desc, "error message = '");
+  if (at) {
+    at += strlen("error message = '");
+    const char *end = strchr(at, '\'');
+    int len = end ? (int)(end - at) : (int)strlen(at);
+    snprintf(m->sys, sizeof m->sys, "%.*s", len, at);
+  }
   return 0;
 }
+/* HDF5's MPI-IO driver reports a failed write without the system's reason; the
+ * two that matter to a user are told apart here from the file system and the
+ * process limits. */
+static const char *write_cause(const char *path) {
+  char *dir = tl_strdup(path);
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = 0;
+  struct statvfs fs;
+  const char *why = "";
+  struct rlimit lim;
+  if (statvfs(slash ? dir : ".", &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < ((uint64_t)1 << 20))
+    why = "No space left on device";
+  else if (getrlimit(RLIMIT_FSIZE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
+    why = "File too large (the file size limit, ulimit -f)";
+  free(dir);
+  return why;
+}
+
 static const char *h5_err(void) {
-  static char msg[256];
-  snprintf(msg, sizeof msg, "HDF5 error");
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5_err_walk, msg);
+  static char msg[400];
+  h5_msg m = {"HDF5 error", ""};
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5_err_walk, &m);
+  if (m.sys[0]) snprintf(msg, sizeof msg, "%s: %s", m.top, m.sys);
+  else snprintf(msg, sizeof msg, "%s", m.top);
   return msg;
 }
 
@@ -297,7 +332,8 @@ static int write_dataset(tl_ckpt_writer *w, const char *name, hid_t ftype, hid_t
   if (!rc) rc = select_flat(fspace, off, n);
   /* an empty array has nothing to write (HDF5 refuses a zero-size transfer) */
   if (!rc && total > 0 && H5Dwrite(ds, mtype, mspace, fspace, w->dxpl, n ? buf : NULL) < 0)
-    rc = tl_fail("ckpt: cannot write item '%s' to %s: %s", name, w->tmp, h5_err());
+    rc = tl_fail("ckpt: cannot write item '%s' to %s: %s%s%s", name, w->tmp, h5_err(), *write_cause(w->tmp) ? ": " : "",
+                 write_cause(w->tmp));
   if (!rc) rc = attr_write(ds, "crc32", H5T_STD_U32LE, H5T_NATIVE_UINT32, &crc);
   H5Sclose(mspace);
   H5Sclose(fspace);
@@ -531,7 +567,8 @@ int tl_ckpt_commit(tl_ckpt_writer *w, int keep, char **path) {
   }
   tl_dist *d = w->d;
   int rc = attr_write_u64(w->file, "complete", 1);
-  if (H5Fclose(w->file) < 0 && !rc) rc = tl_fail("ckpt: closing %s failed: %s", w->tmp, h5_err());
+  if (H5Fclose(w->file) < 0 && !rc)
+    rc = tl_fail("ckpt: closing %s failed: %s%s%s", w->tmp, h5_err(), *write_cause(w->tmp) ? ": " : "", write_cause(w->tmp));
   w->file = H5I_INVALID_HID;
   if (tl_dist_agree(d, rc) != 0) { /* every rank's part is on disk (or not) before rank 0 renames */
     tl_ckpt_abort(w);

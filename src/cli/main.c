@@ -1,4 +1,5 @@
 /* tlens: the command-line entry point. It only dispatches to a subcommand. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@ static const command commands[] = {
     {"tokenize", tl_cmd_tokenize, "encode text to token ids, or decode ids to text"},
     {"synth", tl_cmd_synth, "write a random-weight model folder of any shape"},
     {"generate", tl_cmd_generate, "generate text through the lens at one layer (TunedLens.generate)"},
+    {"invert", tl_cmd_invert, "hidden states whose unembedding matches target logits (Unembed.invert)"},
     {"trajectory", tl_cmd_trajectory, "what a lens predicts at every layer and position of a text (JSON, SVG, table)"},
 };
 #define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
@@ -32,6 +34,10 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  /* A write past the file size limit (ulimit -f) fails with EFBIG and is reported
+   * like any other write error, naming the file; the default would kill the
+   * process and leave a temporary file behind. */
+  signal(SIGXFSZ, SIG_IGN);
   if (argc < 2) {
     usage(stderr);
     return TL_EXIT_USAGE;
