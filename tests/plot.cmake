@@ -4,3 +4,4 @@
 # legend, no overlapping texts, readable at 800 px).
 tlens_c_test(test_plot plot/test_plot.c)
 tlens_sh_test(plot_unit_pages plot/test_unit_pages.sh)
+tlens_sh_test(plot_pictures plot/test_pictures.sh)

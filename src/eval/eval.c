@@ -13,6 +13,7 @@
 #include "tlens/export.h"
 #include "tlens/lens.h"
 #include "tlens/model.h"
+#include "tlens/plot.h"
 #include "tlens/run.h"
 
 void tl_eval_cfg_default(tl_eval_cfg *c) {
@@ -199,27 +200,51 @@ static int write_outputs(tl_eval *e) {
     cJSON_Delete(ls);
   }
   if (rc == 0) {
-    /* the chart: KL and CE per layer, logit vs tuned, with the model's own CE */
-    double *series = tl_malloc((size_t)e->ntypes * 2 * e->L * sizeof(double));
-    tl_svg_series kl[2], ce[2];
-    for (int t = 0; t < e->ntypes; t++) {
-      double *k = series + ((size_t)t * 2) * e->L, *x = series + ((size_t)t * 2 + 1) * e->L;
-      for (int i = 0; i < e->L; i++) {
-        k[i] = agg[idx_metric(e, t, M_KL, i)] * scale;
-        x[i] = agg[idx_metric(e, t, M_CE, i)] * scale;
+    /* the chart: KL, cross-entropy and entropy per layer of every lens, each the
+     * mean over batches with +- 2 standard errors of that mean (the batches' sample
+     * standard deviation / sqrt(batches)), and the model's own CE and entropy */
+    static const int panel_metric[3] = {M_KL, M_CE, M_ENT};
+    int L = e->L, nb = (int)e->nbatches;
+    double *mean = tl_malloc((size_t)e->ntypes * 3 * L * sizeof(double));
+    double *err = tl_malloc((size_t)e->ntypes * 3 * L * sizeof(double));
+    tl_plot_curve *curves = tl_calloc((size_t)e->ntypes, sizeof *curves);
+    for (int t = 0, tuned = 0; t < e->ntypes; t++) {
+      int logit = !strcmp(e->types[t], "logit");
+      curves[t] = (tl_plot_curve){.name = logit ? "logit lens" : !strcmp(e->types[t], "tuned") ? "tuned lens" : e->types[t],
+                                  .color = logit ? TL_PLOT_LOGIT_COLOR : tl_plot_color(tuned++), .n = L};
+      for (int m = 0; m < 3; m++) {
+        double *mu = mean + ((size_t)t * 3 + m) * L, *er = err + ((size_t)t * 3 + m) * L;
+        for (int i = 0; i < L; i++) {
+          size_t k = idx_metric(e, t, panel_metric[m], i);
+          double ss = 0;
+          for (int b = 0; b < nb; b++) {
+            double dv = e->batch_vals[(size_t)b * P + k] - agg[k];
+            ss += dv * dv;
+          }
+          mu[i] = agg[k] * scale;
+          er[i] = nb > 1 ? 2 * sqrt(ss / (nb - 1) / nb) * scale : NAN;
+        }
+        curves[t].y[m] = mu;
+        curves[t].err[m] = er;
       }
-      const char *nm = !strcmp(e->types[t], "logit") ? "logit lens" : "tuned lens";
-      const char *col = !strcmp(e->types[t], "logit") ? "#d62728" : "#1f77b4";
-      kl[t] = (tl_svg_series){nm, col, k};
-      ce[t] = (tl_svg_series){nm, col, x};
     }
+    const char *unit = isfinite(e->nats_to_bpb) && e->nats_to_bpb != 1.0 ? "bits/byte" : "nats/token";
     char *path = tl_path_join(c->output, "metrics.svg");
     char *title = tl_sprintf("%s on %s", tl_basename(c->model), tl_basename(c->data));
-    rc = tl_svg_layers(path, title, e->L, kl, e->ntypes, ce, e->ntypes, agg[idx_baseline(e, M_CE)] * scale,
-                       e->in_bpb ? "bits/byte" : "nats/token");
-    free(path);
-    free(title);
-    free(series);
+    char *kl = tl_sprintf("KL(model || lens) (%s)", unit), *ce = tl_sprintf("cross-entropy (%s)", unit);
+    char *ent = tl_sprintf("entropy of the lens (%s)", unit);
+    char *note = tl_sprintf(nb > 1 ? "points: means over %d batches; bars: \u00b1 2 standard errors" : "points: one batch (%d)", nb);
+    tl_plot_panels chart = {.title = title, .x_label = "layer", .x_layers = true, .bars = true, .npanels = 3,
+                            .panel = {kl, ce, ent},
+                            .baseline = {NAN, agg[idx_baseline(e, M_CE)] * scale, agg[idx_baseline(e, M_ENT)] * scale},
+                            .baseline_label = {NULL, "model output", "model output"},
+                            .curves = curves, .ncurves = e->ntypes, .note = note};
+    rc = tl_plot_panels_write(path, &chart);
+    char *texts[] = {path, title, kl, ce, ent, note};
+    for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++) free(texts[k]);
+    free(curves);
+    free(mean);
+    free(err);
   }
   /* a summary table on stdout */
   if (rc == 0) {

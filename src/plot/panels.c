@@ -77,6 +77,7 @@ int tl_plot_panels_write(const char *path, const tl_plot_panels *c) {
     int nfit = ns;
     if (isfinite(base)) s[nfit++] = (tl_plot_series){.n = 1, .y = &c->baseline[m]};
     tl_plot_axes_fit_y(&a, s, nfit);
+    tl_buf_printf(&p.svg, "<g class=\"panel\">\n"); /* a group for readers of the file; no transform */
     tl_plot_axes_draw(&p, &a);
     for (int k = 0; k < ns; k++) tl_plot_series_draw(&p, &a, &s[k]);
     /* the reference line and its haloed label over the curves */
@@ -85,6 +86,7 @@ int tl_plot_panels_write(const char *path, const tl_plot_panels *c) {
       tl_plot_hline(&p, &a, base, lab);
       free(lab);
     }
+    tl_buf_printf(&p.svg, "</g>\n");
   }
   if (c->note) tl_plot_text(&p, LEFT, H - 10, 11, TL_PLOT_START, "note", "#444", false, c->note);
   int rc = tl_plot_write(&p, path);
