@@ -78,9 +78,9 @@ void tl_lens_transform(const tl_lens *lens, int i, const float *h, int n, float 
  * evaluations, a chunk at a time in the chunk buffers of ws. For layer transfer,
  * tests, trajectories and generation. ws: an fp32 tl_lens_prepare of u, or NULL
  * for the process-wide one (checked against W_U's content per call). A ws that
- * does not match u leaves logits untouched, after a warning. */
-void tl_lens_logits(const tl_lens *lens, const tl_unembed *u, int i, const float *h, int n, float *logits,
-                    tl_lens_ws *ws);
+ * does not match u is an error (-1): logits are then not written. */
+int tl_lens_logits(const tl_lens *lens, const tl_unembed *u, int i, const float *h, int n, float *logits,
+                   tl_lens_ws *ws);
 
 typedef enum { TL_LOSS_KL = 0, TL_LOSS_CE = 1 } tl_loss_kind;
 #define TL_SHIFT_DEFAULT (-1000000) /* kl: 0, ce: 1 */

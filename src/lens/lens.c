@@ -592,15 +592,13 @@ static int check_inputs(const tl_unembed *u, const float *model_logits, const in
   return 0;
 }
 
-void tl_lens_logits(const tl_lens *lens, const tl_unembed *u, int i, const float *h, int n, float *logits,
-                    tl_lens_ws *given) {
+int tl_lens_logits(const tl_lens *lens, const tl_unembed *u, int i, const float *h, int n, float *logits,
+                   tl_lens_ws *given) {
   tl_lens_ws *ws;
   int locked;
-  if (n < 1) return;
-  if (ws_acquire(u, given, TL_LENS_GEMM_FP32, &ws, &locked)) { /* a mismatched ws, or an incomplete unembedding */
-    tl_warn("%s", tl_errmsg());
-    return;
-  }
+  if (n < 1) return 0;
+  /* a mismatched ws, or an incomplete unembedding: logits would be left unwritten */
+  TL_TRY(ws_acquire(u, given, TL_LENS_GEMM_FP32, &ws, &locked));
   /* the rows of the chunked passes, a chunk at a time, each written in place */
   const int C = chunk_rows(n, 0);
   work w = work_get(ws, u, C, 0);
@@ -611,6 +609,7 @@ void tl_lens_logits(const tl_lens *lens, const tl_unembed *u, int i, const float
     chunk_logits(lens, i, u, &w, m);
   }
   ws_release(locked);
+  return 0;
 }
 
 /* ---- the model's distribution ---- */
