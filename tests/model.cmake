@@ -1,8 +1,13 @@
 # Model module: golden forward passes against HF transformers, greedy decoding of a
 # real model, loader error paths, the synth -> info -> hidden round trip, and the
 # forward benchmark.
-foreach(arch gpt2 gpt_neox llama)
+foreach(arch gpt2 gpt_neox llama gpt_neo gptj opt bloom gemma qwen2 phi3 phi stablelm falcon_new falcon_old olmo)
   tlens_c_test(model_golden_${arch} model/test_model_golden.c golden/${arch}/model golden/${arch}/forward.safetensors)
+endforeach()
+# the lens goldens (tuned-lens's math on each family's unembedding) for the families
+# beyond tests/test_lens_golden.c's gpt2, gpt_neox and llama
+foreach(arch gpt_neo gptj opt bloom gemma qwen2 phi3 phi stablelm falcon_new falcon_old olmo)
+  tlens_c_test(model_lens_${arch} model/test_family_lens.c ${arch})
 endforeach()
 tlens_c_test(model_golden_stories260k model/test_model_golden.c models/stories260k models/stories260k/forward.safetensors)
 tlens_c_test(model_greedy_stories260k model/test_model_greedy.c)

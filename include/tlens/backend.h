@@ -85,6 +85,11 @@ typedef struct tl_backend {
    * Scores are scaled by `scale` and softmaxed in fp32. */
   int (*attention)(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads, int head_dim,
                    float scale, int window);
+  /* The same with ALiBi (BLOOM): the score of query t and key s gains slopes[h] * (s - t),
+   * slopes being n_heads floats in the backend's memory. (HF adds slopes[h] * s; the two
+   * differ by a constant per query row, which the softmax removes.) */
+  int (*attention_alibi)(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads, int head_dim,
+                         float scale, int window, const float *slopes);
 
   /* ---- elementwise ---- */
   int (*act)(float *x, size_t n, tl_act kind);
@@ -92,6 +97,7 @@ typedef struct tl_backend {
    * out[r, i] = act(gate[r, i]) * up[r, i]. out may not alias gate_up. */
   int (*glu)(float *out, const float *gate_up, int rows, int d_ff, tl_act kind);
   int (*add)(float *y, const float *a, const float *b, size_t n); /* y = a + b (may alias) */
+  int (*scale)(float *x, size_t n, float s);                      /* x *= s, in place */
   int (*softmax)(float *x, int rows, int n);                      /* in place, per row */
   /* Index of the largest of each row (first on ties): out[r] = argmax x[r, :]. */
   int (*argmax)(int32_t *out_host, const float *x, int rows, int n);

@@ -1,5 +1,6 @@
-/* Hugging Face causal LMs (gpt2, gpt_neox, llama, mistral): config, weights
- * (safetensors, single or sharded), and the frozen forward pass.
+/* Hugging Face causal LMs (gpt2, gpt_neox, llama, mistral, gpt_neo, gptj, opt, bloom,
+ * gemma, qwen2, phi3, phi, stablelm, falcon, olmo): config, weights (safetensors,
+ * single or sharded), and the frozen forward pass.
  * Architectures are data (a family table) plus small per-family functions.
  *
  * Weights are fp32 in memory whatever the storage dtype (F32/F16/BF16 on disk),
@@ -8,8 +9,11 @@
  * Layouts are normalised on load so the forward pass has one shape for every
  * family: projections are [out, in] (GPT-2's Conv1D [in, out] is transposed),
  * attention uses one fused QKV projection whose output rows are
- * [q heads | k heads | v heads] (GPT-NeoX's per-head interleaving is undone;
- * Llama's separate q/k/v are concatenated), and a gated MLP stores [gate; up].
+ * [q heads | k heads | v heads] (the per-head or per-group interleaving of
+ * GPT-NeoX, BLOOM and Falcon is undone; separate q/k/v are concatenated), and a
+ * gated MLP stores [gate; up]. GPT-J's interleaved rotary pairs are turned into
+ * the rotate-half order by permuting the rows of its q and k projections (the
+ * scores q.k do not change when both are permuted alike).
  *
  * Per-layer weights and sharding. Each block's weights live in ONE contiguous
  * fp32 array of tl_model_layer_numel() floats (the layer "blob"; offsets are the
@@ -39,25 +43,43 @@
 
 #define TL_MODEL_MLP_CHUNK 1024
 
+/* gpt_neo marks each layer global or local; configs with more layers than this are refused. */
+#define TL_MODEL_MAX_LOCAL_LAYERS 1024
+
 typedef struct {
-  char model_type[32]; /* "gpt2", "gpt_neox", "llama", "mistral" */
+  char model_type[32]; /* config.json's model_type (tl_model_supported_types) */
   int n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff, vocab, max_pos;
   float norm_eps;
   tl_dtype dtype; /* storage dtype of the weights on disk */
   int64_t n_params;
   char config_hash[65]; /* sha256 of config.json bytes */
   /* architecture details read from config.json (with HF's defaults) */
-  tl_norm_kind norm;     /* LayerNorm (gpt2, gpt_neox) or RMSNorm (llama, mistral) */
-  tl_act act;            /* MLP activation */
-  int gated_mlp;         /* SwiGLU: down(act(gate(x)) * up(x)) */
-  int learned_pos;       /* gpt2: learned absolute positions (then T <= max_pos) */
-  int rot_dim;           /* rotary dims per head (0 = no RoPE) */
-  float rope_theta;      /* rotary base */
-  int parallel_residual; /* gpt_neox use_parallel_residual */
-  int tied;              /* output embedding = input embedding */
-  int attn_bias, mlp_bias;
-  int window;              /* sliding-window attention (mistral); 0 = none */
+  tl_norm_kind norm;  /* every norm of the model: LayerNorm or RMSNorm */
+  int norm_add_one;   /* gemma: RMSNorm gains are 1 + weight */
+  int norm_affine;    /* norms have weights (and LayerNorm biases); 0: olmo's bare LayerNorm */
+  int final_norm;     /* a norm before the unembedding (0: OPT with do_layer_norm_before false) */
+  tl_act act;         /* MLP activation */
+  int gated_mlp;      /* down(act(gate(x)) * up(x)) */
+  int learned_pos;    /* learned absolute positions (then T <= max_pos) */
+  int pos_offset;     /* position t reads row t + pos_offset of that table (OPT: 2) */
+  int embed_dim;      /* token embedding width (OPT word_embed_proj_dim; d_model for the others) */
+  float embed_scale;  /* embeddings are multiplied by this (gemma: sqrt(d_model)); 0 = not scaled */
+  int embed_norm;     /* bloom: a LayerNorm right after the embedding */
+  int rot_dim;        /* rotary dims per head (0 = no RoPE) */
+  int rope_interleaved; /* gptj: rotary pairs (2i, 2i+1) instead of (i, i + rot_dim/2) */
+  float rope_theta;   /* rotary base */
+  int alibi;          /* bloom: ALiBi position biases instead of positions */
+  float attn_scale;   /* attention scores are scaled by this (1/sqrt(head_dim); gpt_neo: 1) */
+  int parallel_residual; /* x + attn(ln1(x)) + mlp(ln2(x)) */
+  int shared_norm;    /* parallel block with one norm: ln2 = ln1 (gptj, phi, falcon, stablelm) */
+  int post_norm;      /* OPT do_layer_norm_before false: x = ln1(x + attn(x)); x = ln2(x + mlp(x)) */
+  int tied;           /* output embedding = input embedding */
+  int qkv_bias, out_bias, mlp_bias, lm_bias;
+  int window;         /* sliding-window attention (mistral, gpt_neo local layers); 0 = none */
+  int window_per_layer; /* the window applies only to the layers marked in local_layers (gpt_neo) */
+  unsigned char local_layers[TL_MODEL_MAX_LOCAL_LAYERS / 8]; /* bit l: layer l is local */
   int scale_attn_by_layer; /* gpt2 scale_attn_by_inverse_layer_idx */
+  int variant;        /* which of the family's tensor name sets applies (falcon: 1 = new decoder) */
 } tl_model_config;
 
 typedef struct tl_model tl_model;
@@ -109,7 +131,7 @@ void tl_model_allow_nonfinite(bool allow);
 const tl_model_config *tl_model_cfg(const tl_model *m);
 /* Reads and validates only config.json (no weights); fills everything but dtype/n_params. */
 int tl_model_read_config(const char *dir, tl_model_config *cfg);
-/* "gpt2, gpt_neox, llama, mistral" */
+/* "gpt2, gpt_neox, llama, ...": the model_types the loader knows, in table order */
 const char *tl_model_supported_types(void);
 
 /* The final norm + output embedding, for the lens (pointers stay owned by m). */
@@ -117,7 +139,9 @@ int tl_model_unembed(tl_model *m, tl_unembed *out);
 
 /* Forward pass over ids [B,T] (row-major). hidden (may be NULL) receives
  * L+1 states laid out [L+1][B][T][d] exactly like HF output_hidden_states
- * (index 0 = embeddings, index L = after the final norm); logits (may be NULL)
+ * (index 0 = embeddings, index L = after the final norm; for an OPT whose
+ * word_embed_proj_dim differs, index L is taken before project_out, which is
+ * folded into the unembedding, so every state has d_model floats); logits (may be NULL)
  * receives [B][T][V]. Ids out of [0, vocab) and T beyond learned positions are errors. */
 int tl_model_forward(tl_model *m, const int32_t *ids, int B, int T, float *hidden, float *logits);
 
@@ -152,7 +176,7 @@ int tl_model_set_backend(tl_model *m, const tl_backend *be);
 
 /* ---- synthetic models ---- */
 typedef struct {
-  const char *arch; /* gpt2 | gpt_neox | llama */
+  const char *arch; /* a model_type of tl_model_supported_types() */
   int layers, hidden, heads, kv_heads, intermediate, vocab, seq;
   uint64_t seed;
   tl_dtype dtype; /* F32, F16 or BF16 */

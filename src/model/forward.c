@@ -8,16 +8,29 @@
 
 #include "model/model_internal.h"
 
+/* ALiBi slopes of BLOOM's build_alibi_tensor: for the largest power of two
+ * n <= heads, head h < n gets 2^(-8(h+1)/n); the remaining heads take every other
+ * slope of the next power of two: 2^(-4(2j+1)/n). */
+static void alibi_slopes(float *out, int heads) {
+  int n = 1;
+  while (2 * n <= heads) n *= 2;
+  for (int h = 0; h < n; h++) out[h] = (float)pow(2.0, -8.0 * (h + 1) / n);
+  for (int j = 0; n + j < heads; j++) out[n + j] = (float)pow(2.0, -4.0 * (2 * j + 1) / n);
+}
+
 /* Grows the scratch buffers to hold `rows` token positions. */
-static void ensure_scratch(tl_model *m, int rows) {
-  if (rows <= m->cap_rows) return;
+static int ensure_scratch(tl_model *m, int rows) {
+  if (rows <= m->cap_rows) return 0;
   const tl_model_config *c = &m->cfg;
   const tl_backend *be = m->be;
-  float **bufs[] = {&m->x, &m->hn, &m->hn2, &m->qkv, &m->att, &m->mlp_h, &m->mlp_g};
-  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+  float **bufs[] = {&m->x, &m->hn, &m->hn2, &m->qkv, &m->att, &m->mlp_h, &m->mlp_g, &m->emb, &m->alibi_slopes};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
     if (*bufs[i]) be->free(*bufs[i]);
+    *bufs[i] = NULL;
+  }
   if (m->ids_dev) be->free(m->ids_dev);
   free(m->stage);
+  m->cap_rows = 0;
   size_t n = (size_t)rows, d = c->d_model, qkv = (size_t)(c->n_heads + 2 * c->n_kv_heads) * c->head_dim,
          att = (size_t)c->n_heads * c->head_dim, chunk = n < TL_MODEL_MLP_CHUNK ? n : TL_MODEL_MLP_CHUNK;
   m->x = be->alloc(n * d * sizeof(float));
@@ -27,23 +40,42 @@ static void ensure_scratch(tl_model *m, int rows) {
   m->att = be->alloc(n * att * sizeof(float));
   m->mlp_h = be->alloc(chunk * (c->gated_mlp ? 2 : 1) * c->d_ff * sizeof(float));
   m->mlp_g = c->gated_mlp ? be->alloc(chunk * c->d_ff * sizeof(float)) : NULL;
+  m->emb = c->embed_dim != c->d_model ? be->alloc(n * c->embed_dim * sizeof(float)) : NULL;
   m->ids_dev = be->alloc(n * sizeof(int32_t));
-  /* host staging for hidden states when the backend is not the host */
-  m->stage = be->device == TL_DEVICE_CPU ? NULL : tl_malloc(n * d * sizeof(float));
+  /* host staging for hidden states (and embedding rows) when the backend is not the host */
+  m->stage = be->device == TL_DEVICE_CPU
+                 ? NULL
+                 : tl_malloc(n * (c->embed_dim > c->d_model ? c->embed_dim : c->d_model) * sizeof(float));
+  if (c->alibi) {
+    float *host = tl_malloc((size_t)c->n_heads * sizeof(float));
+    alibi_slopes(host, c->n_heads);
+    m->alibi_slopes = be->alloc((size_t)c->n_heads * sizeof(float));
+    int rc = be->to_device(m->alibi_slopes, host, (size_t)c->n_heads * sizeof(float));
+    free(host);
+    TL_TRY(rc);
+  }
   m->cap_rows = rows;
+  return 0;
 }
 
 /* Every backend op returns 0 or -1 with its message recorded; BE passes a failure
  * up, so a failed kernel ends the forward with that line instead of running on. */
 #define BE(call) TL_TRY(call)
 
+/* y = norm(x) with the model's kind of norm. A norm without parameters (olmo)
+ * gets w = NULL and b = NULL and uses the global ones and zeros. */
 static int norm(tl_model *m, float *y, const float *x, const float *w, const float *b, int rows) {
   const tl_model_config *c = &m->cfg;
+  if (!w) {
+    w = m->global + m->gl.final_w;
+    b = m->gl.final_b == TL_NONE ? NULL : m->global + m->gl.final_b;
+  }
   if (c->norm == TL_NORM_LAYERNORM) return m->be->layernorm(y, x, w, b, rows, c->d_model, c->norm_eps);
-  return m->be->rmsnorm(y, x, w, rows, c->d_model, c->norm_eps, 0);
+  return m->be->rmsnorm(y, x, w, rows, c->d_model, c->norm_eps, c->norm_add_one);
 }
 
-/* x += mlp(h) over rows, in chunks so the d_ff-wide intermediate stays bounded. */
+/* x += mlp(h) over rows, in chunks so the d_ff-wide intermediate stays bounded.
+ * h may be x itself (post-norm): each chunk reads its rows before writing them. */
 static int mlp_add(tl_model *m, const tl_layer_weights *w, float *x, const float *h, int rows) {
   const tl_model_config *c = &m->cfg;
   const tl_backend *be = m->be;
@@ -63,28 +95,50 @@ static int mlp_add(tl_model *m, const tl_layer_weights *w, float *x, const float
   return 0;
 }
 
+/* m->att = the attention of layer `layer` over the normalised rows h. */
+static int attention(tl_model *m, const tl_layer_weights *w, int layer, const float *h, int B, int T) {
+  const tl_model_config *c = &m->cfg;
+  const tl_backend *be = m->be;
+  int rows = B * T, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim, qkv = (H + 2 * KV) * hd;
+  float scale = c->attn_scale;
+  if (c->scale_attn_by_layer) scale /= (float)(layer + 1);
+  int window = tl_layer_window(c, layer);
+  BE(be->linear(m->qkv, h, w->qkv_w, w->qkv_b, rows, qkv, c->d_model, 0));
+  /* q and k heads are adjacent at the start of each qkv row: rotate both at once
+   * (GPT-J's interleaved pairs were put in this order at load) */
+  if (c->rot_dim) BE(be->rope(m->qkv, B, T, qkv, H + KV, hd, c->rot_dim, c->rope_theta));
+  if (c->alibi) return be->attention_alibi(m->att, m->qkv, B, T, H, KV, hd, scale, window, m->alibi_slopes);
+  return be->attention(m->att, m->qkv, B, T, H, KV, hd, scale, window);
+}
+
 /* One transformer block on the residual stream m->x, in place. */
 static int block(tl_model *m, const tl_layer_weights *w, int layer, int B, int T) {
   const tl_model_config *c = &m->cfg;
   const tl_backend *be = m->be;
-  int rows = B * T, d = c->d_model, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
-  int qkv = (H + 2 * KV) * hd;
-  float scale = 1.0f / sqrtf((float)hd);
-  if (c->scale_attn_by_layer) scale /= (float)(layer + 1);
+  int rows = B * T, d = c->d_model, att = c->n_heads * c->head_dim;
 
-  BE(norm(m, m->hn, m->x, w->ln1_w, w->ln1_b, rows));
-  BE(be->linear(m->qkv, m->hn, w->qkv_w, w->qkv_b, rows, qkv, d, 0));
-  /* q and k heads are adjacent at the start of each qkv row: rotate both at once */
-  if (c->rot_dim) BE(be->rope(m->qkv, B, T, qkv, H + KV, hd, c->rot_dim, c->rope_theta));
-  BE(be->attention(m->att, m->qkv, B, T, H, KV, hd, scale, c->window));
-
-  if (c->parallel_residual) {
-    /* x = x + attn(ln1(x)) + mlp(ln2(x)): both norms see the block's input */
-    BE(norm(m, m->hn2, m->x, w->ln2_w, w->ln2_b, rows));
-    BE(be->linear(m->x, m->att, w->o_w, w->o_b, rows, d, H * hd, 1));
-    return mlp_add(m, w, m->x, m->hn2, rows);
+  if (c->post_norm) {
+    /* x = ln1(x + attn(x)); x = ln2(x + mlp(x)) */
+    BE(attention(m, w, layer, m->x, B, T));
+    BE(be->linear(m->x, m->att, w->o_w, w->o_b, rows, d, att, 1));
+    BE(norm(m, m->x, m->x, w->ln1_w, w->ln1_b, rows));
+    BE(mlp_add(m, w, m->x, m->x, rows));
+    return norm(m, m->x, m->x, w->ln2_w, w->ln2_b, rows);
   }
-  BE(be->linear(m->x, m->att, w->o_w, w->o_b, rows, d, H * hd, 1));
+  BE(norm(m, m->hn, m->x, w->ln1_w, w->ln1_b, rows));
+  BE(attention(m, w, layer, m->hn, B, T));
+  if (c->parallel_residual) {
+    /* x = x + attn(ln1(x)) + mlp(ln2(x)): both norms see the block's input
+     * (one norm for both when shared) */
+    const float *h2 = m->hn;
+    if (!c->shared_norm) {
+      BE(norm(m, m->hn2, m->x, w->ln2_w, w->ln2_b, rows));
+      h2 = m->hn2;
+    }
+    BE(be->linear(m->x, m->att, w->o_w, w->o_b, rows, d, att, 1));
+    return mlp_add(m, w, m->x, h2, rows);
+  }
+  BE(be->linear(m->x, m->att, w->o_w, w->o_b, rows, d, att, 1));
   BE(norm(m, m->hn, m->x, w->ln2_w, w->ln2_b, rows));
   return mlp_add(m, w, m->x, m->hn, rows);
 }
@@ -100,11 +154,11 @@ static int emit(tl_model *m, tl_hidden_fn fn, void *ctx, int index, const float 
   return fn(ctx, index, h, B, T, m->cfg.d_model);
 }
 
-/* m->x = the embedding rows of ids, read from the weights file and converted
- * from its dtype (see tl_model.embed_fd). */
-static int embed_from_file(tl_model *m, const int32_t *ids, int rows) {
-  const size_t d = (size_t)m->cfg.d_model, row_bytes = d * tl_dtype_size(m->embed_dtype);
-  float *dst = m->be->device == TL_DEVICE_CPU ? m->x : m->stage;
+/* dst (backend memory, rows of embed_dim) = the embedding rows of ids, read from
+ * the weights file and converted from its dtype (see tl_model.embed_fd). */
+static int embed_from_file(tl_model *m, float *dst_dev, const int32_t *ids, int rows) {
+  const size_t d = (size_t)m->cfg.embed_dim, row_bytes = d * tl_dtype_size(m->embed_dtype);
+  float *dst = m->be->device == TL_DEVICE_CPU ? dst_dev : m->stage;
   int bad = -1;
 #pragma omp parallel if (rows > 64)
   {
@@ -124,7 +178,29 @@ static int embed_from_file(tl_model *m, const int32_t *ids, int rows) {
   if (bad >= 0)
     return tl_fail("%s: cannot read the embedding row of token %d (was the file changed after loading?)",
                    m->embed_path, ids[bad]);
-  if (dst != m->x) BE(m->be->to_device(m->x, dst, (size_t)rows * d * sizeof(float)));
+  if (dst != dst_dev) BE(m->be->to_device(dst_dev, dst, (size_t)rows * d * sizeof(float)));
+  return 0;
+}
+
+/* m->x = hidden state 0: token embeddings (projected to d_model, scaled), plus
+ * learned positions, then the embedding norm, as each family has them. */
+static int embed(tl_model *m, const int32_t *ids, int B, int T) {
+  const tl_model_config *c = &m->cfg;
+  const tl_backend *be = m->be;
+  const float *g = m->global;
+  int rows = B * T, d = c->d_model;
+  float *e = m->emb ? m->emb : m->x; /* embed_dim wide */
+  if (m->embed_fd >= 0) TL_TRY(embed_from_file(m, e, ids, rows));
+  else BE(be->embed(e, g + m->gl.embed, m->ids_dev, rows, c->embed_dim));
+  if (m->emb) BE(be->linear(m->x, m->emb, g + m->gl.proj_in, NULL, rows, d, c->embed_dim, 0));
+  if (c->embed_scale) BE(be->scale(m->x, (size_t)rows * d, c->embed_scale));
+  if (c->learned_pos)
+    for (int b = 0; b < B; b++) {
+      float *xb = m->x + (size_t)b * T * d;
+      BE(be->add(xb, xb, g + m->gl.pos + (size_t)c->pos_offset * d, (size_t)T * d)); /* positions 0..T-1 */
+    }
+  if (c->embed_norm)
+    BE(be->layernorm(m->x, m->x, g + m->gl.embed_norm_w, g + m->gl.embed_norm_b, rows, d, c->norm_eps));
   return 0;
 }
 
@@ -146,19 +222,9 @@ int tl_model_forward_cb(tl_model *m, const int32_t *ids, int B, int T, tl_hidden
       if (!m->layers[l])
         return tl_fail("model forward: layer %d has no weights here (dropped or loaded as a slice) and no hook "
                        "gathers them", l);
-  ensure_scratch(m, rows);
+  TL_TRY(ensure_scratch(m, rows));
   BE(be->to_device(m->ids_dev, ids, (size_t)rows * sizeof(int32_t)));
-
-  const float *g = m->global;
-  if (m->embed_fd >= 0)
-    TL_TRY(embed_from_file(m, ids, rows));
-  else
-    BE(be->embed(m->x, g + m->gl.embed, m->ids_dev, rows, d));
-  if (c->learned_pos)
-    for (int b = 0; b < B; b++) {
-      float *xb = m->x + (size_t)b * T * d;
-      BE(be->add(xb, xb, g + m->gl.pos, (size_t)T * d)); /* positions 0..T-1 */
-    }
+  TL_TRY(embed(m, ids, B, T));
   int rc = emit(m, fn, ctx, 0, m->x, B, T);
   for (int l = 0; l < L && !rc; l++) {
     tl_layer_weights w;
@@ -171,16 +237,20 @@ int tl_model_forward_cb(tl_model *m, const int32_t *ids, int B, int T, tl_hidden
     if (rc == 0 && l < L - 1) rc = emit(m, fn, ctx, l + 1, m->x, B, T);
   }
   if (rc) return rc;
-  tl_unembed u;
-  tl_model_unembed(m, &u);
-  BE(norm(m, m->hn, m->x, u.norm_w, u.norm_b, rows));
-  TL_TRY(emit(m, fn, ctx, L, m->hn, B, T));
+  const float *g = m->global, *out = m->x;
+  if (c->final_norm) {
+    BE(norm(m, m->hn, m->x, g + m->gl.final_w, m->gl.final_b == TL_NONE ? NULL : g + m->gl.final_b, rows));
+    out = m->hn;
+  }
+  TL_TRY(emit(m, fn, ctx, L, out, B, T));
   if (logits) {
+    const float *W_U = m->w_unembed ? m->w_unembed : g + (c->tied ? m->gl.embed : m->gl.lm_w);
+    const float *b_U = m->gl.lm_b == TL_NONE ? NULL : g + m->gl.lm_b;
     if (be->device == TL_DEVICE_CPU) {
-      BE(be->linear(logits, m->hn, u.W_U, u.b_U, rows, c->vocab, d, 0));
+      BE(be->linear(logits, out, W_U, b_U, rows, c->vocab, d, 0));
     } else {
       float *dev = be->alloc((size_t)rows * c->vocab * sizeof(float));
-      int rc2 = be->linear(dev, m->hn, u.W_U, u.b_U, rows, c->vocab, d, 0);
+      int rc2 = be->linear(dev, out, W_U, b_U, rows, c->vocab, d, 0);
       if (rc2 == 0) rc2 = be->to_host(logits, dev, (size_t)rows * c->vocab * sizeof(float));
       be->free(dev);
       TL_TRY(rc2);

@@ -141,6 +141,38 @@ static const tl_st_tensor *weights_find(weights *w, const char *name, int *shard
   return t;
 }
 
+/* XF_GROUPED_QKV: the file's rows are [group g][G queries, key, value][hd] with
+ * G = n_heads / n_kv_heads; query i of group g is head g*G + i, whose key and value
+ * are group g's: exactly our grouped-query layout once the rows are regrouped. */
+static void ungroup_qkv(float *dst, const float *src, const tl_model_config *c, int64_t width) {
+  const int64_t H = c->n_heads, KV = c->n_kv_heads, G = H / KV, hd = c->head_dim;
+  const size_t row = (size_t)(hd * width) * sizeof(float);
+  for (int64_t g = 0; g < KV; g++) {
+    const float *grp = src + (g * (G + 2)) * hd * width;
+    for (int64_t i = 0; i < G; i++) memcpy(dst + ((g * G + i) * hd) * width, grp + (i * hd) * width, row);
+    memcpy(dst + ((H + g) * hd) * width, grp + (G * hd) * width, row);
+    memcpy(dst + ((H + KV + g) * hd) * width, grp + ((G + 1) * hd) * width, row);
+  }
+}
+
+/* XF_ROPE_PAIRS: in each head of a q or k projection, rotary rows 2i and 2i+1 become
+ * rows i and i + rot_dim/2; the rows past rot_dim stay. Queries and keys are
+ * permuted alike, so their dot products are unchanged, and rotate-half RoPE on the
+ * result rotates exactly the pairs GPT-J rotates, with the same frequencies. */
+static void rope_pairs(float *dst, const float *src, const tl_model_config *c, int64_t rows, int64_t width) {
+  const int64_t hd = c->head_dim, half = c->rot_dim / 2;
+  const size_t row = (size_t)width * sizeof(float);
+  for (int64_t h = 0; h < rows / hd; h++) {
+    const float *s = src + h * hd * width;
+    float *d = dst + h * hd * width;
+    for (int64_t i = 0; i < half; i++) {
+      memcpy(d + i * width, s + (2 * i) * width, row);
+      memcpy(d + (half + i) * width, s + (2 * i + 1) * width, row);
+    }
+    memcpy(d + 2 * half * width, s + 2 * half * width, (size_t)(hd - 2 * half) * row);
+  }
+}
+
 /* Converts one checkpoint tensor into dst according to the spec's transform. */
 static void convert_tensor(const tl_tspec *s, const tl_st_tensor *t, float *dst, const tl_model_config *c) {
   size_t n = (size_t)tl_numel(t->ndim, t->shape);
@@ -150,16 +182,17 @@ static void convert_tensor(const tl_tspec *s, const tl_st_tensor *t, float *dst,
   }
   float *tmp = tl_malloc(n * sizeof(float));
   tl_to_f32(tmp, t->data, t->dtype, n);
-  if (s->xf == XF_TRANSPOSE) { /* file [rows=in][cols=out] -> dst [out][in] */
+  int64_t width = s->ndim == 2 ? s->shape[1] : 1;
+  switch (s->xf) {
+  case XF_TRANSPOSE: { /* file [rows=in][cols=out] -> dst [out][in] */
     int64_t in = s->shape[0], out = s->shape[1];
     for (int64_t i = 0; i < in; i++)
       for (int64_t o = 0; o < out; o++) dst[o * in + i] = tmp[i * out + o];
-  } else { /* XF_NEOX_QKV: row (h, k, c) of the file goes to row (k, h, c) */
-    int64_t H = c->n_heads, hd = c->head_dim, width = s->ndim == 2 ? s->shape[1] : 1;
-    for (int64_t h = 0; h < H; h++)
-      for (int64_t k = 0; k < 3; k++)
-        memcpy(dst + ((k * H + h) * hd) * width, tmp + ((h * 3 + k) * hd) * width,
-               (size_t)(hd * width) * sizeof(float));
+    break;
+  }
+  case XF_GROUPED_QKV: ungroup_qkv(dst, tmp, c, width); break;
+  case XF_ROPE_PAIRS: rope_pairs(dst, tmp, c, s->shape[0], width); break;
+  case XF_COPY: break;
   }
   free(tmp);
 }
@@ -262,6 +295,23 @@ done:
   return rc;
 }
 
+/* What the loader makes from the weights: the ones and zeros of norms without
+ * parameters (olmo), and OPT's project_out folded into the output embedding. */
+static void derive_globals(tl_model *m) {
+  const tl_model_config *c = &m->cfg;
+  const size_t d = c->d_model;
+  if (!c->norm_affine) {
+    for (size_t i = 0; i < d; i++) m->global[m->gl.final_w + i] = 1.0f;
+    if (m->gl.final_b != TL_NONE) memset(m->global + m->gl.final_b, 0, d * sizeof(float));
+  }
+  if (m->gl.proj_out != TL_NONE) { /* W_U [V, d] = lm_head [V, e] @ project_out [e, d] */
+    const float *lm = m->global + (c->tied ? m->gl.embed : m->gl.lm_w);
+    m->w_unembed = tl_aligned_alloc((size_t)c->vocab * d * sizeof(float));
+    tl_backend_cpu()->gemm(0, 0, c->vocab, (int)d, c->embed_dim, 1.0f, lm, c->embed_dim,
+                           m->global + m->gl.proj_out, (int)d, 0.0f, m->w_unembed, (int)d);
+  }
+}
+
 /* Sliced loading: each layer whole into one scratch blob, then its slice kept.
  * Runs after load_weights has checked every tensor. */
 static int load_slices(tl_model *m, weights *w) {
@@ -325,6 +375,7 @@ int tl_model_load_sliced(tl_model **out, const char *dir, int parts, int index) 
   }
   if (load_weights(m, &w)) goto done;
   if (m->slices && load_slices(m, &w)) goto done;
+  derive_globals(m);
   rc = 0;
 done:
   weights_close(&w);
@@ -336,7 +387,7 @@ done:
 }
 
 static void free_scratch(tl_model *m) {
-  float **bufs[] = {&m->x, &m->hn, &m->hn2, &m->qkv, &m->att, &m->mlp_h, &m->mlp_g};
+  float **bufs[] = {&m->x, &m->hn, &m->hn2, &m->qkv, &m->att, &m->mlp_h, &m->mlp_g, &m->emb, &m->alibi_slopes};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
     if (*bufs[i]) m->be->free(*bufs[i]);
     *bufs[i] = NULL;
@@ -358,6 +409,7 @@ void tl_model_free(tl_model *m) {
     for (int l = 0; l < m->cfg.n_layers; l++) free(m->slices[l]);
   free(m->slices);
   free(m->global);
+  free(m->w_unembed);
   if (m->embed_fd >= 0) close(m->embed_fd);
   free(m->embed_path);
   free(m->dir);
@@ -388,14 +440,17 @@ int tl_model_set_backend(tl_model *m, const tl_backend *be) {
 int tl_model_unembed(tl_model *m, tl_unembed *u) {
   const tl_model_config *c = &m->cfg;
   memset(u, 0, sizeof *u);
+  if (!c->final_norm)
+    return tl_fail("%s/config.json: this %s model has no final norm (do_layer_norm_before false); the lens needs "
+                   "one before the unembedding", m->dir, c->model_type);
   u->d_model = c->d_model;
   u->vocab = c->vocab;
   u->norm = c->norm;
   u->eps = c->norm_eps;
-  u->norm_add_one = 0;
+  u->norm_add_one = c->norm_add_one;
   u->norm_w = m->global + m->gl.final_w;
   u->norm_b = m->gl.final_b == TL_NONE ? NULL : m->global + m->gl.final_b;
-  u->W_U = m->global + (c->tied ? m->gl.embed : m->gl.lm_w);
+  u->W_U = m->w_unembed ? m->w_unembed : m->global + (c->tied ? m->gl.embed : m->gl.lm_w);
   u->b_U = m->gl.lm_b == TL_NONE ? NULL : m->global + m->gl.lm_b;
   return 0;
 }

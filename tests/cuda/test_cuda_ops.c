@@ -179,6 +179,15 @@ static void test_attention(void) {
     char what[96];
     snprintf(what, sizeof what, "attention B=%d T=%d H=%d KV=%d hd=%d window=%d", B, T, H, KV, hd, win);
     expect_close(what, dout, out, no, 2e-5);
+    /* the same with ALiBi slopes (in device memory, as the model passes them) */
+    float slopes[8];
+    for (int h = 0; h < H; h++) slopes[h] = powf(2.0f, -8.0f * (h + 1) / H);
+    float *dslopes = up(slopes, (size_t)H * 4);
+    BOTH_OK(cpu->attention_alibi(out, qkv, B, T, H, KV, hd, scale, win, slopes),
+            gpu->attention_alibi(dout, dqkv, B, T, H, KV, hd, scale, win, dslopes));
+    snprintf(what, sizeof what, "attention_alibi B=%d T=%d H=%d KV=%d hd=%d window=%d", B, T, H, KV, hd, win);
+    expect_close(what, dout, out, no, 2e-5);
+    gpu->free(dslopes);
     gpu->free(dqkv), gpu->free(dout);
     free(qkv), free(out);
   }
@@ -206,6 +215,8 @@ static void test_elementwise(void) {
   float *da = up(a, n * 4), *db = up(b, n * 4);
   BOTH_OK(cpu->add(a, a, b, n), gpu->add(da, da, db, n)); /* aliased output, as the residual stream uses it */
   expect_close("add", da, a, n, 0);
+  BOTH_OK(cpu->scale(a, n, 45.254834f), gpu->scale(da, n, 45.254834f)); /* gemma's sqrt(2048) */
+  expect_close("scale", da, a, n, 0);
   gpu->free(da), gpu->free(db);
   free(a), free(b);
 }

@@ -1,6 +1,6 @@
 /* CPU backend ops against direct double-precision formulas: causal GQA attention
- * (with and without a sliding window, T not a multiple of the block size), rotary
- * embeddings (full and partial), layernorm, rmsnorm, activations, sgemm splits.
+ * (with and without a sliding window or ALiBi slopes, T not a multiple of the block size), rotary
+ * embeddings (full and partial), layernorm, rmsnorm, activations, scale, sgemm splits.
  * Every op returns 0; head layouts the ops cannot do are refused with a message. */
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +14,16 @@ static float frand(unsigned *s) {
   return ((*s >> 8) / 16777216.0f) * 2.0f - 1.0f;
 }
 
-static void check_attention(const tl_backend *be, int B, int T, int H, int KV, int hd, int window) {
+/* slopes: NULL, or ALiBi slopes per head (score of query i, key j += slope * (j - i)) */
+static void check_attention(const tl_backend *be, int B, int T, int H, int KV, int hd, int window,
+                            const float *slopes) {
   unsigned seed = 1234u + T + window;
   int rs = (H + 2 * KV) * hd;
   float *qkv = malloc(sizeof(float) * B * T * rs), *out = malloc(sizeof(float) * B * T * H * hd);
   for (long i = 0; i < (long)B * T * rs; i++) qkv[i] = 2.0f * frand(&seed);
   float scale = 1.0f / sqrtf((float)hd);
-  CHECK(be->attention(out, qkv, B, T, H, KV, hd, scale, window) == 0);
+  if (slopes) CHECK(be->attention_alibi(out, qkv, B, T, H, KV, hd, scale, window, slopes) == 0);
+  else CHECK(be->attention(out, qkv, B, T, H, KV, hd, scale, window) == 0);
   double maxerr = 0;
   double *p = malloc(sizeof(double) * T);
   for (int b = 0; b < B; b++)
@@ -35,7 +38,7 @@ static void check_attention(const tl_backend *be, int B, int T, int H, int KV, i
           const float *k = qkv + ((size_t)b * T + j) * rs + (H + kvh) * hd;
           double s = 0;
           for (int c = 0; c < hd; c++) s += (double)q[c] * k[c];
-          p[j] = s * scale;
+          p[j] = s * scale + (slopes ? (double)slopes[h] * (j - i) : 0.0);
           mx = p[j] > mx ? p[j] : mx;
         }
         for (int j = 0; j <= i; j++) sum += (p[j] = p[j] > -1e299 ? exp(p[j] - mx) : 0);
@@ -46,16 +49,21 @@ static void check_attention(const tl_backend *be, int B, int T, int H, int KV, i
           maxerr = e > maxerr ? e : maxerr;
         }
       }
-  CHECKF(maxerr < 1e-5, "attention B%d T%d H%d KV%d hd%d window %d: max error %.3g", B, T, H, KV, hd, window, maxerr);
+  CHECKF(maxerr < 1e-5, "attention B%d T%d H%d KV%d hd%d window %d alibi %d: max error %.3g", B, T, H, KV, hd,
+         window, slopes != NULL, maxerr);
   free(p), free(qkv), free(out);
 }
 
 int main(void) {
   const tl_backend *be = tl_backend_cpu();
   tl_backend_cpu_set_threads(2);
-  check_attention(be, 2, 150, 4, 2, 16, 0);
-  check_attention(be, 1, 130, 6, 3, 8, 40);
-  check_attention(be, 3, 5, 2, 1, 4, 0);
+  check_attention(be, 2, 150, 4, 2, 16, 0, NULL);
+  check_attention(be, 1, 130, 6, 3, 8, 40, NULL);
+  check_attention(be, 3, 5, 2, 1, 4, 0, NULL);
+  /* ALiBi (BLOOM's slopes for 6 heads), also with GQA and a window */
+  const float slopes[6] = {0.25f, 0.0625f, 0.015625f, 0.00390625f, 0.5f, 0.125f};
+  check_attention(be, 2, 150, 6, 6, 16, 0, slopes);
+  check_attention(be, 1, 70, 6, 2, 8, 20, slopes);
 
   /* rope: full (llama) and partial (neox, 4 of 16 dims), on a q|k row of 3 heads */
   unsigned seed = 7;
@@ -119,6 +127,10 @@ int main(void) {
   CHECKF(fabsf(a[0] - 0.8413447f) < 1e-6f && fabsf(a[1] - 0.8411920f) < 1e-6f && fabsf(a[2] - 0.7310586f) < 1e-6f &&
              a[3] == 0.0f, "act %g %g %g %g", a[0], a[1], a[2], a[3]);
 
+  /* scale in place */
+  float sc[3] = {1.5f, -2.0f, 0.0f};
+  CHECK(be->scale(sc, 3, 8.0f) == 0 && sc[0] == 12.0f && sc[1] == -16.0f && sc[2] == 0.0f);
+
   /* sgemm split over threads, both orientations, against a direct sum */
   for (int shape = 0; shape < 2; shape++) {
     int M = shape ? 300 : 33, N = shape ? 40 : 517, K = 70;
@@ -145,6 +157,7 @@ int main(void) {
   CHECK(be->max_head_dim == 0 && be->max_rot_dim == 0);
   float q[3 * 8 * 2] = {0}, o[8 * 2];
   CHECK(be->attention(o, q, 1, 2, 3, 2, 8, 1.0f, 0) == -1 && strstr(tl_errmsg(), "key/value heads"));
+  CHECK(be->attention_alibi(o, q, 1, 2, 1, 1, 8, 1.0f, 0, NULL) == -1 && strstr(tl_errmsg(), "slopes"));
   CHECK(be->rope(q, 1, 2, 8, 1, 8, 10, 10000.0f) == -1 && strstr(tl_errmsg(), "head_dim 8"));
   CHECK(be->rope(q, 1, 2, 8, 1, 8, 3, 10000.0f) == -1 && strstr(tl_errmsg(), "even"));
   return tl_test_finish("test_model_backend");

@@ -56,7 +56,7 @@ copy badfield; sed -i 's/"n_head": 4/"n_head": "four"/' "$WORK/badfield/config.j
 expect_error config_field "badfield/config.json: field 'n_head' must be an integer" "$TLENS" info --model "$WORK/badfield"
 
 copy unknown; sed -i 's/"model_type": "gpt2"/"model_type": "bert"/' "$WORK/unknown/config.json"
-expect_error unknown_model_type "unknown/config.json: model_type 'bert' is not supported \(supported: gpt2, gpt_neox, llama, mistral\)" "$TLENS" info --model "$WORK/unknown"
+expect_error unknown_model_type "unknown/config.json: model_type 'bert' is not supported \(supported: gpt2, gpt_neox, llama, mistral, gpt_neo, gptj, opt, bloom, gemma, qwen2, phi3, phi, stablelm, falcon, olmo\)$" "$TLENS" info --model "$WORK/unknown"
 
 copy bin; mv "$WORK/bin/model.safetensors" "$WORK/bin/pytorch_model.bin"
 expect_error pytorch_bin_only "only pytorch_model.bin.*convert.*safetensors" "$TLENS" info --model "$WORK/bin"

@@ -83,7 +83,9 @@ int main(int argc, char **argv) {
   /* the same through the command line */
   const char *tlens = getenv("TLENS"), *bin = getenv("TESTBIN");
   if (tlens && bin) {
-    char *work = tl_sprintf("%s/work/model_golden_%s", bin, tl_basename(argv[1]));
+    /* WORK is this test's own folder (every golden model folder is named "model") */
+    const char *wenv = getenv("WORK");
+    char *work = wenv ? tl_strdup(wenv) : tl_sprintf("%s/work/model_golden", bin);
     tl_mkdirs(work);
     char *out = tl_sprintf("%s/hidden.safetensors", work);
     char *cmd = tl_sprintf("'%s' hidden --model '%s' --input '%s' --output '%s'", tlens, dir, fwd, out);

@@ -147,8 +147,10 @@ static int cpu_rope(float *x, int B, int T, int row_stride, int n_heads, int hea
  * the CUDA backend's attention (one warp per query, an online softmax) is shaped
  * by the GPU just as much. */
 #define ATT_BLOCK 64
-static int cpu_attention(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads, int head_dim,
-                         float scale, int window) {
+/* slopes: NULL, or ALiBi's per-head slopes (the score of query i and key j gains
+ * slopes[h] * (j - i), added to the block of scores before its softmax). */
+static int attention_impl(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads, int head_dim,
+                          float scale, int window, const float *slopes) {
   if (n_kv_heads < 1 || n_heads % n_kv_heads)
     return tl_fail("cpu attention: %d query heads cannot share %d key/value heads", n_heads, n_kv_heads);
   const int hd = head_dim, rs = (n_heads + 2 * n_kv_heads) * hd, os = n_heads * hd;
@@ -175,6 +177,8 @@ static int cpu_attention(float *out, const float *qkv, int B, int T, int n_heads
         int lo = (window > 0 && i - window + 1 > k0) ? i - window + 1 - k0 : 0; /* first visible key */
         int hi = i - k0;                                                    /* last visible key */
         float *sr = S + (size_t)r * nk;
+        if (slopes)
+          for (int j = lo; j <= hi; j++) sr[j] += slopes[h] * (float)(k0 + j - i);
         float mx = sr[lo];
 #pragma omp simd reduction(max : mx)
         for (int j = lo + 1; j <= hi; j++) mx = sr[j] > mx ? sr[j] : mx;
@@ -194,6 +198,17 @@ static int cpu_attention(float *out, const float *qkv, int B, int T, int n_heads
     free(S);
   }
   return 0;
+}
+
+static int cpu_attention(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads, int head_dim,
+                         float scale, int window) {
+  return attention_impl(out, qkv, B, T, n_heads, n_kv_heads, head_dim, scale, window, NULL);
+}
+
+static int cpu_attention_alibi(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads,
+                               int head_dim, float scale, int window, const float *slopes) {
+  if (!slopes) return tl_fail("cpu attention_alibi: no slopes given");
+  return attention_impl(out, qkv, B, T, n_heads, n_kv_heads, head_dim, scale, window, slopes);
 }
 
 /* ---- elementwise ---- */
@@ -217,6 +232,12 @@ static int cpu_glu(float *out, const float *gate_up, int rows, int d_ff, tl_act 
 static int cpu_add(float *y, const float *a, const float *b, size_t n) {
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+  return 0;
+}
+
+static int cpu_scale(float *x, size_t n, float s) {
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; i++) x[i] *= s;
   return 0;
 }
 
@@ -244,8 +265,9 @@ static const tl_backend cpu_backend = {
     .gemm = cpu_gemm, .linear = cpu_linear,
     .layernorm = cpu_layernorm, .rmsnorm = cpu_rmsnorm,
     .embed = cpu_embed, .rope = cpu_rope,
-    .attention = cpu_attention,
-    .act = cpu_act, .glu = cpu_glu, .add = cpu_add, .softmax = cpu_softmax, .argmax = cpu_argmax,
+    .attention = cpu_attention, .attention_alibi = cpu_attention_alibi,
+    .act = cpu_act, .glu = cpu_glu, .add = cpu_add, .scale = cpu_scale, .softmax = cpu_softmax,
+    .argmax = cpu_argmax,
 };
 
 /* OpenBLAS itself stays single-threaded: the ops above parallelise with OpenMP. */

@@ -248,8 +248,9 @@ static int cuda_rope(float *x, int B, int T, int row_stride, int n_heads, int he
  * own (as the CPU backend's attention is), not the rowmath.h softmax. */
 enum { ATT_MAX_DPL = 8, ATT_WARPS = 4 }; /* dims per lane (head_dim <= 256: max_head_dim), warps per block */
 
+/* slopes: NULL, or ALiBi's per-head slopes in device memory (score += slopes[h] * (j - t)). */
 __global__ void attention_kernel(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads,
-                                 int head_dim, float scale, int window) {
+                                 int head_dim, float scale, int window, const float *slopes) {
   int lane = threadIdx.x & 31;
   size_t q_index = (size_t)blockIdx.x * ATT_WARPS + (threadIdx.x >> 5); /* over (b, h, t) */
   if (q_index >= (size_t)B * n_heads * T) return;                      /* whole warp exits together */
@@ -269,6 +270,7 @@ __global__ void attention_kernel(float *out, const float *qkv, int B, int T, int
     q[k] = c < head_dim ? qr[c] * scale : 0.0f;
     acc[k] = 0.0f;
   }
+  const float slope = slopes ? slopes[h] : 0.0f;
   float m = -INFINITY, l = 0.0f;
   int j0 = (window > 0 && t - window + 1 > 0) ? t - window + 1 : 0;
   for (int j = j0; j <= t; j++) {
@@ -280,6 +282,7 @@ __global__ void attention_kernel(float *out, const float *qkv, int B, int T, int
       if (c < head_dim) s += q[k] * kr[c];
     }
     s = warp_reduce<float, false>(s);
+    if (slopes) s += slope * (float)(j - t);
     float m_new = fmaxf(m, s);
     float corr = expf(m - m_new); /* 0 on the first key (m = -inf) */
     float p = expf(s - m_new);
@@ -301,8 +304,8 @@ __global__ void attention_kernel(float *out, const float *qkv, int B, int T, int
   }
 }
 
-static int cuda_attention(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads, int head_dim,
-                          float scale, int window) {
+static int attention_launch(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads, int head_dim,
+                            float scale, int window, const float *slopes) {
   if (n_kv_heads < 1 || n_heads % n_kv_heads)
     return tl_fail("cuda attention: %d query heads cannot share %d key/value heads", n_heads, n_kv_heads);
   if (head_dim > 32 * ATT_MAX_DPL)
@@ -311,9 +314,20 @@ static int cuda_attention(float *out, const float *qkv, int B, int T, int n_head
   size_t queries = (size_t)B * n_heads * T;
   size_t blocks = (queries + ATT_WARPS - 1) / ATT_WARPS;
   attention_kernel<<<(unsigned)blocks, 32 * ATT_WARPS>>>(out, qkv, B, T, n_heads, n_kv_heads, head_dim, scale,
-                                                         window);
+                                                         window, slopes);
   launchTry();
   return 0;
+}
+
+static int cuda_attention(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads, int head_dim,
+                          float scale, int window) {
+  return attention_launch(out, qkv, B, T, n_heads, n_kv_heads, head_dim, scale, window, NULL);
+}
+
+static int cuda_attention_alibi(float *out, const float *qkv, int B, int T, int n_heads, int n_kv_heads,
+                                int head_dim, float scale, int window, const float *slopes) {
+  if (!slopes) return tl_fail("cuda attention_alibi: no slopes given");
+  return attention_launch(out, qkv, B, T, n_heads, n_kv_heads, head_dim, scale, window, slopes);
 }
 
 /* ---- elementwise ---- */
@@ -354,6 +368,18 @@ __global__ void add_kernel(float *y, const float *a, const float *b, size_t n) {
 static int cuda_add(float *y, const float *a, const float *b, size_t n) {
   if (!n) return 0;
   add_kernel<<<elem_blocks(n), ELEM_THREADS>>>(y, a, b, n);
+  launchTry();
+  return 0;
+}
+
+__global__ void scale_kernel(float *x, size_t n, float s) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    x[i] *= s;
+}
+
+static int cuda_scale(float *x, size_t n, float s) {
+  if (!n) return 0;
+  scale_kernel<<<elem_blocks(n), ELEM_THREADS>>>(x, n, s);
   launchTry();
   return 0;
 }
@@ -460,9 +486,11 @@ static tl_backend make_table(void) {
   b.embed = cuda_embed;
   b.rope = cuda_rope;
   b.attention = cuda_attention;
+  b.attention_alibi = cuda_attention_alibi;
   b.act = cuda_act;
   b.glu = cuda_glu;
   b.add = cuda_add;
+  b.scale = cuda_scale;
   b.softmax = cuda_softmax;
   b.argmax = cuda_argmax;
   return b;
