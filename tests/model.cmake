@@ -11,6 +11,8 @@ foreach(arch gpt_neo gptj opt bloom gemma qwen2 phi3 phi stablelm falcon_new fal
 endforeach()
 tlens_c_test(model_golden_stories260k model/test_model_golden.c models/stories260k models/stories260k/forward.safetensors)
 tlens_c_test(model_greedy_stories260k model/test_model_greedy.c)
+# hub-style folders made from the fixtures: tied matrix under either name, no base-model prefix, config quirks
+tlens_c_test(model_folders model/test_model_folders.c)
 # helper that writes corrupted safetensors copies for the error-path test
 add_executable(model_st_edit ${CMAKE_CURRENT_SOURCE_DIR}/model/st_edit.c)
 target_link_libraries(model_st_edit PRIVATE PkgConfig::CJSON)

@@ -216,13 +216,19 @@ int tl_model_parse_config(const char *text, size_t len, const char *path, tl_mod
     return tl_fail("%s: not a valid JSON object", path);
   }
   int rc = -1;
-  const cJSON *mt = field(j, "model_type");
-  if (!mt || !cJSON_IsString(mt)) {
+  const cJSON *mt = field(j, "model_type"), *arch = cJSON_GetArrayItem(field(j, "architectures"), 0);
+  const tl_family *f = NULL;
+  if (!mt && cJSON_IsString(arch)) { /* the class transformers would build names the family */
+    f = tl_family_find_architecture(arch->valuestring);
+    if (!f) {
+      tl_fail("%s: field 'model_type' is missing and architectures names '%s', which is not supported (supported "
+              "model_types: %s)", path, arch->valuestring, tl_model_supported_types());
+      goto done;
+    }
+  } else if (!mt || !cJSON_IsString(mt)) {
     tl_fail("%s: field 'model_type' is missing or not a string (supported: %s)", path, tl_model_supported_types());
     goto done;
-  }
-  const tl_family *f = tl_family_find(mt->valuestring);
-  if (!f) {
+  } else if (!(f = tl_family_find(mt->valuestring))) {
     tl_fail("%s: model_type '%s' is not supported (supported: %s)", path, mt->valuestring,
             tl_model_supported_types());
     goto done;

@@ -727,3 +727,9 @@ const char *tl_family_global_name(const tl_family *f, tl_role role) {
     if (e->role == role) return e->name;
   return NULL;
 }
+
+const tl_family *tl_family_find_architecture(const char *architecture) {
+  for (int i = 0; i < NFAMILIES; i++)
+    if (!strcmp(families[i].schema->architecture, architecture)) return &families[i];
+  return NULL;
+}

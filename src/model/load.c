@@ -119,6 +119,20 @@ done:
   return rc;
 }
 
+/* Finds a tensor by name and the shard holding it, or NULL (nothing recorded). */
+static const tl_st_tensor *weights_lookup(const weights *w, const char *name, int *shard) {
+  int s = 0;
+  if (w->weight_map) {
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(w->weight_map, name);
+    if (!e) return NULL;
+    for (s = 0; s < w->nshards; s++)
+      if (!strcmp(tl_basename(w->shards[s].path), e->valuestring)) break;
+    if (s == w->nshards) s = 0;
+  }
+  *shard = s;
+  return tl_st_find(&w->shards[s], name);
+}
+
 /* Finds a tensor by name and the shard holding it. Errors name the file. */
 static const tl_st_tensor *weights_find(weights *w, const char *name, int *shard) {
   int s = 0;
@@ -171,6 +185,21 @@ static void rope_pairs(float *dst, const float *src, const tl_model_config *c, i
     }
     memcpy(d + 2 * half * width, s + 2 * half * width, (size_t)(hd - 2 * half) * row);
   }
+}
+
+/* The checkpoint tensor of a spec. Real folders name tensors in two ways the
+ * family tables do not: a checkpoint saved from the base model class lacks the
+ * base model's prefix ("h.0.ln_1.weight" for "transformer.h.0.ln_1.weight"), and
+ * save_pretrained keeps only one of a tied pair, which one varying (the input
+ * embedding may be stored only as lm_head.weight). transformers accepts both, and
+ * so does this. When none is found the error names the spec's own name. */
+static const tl_st_tensor *find_spec_tensor(const tl_model *m, weights *w, const tl_tspec *s, int *shard) {
+  const char *prefix = m->fam->base_prefix, *lm = tl_family_global_name(m->fam, R_LM_W);
+  const size_t k = prefix ? strlen(prefix) : 0;
+  const tl_st_tensor *t = weights_lookup(w, s->name, shard);
+  if (!t && k && !strncmp(s->name, prefix, k)) t = weights_lookup(w, s->name + k, shard);
+  if (!t && s->role == R_EMBED && m->cfg.tied && lm) t = weights_lookup(w, lm, shard);
+  return t ? t : weights_find(w, s->name, shard);
 }
 
 /* Converts one checkpoint tensor into dst according to the spec's transform. */
@@ -251,7 +280,7 @@ static int load_weights(tl_model *m, weights *w) {
   for (int i = 0; i < ns; i++) {
     const tl_tspec *s = &specs[i];
     int sh;
-    const tl_st_tensor *t = weights_find(w, s->name, &sh);
+    const tl_st_tensor *t = find_spec_tensor(m, w, s, &sh);
     if (!t) goto done;
     const char *file = w->shards[sh].path;
     if (t->dtype != TL_F32 && t->dtype != TL_F16 && t->dtype != TL_BF16) {
@@ -324,7 +353,7 @@ static int load_slices(tl_model *m, weights *w) {
     for (int i = 0; i < ns; i++) {
       if (specs[i].layer != l) continue;
       int sh;
-      const tl_st_tensor *t = weights_find(w, specs[i].name, &sh); /* found and checked before */
+      const tl_st_tensor *t = find_spec_tensor(m, w, &specs[i], &sh); /* found and checked before */
       if (convert(&specs[i], t, w->shards[sh].path, full + specs[i].off, &m->cfg) != 0) {
         free(full);
         free(specs);

@@ -164,6 +164,8 @@ typedef struct tl_family {
 } tl_family;
 
 const tl_family *tl_family_find(const char *model_type);
+/* The family whose class config.json's "architectures" names (LlamaForCausalLM...), or NULL. */
+const tl_family *tl_family_find_architecture(const char *architecture);
 void tl_layouts(const tl_model_config *c, tl_layer_layout *ll, tl_global_layout *gl);
 /* All tensors the checkpoint must hold for this config (malloc'd array). */
 int tl_model_specs(const tl_family *f, const tl_model_config *c, tl_tspec **out, int *n);
