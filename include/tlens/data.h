@@ -56,6 +56,8 @@ void tl_chunks_free(tl_chunks *c);
 typedef struct {
   const char *text_column; /* ["text"] */
   bool shuffle_docs;       /* [false] documents in a seeded random order before chunking */
+  const char *const *more_sources; /* [NULL] further .jsonl[.zst] files read after source, */
+  int n_more;                      /* as if all were one concatenated file */
   uint64_t shuffle_seed;   /* [42] */
   int64_t max_seq_len;     /* [2048] */
   const char *cache_dir;   /* required: where cache files live (created if missing) */

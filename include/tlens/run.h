@@ -30,7 +30,11 @@
 typedef struct {
   const char *model;       /* model folder (required) */
   const char *tokenizer;   /* tokenizer.json [<model>/tokenizer.json] */
-  const char *data;        /* corpus: .jsonl, .jsonl.zst or pre-tokenized .safetensors; NULL: none */
+  const char *data;        /* corpus: .jsonl, .jsonl.zst or pre-tokenized .safetensors; NULL: none.
+                            * Several entries separated by newlines (--data.name A B ...), each a
+                            * file, a glob or a folder (tl_run_corpus_files), read in order as
+                            * one concatenated corpus */
+  const char *split;       /* with a folder: the files of this split (S-*, S/..., data/S-*) */
   const char *text_column; /* JSON field of the text ["text"] */
   long max_seq_len;        /* tokens per sample (capped by the tokenizer's model_max_length) */
   const char *output;      /* output folder, made by rank 0; NULL: none */
@@ -74,6 +78,13 @@ int tl_run_check_launch(const tl_run *r);
 int tl_run_open(tl_run *r, const tl_run_opts *opts);
 /* Frees what tl_run_open opened and shuts MPI down. Safe after any failure. */
 void tl_run_close(tl_run *r);
+
+/* The corpus files `data` names (see tl_run_opts.data), in order: globs expanded and
+ * sorted, a folder replaced by the .jsonl/.jsonl.zst files of `split` in it
+ * (S-*.jsonl[.zst], S/ *.jsonl[.zst], data/S-*.jsonl[.zst]) or, where it has no such
+ * files, by all of its .jsonl/.jsonl.zst files. Error when an entry names nothing. */
+int tl_run_corpus_files(const char *data, const char *split, char ***files, int *n);
+void tl_run_corpus_files_free(char **files, int n);
 
 /* --precision: auto, bfloat16, float16 or float32 (-1 otherwise, naming the flag). */
 int tl_run_check_precision(const char *precision);

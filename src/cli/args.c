@@ -50,6 +50,7 @@ static int store(tl_opt *o, const char *v, const char *where) {
   tl_opt_name(o, nm, sizeof nm);
   switch (o->type) {
   case TL_OPT_STR:
+  case TL_OPT_STRS:
     free(*(char **)o->dst);
     *(char **)o->dst = tl_strdup(v);
     break;
@@ -101,6 +102,26 @@ static int load_config(tl_opt *opts, int n, const char *path) {
     }
     char buf[64];
     const char *v = NULL;
+    tl_buf list = {0};
+    if (o->type == TL_OPT_STRS && cJSON_IsArray(e)) { /* "data.name": ["a.jsonl", "b.jsonl"] */
+      for (cJSON *x = e->child; x; x = x->next) {
+        if (!cJSON_IsString(x)) {
+          tl_fail("%s: key '%s': expected a list of strings", path, key);
+          tl_buf_free(&list);
+          cJSON_Delete(root);
+          return -1;
+        }
+        tl_buf_printf(&list, "%s%s", x == e->child ? "" : "\n", x->valuestring);
+      }
+      tl_buf_append(&list, "", 1);
+      int rc = store(o, (const char *)list.data, where);
+      tl_buf_free(&list);
+      if (rc != 0) {
+        cJSON_Delete(root);
+        return rc;
+      }
+      continue;
+    }
     if (cJSON_IsString(e)) v = e->valuestring;
     else if (cJSON_IsBool(e)) v = cJSON_IsTrue(e) ? "true" : "false";
     else if (cJSON_IsNumber(e)) {
@@ -143,10 +164,11 @@ void tl_args_print_usage(const tl_opt *opts, int nopts, const char *usage) {
       if (!bar) break;
       s = bar + 1;
     }
-    const char *arg = o->type == TL_OPT_STR ? " S" : o->type == TL_OPT_INT ? " N" : o->type == TL_OPT_FLOAT ? " X" : "";
+    const char *arg = o->type == TL_OPT_STRS ? " S [S ...]" : o->type == TL_OPT_STR ? " S" : o->type == TL_OPT_INT ? " N" : o->type == TL_OPT_FLOAT ? " X" : "";
     char def[64] = "";
     switch (o->type) {
     case TL_OPT_STR:
+    case TL_OPT_STRS:
       if (*(char **)o->dst) snprintf(def, sizeof def, " [%s]", *(char **)o->dst);
       break;
     case TL_OPT_INT: snprintf(def, sizeof def, " [%ld]", *(long *)o->dst); break;
@@ -194,6 +216,7 @@ int tl_args_parse(tl_opt *opts, int nopts, int argc, char **argv, const char *us
     tl_opt *o = NULL;
     const char *value = NULL;
     int negated = 0;
+    bool eq_value = false;
     if (a[0] == '-' && a[1] == '-' && a[2]) {
       const char *name = a + 2;
       const char *eq = strchr(name, '=');
@@ -206,6 +229,7 @@ int tl_args_parse(tl_opt *opts, int nopts, int argc, char **argv, const char *us
       }
       if (!o) return tl_fail("unknown option '%.*s' (see --help)", (int)(len + 2), a);
       if (eq) value = eq + 1;
+      eq_value = eq != NULL;
       if (negated && eq) return tl_fail("option '%s' takes no value", a);
     } else if (a[0] == '-' && a[1] && !a[2]) {
       for (int k = 0; k < nopts; k++)
@@ -235,6 +259,17 @@ int tl_args_parse(tl_opt *opts, int nopts, int argc, char **argv, const char *us
       }
       value = argv[++i];
     }
+    if (o->type == TL_OPT_STRS && !eq_value) {
+      /* the values that follow, up to the next option: joined by newlines */
+      tl_buf list = {0};
+      tl_buf_printf(&list, "%s", value);
+      while (i + 1 < argc && argv[i + 1][0] != '-') tl_buf_printf(&list, "\n%s", argv[++i]);
+      tl_buf_append(&list, "", 1);
+      int rc = store(o, (const char *)list.data, "");
+      tl_buf_free(&list);
+      TL_TRY(rc);
+      continue;
+    }
     TL_TRY(store(o, value, ""));
   }
   return TL_ARGS_OK;
@@ -242,7 +277,7 @@ int tl_args_parse(tl_opt *opts, int nopts, int argc, char **argv, const char *us
 
 void tl_args_free(tl_opt *opts, int nopts) {
   for (int i = 0; i < nopts; i++)
-    if (opts[i].type == TL_OPT_STR) {
+    if (opts[i].type == TL_OPT_STR || opts[i].type == TL_OPT_STRS) {
       free(*(char **)opts[i].dst);
       *(char **)opts[i].dst = NULL;
     }

@@ -12,7 +12,9 @@
 
 #include <stdbool.h>
 
-typedef enum { TL_OPT_STR, TL_OPT_INT, TL_OPT_FLOAT, TL_OPT_BOOL } tl_opt_type;
+/* TL_OPT_STRS: one or more values ("--data.name a.jsonl b.jsonl", every argument up to
+ * the next one starting with '-'; a JSON list in --config), stored joined by '\n'. */
+typedef enum { TL_OPT_STR, TL_OPT_INT, TL_OPT_FLOAT, TL_OPT_BOOL, TL_OPT_STRS } tl_opt_type;
 
 typedef struct {
   const char *names; /* "model.name|model" : long names, '|'-separated; first is canonical */

@@ -30,9 +30,13 @@ int tl_cli_run_options(tl_opt *out, int cap, const tl_cli_run_group *g) {
   ADD("tokenizer_type|model.tokenizer_type", 0, TL_OPT_STR, g->tokenizer_type,
       "accepted for the reference's command lines: tokenizer.json is read whatever the class name", 0, 0, false);
   /* Data */
-  ADD("data.name|data", 0, TL_OPT_STR, g->data, "corpus: .jsonl, .jsonl.zst or pre-tokenized .safetensors", 0, 0, false);
+  ADD("data.name|data", 0, TL_OPT_STRS, g->data,
+      "corpus: .jsonl, .jsonl.zst or pre-tokenized .safetensors; several files, globs or folders (the files of "
+      "--split in it) are read in order as one",
+      0, 0, false);
   ADD("split|data.split", 0, TL_OPT_STR, g->split,
-      "dataset split (the reference ignores it for a .jsonl file, as here for every corpus file)", 0, 0, false);
+      "with a folder in --data.name: read SPLIT-*.jsonl[.zst], SPLIT/*.jsonl[.zst] or data/SPLIT-* (a file has no split)",
+      0, 0, false);
   ADD("text_column|data.text_column", 0, TL_OPT_STR, g->text_column, "JSON field holding the text", 0, 0, false);
   ADD("data.revision", 0, TL_OPT_STR, g->data_revision, "hub dataset revision (a corpus file has none)", 0, 0, false);
   ADD("max_seq_len|data.max_seq_len", 0, TL_OPT_INT, g->max_seq_len, "tokens per sample (capped by model_max_length)",

@@ -188,6 +188,8 @@ void tl_data_opts_default(tl_data_opts *o) {
   o->text_column = "text";
   o->max_seq_len = 2048;
   o->shuffle_docs = false;
+  o->more_sources = NULL;
+  o->n_more = 0;
   o->shuffle_seed = 42;
   o->cache_dir = NULL;
 }
@@ -207,10 +209,20 @@ static char *settings_string(const char *source, const tl_tokenizer *tok, const 
                        TL_CACHE_VERSION, is_safetensors(source) ? "safetensors" : "jsonl",
                        tok ? tl_tokenizer_hash(tok) : "none", (long long)effective_T(source, tok, o),
                        o->text_column ? o->text_column : "text", TL_DATA_BATCH_DOCS);
-  if (!o->shuffle_docs || is_safetensors(source)) return s; /* unshuffled keys stay as they always were */
-  char *t = tl_sprintf("%sshuffle_docs_seed=%llu\n", s, (unsigned long long)o->shuffle_seed);
-  free(s);
-  return t;
+  /* settings a single unshuffled file never had leave its key as it always was */
+  if (o->shuffle_docs && !is_safetensors(source)) {
+    char *t = tl_sprintf("%sshuffle_docs_seed=%llu\n", s, (unsigned long long)o->shuffle_seed);
+    free(s);
+    s = t;
+  }
+  for (int i = 0; i < o->n_more; i++) {
+    char *abs = realpath(o->more_sources[i], NULL);
+    char *t = tl_sprintf("%sthen=%s\n", s, abs ? abs : o->more_sources[i]);
+    free(abs);
+    free(s);
+    s = t;
+  }
+  return s;
 }
 
 char *tl_data_cache_path(const char *source, const tl_tokenizer *tok, const tl_data_opts *o) {
@@ -225,7 +237,8 @@ char *tl_data_cache_path(const char *source, const tl_tokenizer *tok, const tl_d
   tl_sha256_final(&s, dig);
   char hex[65];
   tl_hex(dig, 8, hex);
-  char *name = tl_sprintf("%s.%s.tltok", tl_basename(source), hex);
+  char *name = o->n_more ? tl_sprintf("%s+%d.%s.tltok", tl_basename(source), o->n_more, hex)
+                         : tl_sprintf("%s.%s.tltok", tl_basename(source), hex);
   char *path = tl_path_join(o->cache_dir, name);
   free(name);
   free(set);
@@ -400,8 +413,12 @@ static int build(const char *source, const tl_tokenizer *tok, const tl_data_opts
       w.h.vocab = (uint32_t)v;
       w.h.id_size = v <= 65536 ? 2 : 4;
       tl_chunk_stats st;
-      rc = o->shuffle_docs ? tl_chunk_stream_shuffled(source, o->text_column, tok, T, o->shuffle_seed, writer_sink, &w, &st)
-                           : tl_chunk_stream(source, o->text_column, tok, T, writer_sink, &w, &st);
+      const char **paths = tl_malloc((size_t)(1 + o->n_more) * sizeof *paths);
+      paths[0] = source;
+      for (int i = 0; i < o->n_more; i++) paths[1 + i] = o->more_sources[i];
+      rc = tl_chunk_stream_files(paths, 1 + o->n_more, o->text_column, tok, T, o->shuffle_docs, o->shuffle_seed,
+                                 writer_sink, &w, &st);
+      free(paths);
       if (rc == 0) {
         w.h.total_tokens = st.total_tokens;
         w.h.total_bytes = st.total_bytes;
@@ -439,8 +456,24 @@ int tl_data_prepare(const char *source, const tl_tokenizer *tok, const tl_data_o
   int64_t T = effective_T(source, tok, o);
   if (T < 2) return tl_fail("data: chunk length min(model_max_length, max_seq_len) = %lld, expected >= 2", (long long)T);
 
+  if (o->n_more && is_safetensors(source))
+    return tl_fail("%s: a pre-tokenized .safetensors corpus is one file; it cannot be combined with others", source);
+  for (int i = 0; i < o->n_more; i++)
+    if (is_safetensors(o->more_sources[i]))
+      return tl_fail("%s: a pre-tokenized .safetensors corpus cannot follow text corpora", o->more_sources[i]);
   unsigned char src_sha[32], key[32];
   TL_TRY(sha256_file(source, src_sha));
+  if (o->n_more) { /* the bytes of every file, in order: the hash of their hashes */
+    tl_sha256 all;
+    tl_sha256_init(&all);
+    tl_sha256_update(&all, src_sha, 32);
+    for (int i = 0; i < o->n_more; i++) {
+      unsigned char h[32];
+      TL_TRY(sha256_file(o->more_sources[i], h));
+      tl_sha256_update(&all, h, 32);
+    }
+    tl_sha256_final(&all, src_sha);
+  }
   char src_hex[65];
   tl_hex(src_sha, 32, src_hex);
   char *set = settings_string(source, tok, o);

@@ -95,14 +95,29 @@ typedef struct {
  * memory in a permuted order. */
 typedef struct {
   tl_corpus *c;
+  /* the files, read one after the other as if concatenated */
+  const char *const *paths;
+  const char *column;
+  int npaths, cur;
   /* shuffled: documents [off[i], off[i] + len[i]) of text, visited as perm[0..n) */
   tl_buf text;
   size_t *off, *len;
   int64_t *line, *perm, n, next;
 } doc_source;
 
+/* The next document of the files in order, moving to the next file at an end. */
+static int next_in_files(doc_source *s, const char **t, size_t *n, int64_t *line) {
+  for (;;) {
+    int r = tl_corpus_next(s->c, t, n, line);
+    if (r != 0 || s->cur + 1 >= s->npaths) return r;
+    tl_corpus_close(s->c);
+    s->c = NULL;
+    TL_TRY(tl_corpus_open(&s->c, s->paths[++s->cur], s->column));
+  }
+}
+
 static int next_doc(doc_source *s, const char **t, size_t *n, int64_t *line) {
-  if (!s->perm) return tl_corpus_next(s->c, t, n, line);
+  if (!s->perm) return next_in_files(s, t, n, line);
   if (s->next >= s->n) return 0;
   int64_t k = s->perm[s->next++];
   *t = (const char *)s->text.data + s->off[k];
@@ -146,7 +161,7 @@ static int load_shuffled(doc_source *s, uint64_t seed) {
     const char *t;
     size_t n;
     int64_t line;
-    int r = tl_corpus_next(s->c, &t, &n, &line);
+    int r = next_in_files(s, &t, &n, &line);
     if (r < 0) return -1;
     if (r == 0) break;
     if ((size_t)s->n == cap) {
@@ -175,11 +190,12 @@ static int load_shuffled(doc_source *s, uint64_t seed) {
   return 0;
 }
 
-static int chunk_stream(const char *path, const char *column, const tl_tokenizer *tok, int64_t T, bool shuffle,
-                        uint64_t seed, tl_chunk_sink sink, void *ctx, tl_chunk_stats *stats) {
+static int chunk_stream(const char *const *paths, int npaths, const char *column, const tl_tokenizer *tok, int64_t T,
+                        bool shuffle, uint64_t seed, tl_chunk_sink sink, void *ctx, tl_chunk_stats *stats) {
   memset(stats, 0, sizeof *stats);
+  const char *path = paths[0];
   if (T < 2) return tl_fail("%s: chunk length %lld: expected at least 2 tokens", path, (long long)T);
-  doc_source src = {0};
+  doc_source src = {.paths = paths, .npaths = npaths, .column = column};
   TL_TRY(tl_corpus_open(&src.c, path, column));
   doc_source *c = &src;
   if (shuffle && load_shuffled(&src, seed) != 0) {
@@ -230,7 +246,7 @@ static int chunk_stream(const char *path, const char *column, const tl_tokenizer
   }
   for (int i = 0; i < group; i++) tl_buf_free(&bs[i].text);
   free(bs);
-  tl_corpus_close(src.c);
+  if (src.c) tl_corpus_close(src.c);
   free(src.off), free(src.len), free(src.line), free(src.perm), tl_buf_free(&src.text);
   if (rc == 0 && stats->n_chunks == 0)
     rc = tl_fail("%s: not enough text for one chunk of %lld tokens (each batch of %d documents drops its "
@@ -240,12 +256,14 @@ static int chunk_stream(const char *path, const char *column, const tl_tokenizer
 
 int tl_chunk_stream(const char *path, const char *column, const tl_tokenizer *tok, int64_t T, tl_chunk_sink sink,
                     void *ctx, tl_chunk_stats *stats) {
-  return chunk_stream(path, column, tok, T, false, 0, sink, ctx, stats);
+  return chunk_stream(&path, 1, column, tok, T, false, 0, sink, ctx, stats);
 }
 
-int tl_chunk_stream_shuffled(const char *path, const char *column, const tl_tokenizer *tok, int64_t T, uint64_t seed,
-                             tl_chunk_sink sink, void *ctx, tl_chunk_stats *stats) {
-  return chunk_stream(path, column, tok, T, true, seed, sink, ctx, stats);
+int tl_chunk_stream_files(const char *const *paths, int npaths, const char *column, const tl_tokenizer *tok,
+                          int64_t T, bool shuffle, uint64_t seed, tl_chunk_sink sink, void *ctx,
+                          tl_chunk_stats *stats) {
+  if (npaths < 1) return tl_fail("data: no corpus file");
+  return chunk_stream(paths, npaths, column, tok, T, shuffle, seed, sink, ctx, stats);
 }
 
 static int mem_sink(void *ctx, const int32_t *ids, int64_t n, int64_t T) {

@@ -24,11 +24,13 @@ typedef struct {
  * effective chunk length (>= 2). Error if no chunk at all is produced. */
 int tl_chunk_stream(const char *path, const char *column, const tl_tokenizer *tok, int64_t seq_len,
                     tl_chunk_sink sink, void *ctx, tl_chunk_stats *stats);
-/* The same over the corpus's documents in a seeded random order (--dataset_shuffle):
- * every document is read into memory first, then permuted (Fisher-Yates driven by
- * SplitMix64 from seed), then batched and chunked exactly as above. */
-int tl_chunk_stream_shuffled(const char *path, const char *column, const tl_tokenizer *tok, int64_t seq_len,
-                             uint64_t seed, tl_chunk_sink sink, void *ctx, tl_chunk_stats *stats);
+/* The same over several files read one after the other as if they were one
+ * concatenated file; with shuffle, over their documents in a seeded random order
+ * (--dataset_shuffle: every document is read into memory first, then permuted by
+ * Fisher-Yates driven by SplitMix64 from seed, then batched and chunked as above). */
+int tl_chunk_stream_files(const char *const *paths, int npaths, const char *column, const tl_tokenizer *tok,
+                          int64_t seq_len, bool shuffle, uint64_t seed, tl_chunk_sink sink, void *ctx,
+                          tl_chunk_stats *stats);
 
 /* Chunks one already joined batch text (reference rules, see chunk.c): *ids holds the
  * kept chunks (malloc'd, NULL when none), *n_kept their count, *tokens the reference

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -90,14 +91,94 @@ static int open_tokenizer(tl_run *r, const tl_run_opts *o) {
   return tl_dist_agree(&r->dist, rc);
 }
 
+static bool is_corpus_name(const char *s) {
+  return ends_with(s, ".jsonl") || ends_with(s, ".jsonl.zst") || ends_with(s, ".safetensors");
+}
+
+/* Appends the matches of a glob pattern (sorted by glob); returns how many. */
+static int add_glob(const char *pattern, bool corpora_only, char ***files, int *n, int *cap) {
+  glob_t g;
+  int found = 0;
+  if (glob(pattern, 0, NULL, &g) == 0) {
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+      if (corpora_only && !is_corpus_name(g.gl_pathv[i])) continue;
+      if (*n == *cap) *files = tl_realloc(*files, (size_t)(*cap = *cap ? 2 * *cap : 8) * sizeof **files);
+      (*files)[(*n)++] = tl_strdup(g.gl_pathv[i]);
+      found++;
+    }
+  }
+  globfree(&g);
+  return found;
+}
+
+int tl_run_corpus_files(const char *data, const char *split, char ***files, int *n) {
+  *files = NULL;
+  *n = 0;
+  int cap = 0;
+  const char *p = data;
+  while (*p) {
+    const char *nl = strchr(p, '\n');
+    size_t len = nl ? (size_t)(nl - p) : strlen(p);
+    char *e = tl_malloc(len + 1);
+    memcpy(e, p, len);
+    e[len] = 0;
+    int found = 0;
+    if (!*e) {
+      found = -1; /* blank entry: skipped */
+    } else if (strpbrk(e, "*?[")) {
+      found = add_glob(e, false, files, n, &cap);
+    } else if (tl_is_dir(e)) {
+      const char *s = split && *split ? split : "validation";
+      static const char *shapes[] = {"%s/%s-*.jsonl", "%s/%s-*.jsonl.zst", "%s/%s/*.jsonl", "%s/%s/*.jsonl.zst",
+                                     "%s/data/%s-*.jsonl", "%s/data/%s-*.jsonl.zst"};
+      for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        char *pat = tl_sprintf(shapes[k], e, s);
+        found += add_glob(pat, true, files, n, &cap);
+        free(pat);
+      }
+      if (found == 0) {
+        char *pat = tl_sprintf("%s/*.jsonl", e), *pz = tl_sprintf("%s/*.jsonl.zst", e);
+        found = add_glob(pat, true, files, n, &cap) + add_glob(pz, true, files, n, &cap);
+        free(pat);
+        free(pz);
+      }
+    } else {
+      if (*n == cap) *files = tl_realloc(*files, (size_t)(cap = cap ? 2 * cap : 8) * sizeof **files);
+      (*files)[(*n)++] = tl_strdup(e);
+      found = 1;
+    }
+    if (found == 0) {
+      int rc = tl_fail("--data.name %s: no corpus file there (a folder needs %s-*.jsonl[.zst], %s/*.jsonl[.zst], "
+                       "data/%s-*.jsonl[.zst] or *.jsonl[.zst] files)", e, split ? split : "validation",
+                       split ? split : "validation", split ? split : "validation");
+      free(e);
+      tl_run_corpus_files_free(*files, *n);
+      *files = NULL, *n = 0;
+      return rc;
+    }
+    free(e);
+    p = nl ? nl + 1 : p + len;
+  }
+  if (*n == 0) return tl_fail("--data.name: no corpus given");
+  return 0;
+}
+
+void tl_run_corpus_files_free(char **files, int n) {
+  for (int i = 0; i < n; i++) free(files[i]);
+  free(files);
+}
+
 /* Rank 0 tokenizes the corpus into the token cache once (reused while valid);
  * the other ranks wait for it, then every rank maps the same file. */
-static int open_dataset(tl_run *r, const tl_run_opts *o) {
+static int open_dataset(tl_run *r, const tl_run_opts *o, char **files, int nfiles) {
   tl_dist *d = &r->dist;
   tl_data_opts dopts;
   tl_data_opts_default(&dopts);
   if (o->text_column) dopts.text_column = o->text_column;
   dopts.shuffle_docs = o->dataset_shuffle;
+  dopts.more_sources = (const char *const *)files + 1;
+  dopts.n_more = nfiles - 1;
+  const char *first = files[0];
   dopts.shuffle_seed = o->dataset_shuffle_seed;
   dopts.max_seq_len = o->max_seq_len;
   char *cache_dir = o->cache_dir ? tl_strdup(o->cache_dir) : tl_path_join(o->output, "cache");
@@ -106,12 +187,12 @@ static int open_dataset(tl_run *r, const tl_run_opts *o) {
   int rc = 0;
   if (tl_dist_is_root(d)) {
     int built = 0;
-    rc = tl_data_prepare(o->data, r->tok, &dopts, &cache_path, &built);
-    if (rc == 0 && built) tl_info("tokenized %s into %s", o->data, cache_path);
+    rc = tl_data_prepare(first, r->tok, &dopts, &cache_path, &built);
+    if (rc == 0 && built) tl_info("tokenized %s into %s", first, cache_path);
   }
   rc = tl_dist_agree(d, rc);
   if (rc == 0) {
-    if (!cache_path) cache_path = tl_data_cache_path(o->data, r->tok, &dopts);
+    if (!cache_path) cache_path = tl_data_cache_path(first, r->tok, &dopts);
     rc = tl_data_open(&r->data, cache_path, 0);
   }
   free(cache_path);
@@ -119,7 +200,7 @@ static int open_dataset(tl_run *r, const tl_run_opts *o) {
   TL_TRY(tl_dist_agree(d, rc));
   /* identical on every rank: no agreement needed */
   if (tl_data_vocab_size(r->data) > r->mc.vocab)
-    return tl_fail("%s: token ids reach %d but the model's vocabulary has %d entries", o->data,
+    return tl_fail("%s: token ids reach %d but the model's vocabulary has %d entries", first,
                    tl_data_vocab_size(r->data), r->mc.vocab);
   r->T = tl_data_seq_len_of(r->data);
   r->nats_to_bpb = tl_data_nats_to_bpb(r->data);
@@ -230,14 +311,21 @@ int tl_run_open(tl_run *r, const tl_run_opts *o) {
   if (!o->data) return 0;
   TL_TRY(open_tokenizer(r, o));
   if (o->output) {
-    int rc = 0;
+    rc = 0;
     if (tl_dist_is_root(d)) {
       rc = tl_mkdirs(o->output);
       if (rc == 0) rc = lock_output(r, o->output);
     }
     TL_TRY(tl_dist_agree(d, rc));
   }
-  return open_dataset(r, o);
+  char **files = NULL;
+  int nfiles = 0;
+  /* every rank expands the names itself (the same folder on a shared file system) */
+  TL_TRY(tl_dist_agree(d, tl_run_corpus_files(o->data, o->split, &files, &nfiles)));
+  if (nfiles > 1 && tl_dist_is_root(d)) tl_info("corpus: %d files, read in order as one", nfiles);
+  rc = open_dataset(r, o, files, nfiles);
+  tl_run_corpus_files_free(files, nfiles);
+  return rc;
 }
 
 void tl_run_close(tl_run *r) {

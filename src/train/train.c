@@ -14,6 +14,7 @@
 #include "tlens/lens.h"
 #include "tlens/model.h"
 #include "tlens/optim.h"
+#include "tlens/plot.h"
 #include "tlens/tokenizer.h"
 #include "train/train_internal.h"
 
@@ -384,7 +385,7 @@ static int train_body(tl_trainer *r, tl_train_end *end) {
   tl_run_opts o = {.model = c->model, .tokenizer = c->tokenizer, .data = c->data, .text_column = c->text_column,
                    .max_seq_len = c->max_seq_len, .output = c->output, .cache_dir = c->cache_dir,
                    .threads = c->threads, .fsdp_slices = c->fsdp, .allow_nonfinite = c->allow_nonfinite,
-                   .precision = c->precision, .dataset_shuffle = c->dataset_shuffle,
+                   .precision = c->precision, .dataset_shuffle = c->dataset_shuffle, .split = c->split,
                    .dataset_shuffle_seed = (uint64_t)c->dataset_shuffle_seed, .collective_timeout = c->nccl_timeout,
                    .cpu_offload = c->cpu_offload};
   TL_TRY(tl_run_open(r->run, &o));
@@ -428,6 +429,7 @@ static int train_body(tl_trainer *r, tl_train_end *end) {
     if (stop) {
       if (r->tty) fputc('\n', stderr);
       if (saved != r->step) TL_TRY(tl_dist_agree(d, tl_train_checkpoint(r)));
+      if (tl_dist_is_root(d)) tl_plot_train_update(c->output);
       tl_info("stopped at step %lld of %ld on request (signal %d): checkpoint written; run again to resume",
               (long long)r->step, c->num_steps, tl_preempt_signal());
       *end = TL_TRAIN_STOPPED;
@@ -442,10 +444,12 @@ static int train_body(tl_trainer *r, tl_train_end *end) {
     if (c->checkpoint_freq > 0 && r->step % c->checkpoint_freq == 0 && r->step < c->num_steps) {
       TL_TRY(tl_dist_agree(d, tl_train_checkpoint(r)));
       saved = r->step;
+      if (tl_dist_is_root(d)) tl_plot_train_update(c->output);
     }
   }
   /* a final checkpoint marks the run finished, so a rerun only re-exports */
   TL_TRY(tl_dist_agree(d, tl_train_checkpoint(r)));
+  if (tl_dist_is_root(d)) tl_plot_train_update(c->output);
   int rc = tl_dist_is_root(d) ? export_lens(r) : 0;
   TL_TRY(tl_dist_agree(d, rc));
   *end = TL_TRAIN_DONE;
