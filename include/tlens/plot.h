@@ -144,5 +144,8 @@ int tl_plot_panels_write(const char *path, const tl_plot_panels *c);
  * every layer per step (a colour ramp over layers), the learning rate and the
  * gradient norm. Lines that do not parse are skipped (a run being written). */
 int tl_plot_train(const char *metrics_path, const char *svg_path);
+/* What training calls after each checkpoint and at the end: <output>/train.svg
+ * from <output>/metrics.jsonl. A failure is a warning: a picture never stops a run. */
+void tl_plot_train_update(const char *output);
 
 #endif

@@ -192,7 +192,8 @@ void tl_plot_series_draw(tl_plot *p, const tl_plot_axes *a, const tl_plot_series
       tl_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>", point_x(a, s, i),
                     tl_plot_py(a, s->y[i]), col);
       if (s->name) tl_plot_escape(b, s->name);
-      tl_buf_printf(b, ", %s %g: %.4g", s->x ? "x" : "layer", s->x ? s->x[i] : (double)i, s->y[i]);
+      tl_buf_printf(b, ", %s %g: %.4g", s->x ? (a->x_label ? a->x_label : "x") : "layer", s->x ? s->x[i] : (double)i,
+                    s->y[i]);
       if (has_err(s, i)) tl_buf_printf(b, " &#177; %.3g", s->err[i]);
       tl_buf_printf(b, "</title></circle>\n");
     }

@@ -1,6 +1,8 @@
 /* The chart module (tlens/plot.h): escaping, text boxes and their overlap check,
  * colours, tick thinning on a 48-layer axis, legend wrapping, and the eval chart's
- * older entry point (tl_svg_layers) writing a page without overlapping texts.
+ * older entry point (tl_svg_layers) writing a page without overlapping texts, and
+ * the training chart from logs written here (a resumed run's repeated steps, a
+ * torn last line, 5000 steps of 48 layers).
  * The pages themselves are checked again from outside by check_svg.py. */
 #include <math.h>
 #include <stdio.h>
@@ -203,6 +205,75 @@ static void test_svg_layers(const char *dir) {
   free(path);
 }
 
+/* metrics.jsonl as training writes it: steps 1..n of L layers, loss_bpb when bpb */
+static void write_log(const char *path, int from, int to, int L, bool bpb, const char *tail) {
+  FILE *f = fopen(path, from == 1 ? "w" : "a");
+  for (int s = from; s <= to; s++) {
+    fprintf(f, "{\"step\": %d, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": 100.0, \"step_s\": 0.5, \"loss_nats\": [", s,
+            0.1 * (s < 50 ? s / 50.0 : 1.0), 1.0 / s);
+    for (int i = 0; i < L; i++) fprintf(f, "%s%.6g", i ? ", " : "", (L - i) * exp(-s / 100.0));
+    fprintf(f, "]");
+    if (bpb) {
+      fprintf(f, ", \"loss_bpb\": [");
+      for (int i = 0; i < L; i++) fprintf(f, "%s%.6g", i ? ", " : "", 0.3 * (L - i) * exp(-s / 100.0));
+      fprintf(f, "]");
+    }
+    fprintf(f, "}\n");
+  }
+  if (tail) fputs(tail, f);
+  fclose(f);
+}
+
+static int count(const char *text, const char *what) {
+  int n = 0;
+  for (const char *p = text; (p = strstr(p, what)); p += strlen(what)) n++;
+  return n;
+}
+
+static void test_train_chart(const char *dir) {
+  char *log = tl_path_join(dir, "metrics.jsonl"), *svg = tl_path_join(dir, "train48.svg");
+  /* 300 steps, then a rerun from step 201 (resumed from an older checkpoint)
+   * to 320, then a line torn by a crash */
+  write_log(log, 1, 300, 48, true, NULL);
+  write_log(log, 201, 320, 48, true, "{\"step\": 321, \"lr\": 0.1, \"grad");
+  CHECK(tl_plot_train(log, svg) == 0);
+  char *text = NULL;
+  size_t n = 0;
+  CHECK(tl_read_file(svg, &text, &n) == 0);
+  if (text) {
+    CHECK(strstr(text, "training loss per layer (bits/byte)") && strstr(text, "learning rate"));
+    CHECK(strstr(text, "steps 1 to 320") != NULL);
+    CHECK(strstr(text, "mean over layers") != NULL);
+    /* one line per layer: the ramp's two ends among the strokes */
+    CHECK(count(text, "stroke=\"#440154\"") == 1 && count(text, "stroke=\"#fde725\"") == 1);
+    CHECK(count(text, "stroke-width=\"1.3\" stroke-linejoin") == 48);
+  }
+  free(text);
+  /* nats when bytes are unknown; 5000 steps stay a small page */
+  write_log(log, 1, 5000, 48, false, NULL);
+  char *big = tl_path_join(dir, "train5000.svg");
+  CHECK(tl_plot_train(log, big) == 0);
+  CHECK(tl_read_file(big, &text, &n) == 0);
+  if (text) {
+    CHECK(strstr(text, "training loss per layer (nats/token)") != NULL);
+    CHECK(n < 2500000);
+  }
+  free(text);
+  /* nothing to draw: an error, and the update only warns */
+  FILE *f = fopen(log, "w");
+  fputs("not json\n", f);
+  fclose(f);
+  CHECK(tl_plot_train(log, svg) == -1 && strstr(tl_errmsg(), "no step") != NULL);
+  tl_plot_train_update(dir);
+  CHECK(tl_errmsg()[0] == 0);
+  char *missing = tl_path_join(dir, "absent/metrics.jsonl");
+  CHECK(tl_plot_train(missing, svg) == -1);
+  free(missing);
+  free(big);
+  free(log);
+  free(svg);
+}
+
 int main(void) {
   const char *work = getenv("WORK");
   if (!work) work = ".";
@@ -213,5 +284,6 @@ int main(void) {
   test_axes();
   test_legend();
   test_svg_layers(work);
+  test_train_chart(work);
   return tl_test_finish("test_plot");
 }

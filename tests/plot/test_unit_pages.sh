@@ -5,3 +5,5 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 WORK="$WORK" "$TESTBIN/test_plot" 2>"$WORK/test_plot.log" || { cat "$WORK/test_plot.log"; exit 1; }
 python3 "$SRC/tests/plot/check_svg.py" --has "logit lens" --has "tuned lens" --has "model output" \
   "$WORK/layers48.svg"
+python3 "$SRC/tests/plot/check_svg.py" --has "mean over layers" --has "learning rate" --has "gradient norm" \
+  "$WORK/train48.svg" "$WORK/train5000.svg"
