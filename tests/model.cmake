@@ -13,6 +13,8 @@ tlens_c_test(model_golden_stories260k model/test_model_golden.c models/stories26
 tlens_c_test(model_greedy_stories260k model/test_model_greedy.c)
 # hub-style folders made from the fixtures: tied matrix under either name, no base-model prefix, config quirks
 tlens_c_test(model_folders model/test_model_folders.c)
+# hub ids through a Hugging Face cache built by hand (refs, snapshots, blobs)
+tlens_c_test(model_resolve model/test_model_resolve.c)
 # helper that writes corrupted safetensors copies for the error-path test
 add_executable(model_st_edit ${CMAKE_CURRENT_SOURCE_DIR}/model/st_edit.c)
 target_link_libraries(model_st_edit PRIVATE PkgConfig::CJSON)

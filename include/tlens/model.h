@@ -115,6 +115,16 @@ typedef struct {
   void *ctx;
 } tl_layer_hook;
 
+/* A model named as the reference names it: a local folder (returned as it is), or
+ * a hub id ORG/NAME (or NAME) found offline in the Hugging Face cache as
+ * huggingface_hub finds it: HF_HUB_CACHE, else HF_HOME/hub, else
+ * ~/.cache/huggingface/hub; models--ORG--NAME/refs/<revision> names the commit
+ * whose snapshots/<commit>/ is the folder. revision (NULL = "main"): a branch, a
+ * tag, a commit or a unique prefix of a cached commit. *dir: malloc'd. Not
+ * cached: -1 after one line naming the folder searched and the
+ * `huggingface-cli download` command that would fetch it. */
+int tl_model_resolve(const char *name, const char *revision, char **dir);
+
 /* Loads config.json + model.safetensors (or model.safetensors.index.json + shards)
  * from dir. Every validation failure is one line naming the file and tensor. */
 int tl_model_load(tl_model **out, const char *dir);
