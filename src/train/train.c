@@ -15,6 +15,7 @@
 #include "tlens/model.h"
 #include "tlens/optim.h"
 #include "tlens/plot.h"
+#include "tlens/tfevents.h"
 #include "tlens/tokenizer.h"
 #include "train/train_internal.h"
 
@@ -292,6 +293,13 @@ static void report_step(tl_trainer *r, double loss, double gnorm, double lr, dou
     }
     fprintf(r->metrics, "}\n");
     fflush(r->metrics);
+  }
+  if (c->tensorboard || c->wandb) {
+    char *dir = tl_tfevents_dir(c->output, c->tensorboard, c->wandb);
+    tl_tfevents_train s = {.step = r->step, .layers = L, .loss_nats = r->loss_acc, .nats_to_bpb = r->run->nats_to_bpb,
+                           .lr = lr, .grad_norm = gnorm, .tokens_per_s = tok_s, .step_s = step_s};
+    tl_tfevents_train_step(dir, &s);
+    free(dir);
   }
   double elapsed = tl_now() - r->t_start;
   int64_t done = r->step - r->step0;
