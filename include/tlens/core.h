@@ -53,7 +53,8 @@ void tl_debug(const char *fmt, ...) TL_PRINTF(1, 2);
  * TLENS_FAULT="site:n[,site:n...]" makes tl_fault(site, n) true at those points (n: the
  * layer, step, ... the site counts; "*" for every n). Sites: nan_grad (the gradient of
  * training step n, 1-based, is not finite), stall (the last rank of a multi-rank
- * training stops responding before step n), fsdp_gather (the all-gather
+ * training stops responding before step n), ckpt_kill (rank 0 is killed half-way
+ * through writing the checkpoint of step n), fsdp_gather (the all-gather
  * of layer n fails on every rank). Unset, it costs one getenv per process; a malformed
  * value is a warning and injects nothing. */
 bool tl_fault(const char *site, long n);

@@ -12,6 +12,7 @@
  *   model/config_hash, model/unembed_hash            which model the lens belongs to */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +72,9 @@ int tl_train_checkpoint(tl_trainer *r) {
     snprintf(name, sizeof name, "lens/%d/bias", i);
     if (rc == 0) rc = tl_ckpt_add_f32(w, name, 1, bs, r->lens.params + tl_lens_bias_off(&r->lens, i));
   }
+  /* TLENS_FAULT=ckpt_kill:S: rank 0 dies half-way through writing the checkpoint of
+   * step S, as a node lost mid-write (the chaos test) */
+  if (rc == 0 && r->run->dist.rank == 0 && tl_fault("ckpt_kill", (long)r->step)) raise(SIGKILL);
   uint64_t n = (uint64_t)r->lens.n_params;
   for (int k = 0; k < tl_optim_n_state(r->opt.kind) && rc == 0; k++) {
     if (r->zero_grad) /* ZeRO: every rank writes its own slice of the flat state */
