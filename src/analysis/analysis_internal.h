@@ -126,8 +126,6 @@ int tl_traj_write_json(const char *path, const tl_traj_set *sets, int nsets);
 int tl_traj_write_html(const char *path, const tl_traj_set *sets, int nsets, const char *title);
 /* one heatmap: layers up, positions across, cell text = label, RdBu reversed */
 int tl_traj_write_svg(const char *path, const tl_traj_view *v, const char *title);
-/* appends s with <, >, & and " escaped (SVG and HTML text) */
-void tl_traj_xml_text(tl_buf *b, const char *s);
 /* the terminal table of one view */
 void tl_traj_print_table(FILE *f, const tl_traj_view *v, const char *lens_type);
 

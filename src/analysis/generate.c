@@ -93,7 +93,8 @@ int tl_generate(tl_model *m, const tl_unembed *u, tl_lens_ws *ws, const tl_lens 
       for (int b = 0; u->b_U && b < B; b++)
         for (int v = 0; v < V; v++) z[(size_t)b * V + v] += u->b_U[v];
     } else {
-      tl_lens_logits(lens, u, o->layer, c.h, B, z, ws);
+      rc = tl_lens_logits(lens, u, o->layer, c.h, B, z, ws);
+      if (rc) break;
     }
     int all = 1;
     for (int b = 0; b < B; b++) {

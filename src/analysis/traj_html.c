@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "analysis/analysis_internal.h"
+#include "tlens/plot.h"
 
 static const char *page_head =
     "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
@@ -143,9 +144,9 @@ static const char *page_script =
 int tl_traj_write_html(const char *path, const tl_traj_set *sets, int nsets, const char *title) {
   tl_buf b = {0};
   tl_buf_append(&b, page_head, strlen(page_head));
-  tl_traj_xml_text(&b, title);
+  tl_plot_escape(&b, title);
   tl_buf_append(&b, page_style, strlen(page_style));
-  tl_traj_xml_text(&b, title);
+  tl_plot_escape(&b, title);
   tl_buf_printf(&b, "</h1>\n<label>Statistic <select id=\"pick\"></select></label>\n<div id=\"maps\"></div>\n"
                     "<div id=\"tip\"></div>\n<script type=\"application/json\" id=\"trajectory-data\">");
   /* the JSON inside a script element: "</" would end it early, and JSON may spell it "<\/" */

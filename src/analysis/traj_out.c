@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "analysis/analysis_internal.h"
+#include "tlens/plot.h"
 
 static cJSON *str_array(char **s, int n) {
   cJSON *a = cJSON_CreateArray();
@@ -76,24 +77,6 @@ int tl_traj_write_json(const char *path, const tl_traj_set *sets, int nsets) {
 
 /* ---- SVG ---- */
 
-/* the entity for a character that XML text cannot hold as is, or NULL */
-static const char *xml_entity(char c) {
-  switch (c) {
-  case '<': return "&lt;";
-  case '>': return "&gt;";
-  case '&': return "&amp;";
-  case '"': return "&quot;";
-  default: return NULL;
-  }
-}
-
-void tl_traj_xml_text(tl_buf *b, const char *s) {
-  for (; *s; s++) {
-    const char *e = xml_entity(*s);
-    tl_buf_append(b, e ? e : s, e ? strlen(e) : 1);
-  }
-}
-
 /* ColorBrewer RdBu reversed (plotly's "rdbu_r"): low values blue, high red */
 static const unsigned char rdbu_r[11][3] = {{5, 48, 97},    {33, 102, 172}, {67, 147, 195},  {146, 197, 222},
                                             {209, 229, 240}, {247, 247, 247}, {253, 219, 199}, {244, 165, 130},
@@ -134,12 +117,12 @@ int tl_traj_write_svg(const char *path, const tl_traj_view *v, const char *title
                 W, H, W, H);
   tl_buf_printf(&b, "<text x=\"%.1f\" y=\"24\" font-size=\"15\" text-anchor=\"middle\" font-weight=\"bold\">",
                 left + cw * v->cols / 2);
-  tl_traj_xml_text(&b, title);
+  tl_plot_escape(&b, title);
   tl_buf_printf(&b, "</text>\n");
   for (int i = 0; i < v->rows; i++) {
     const double y = top + ch * (v->rows - 1 - i); /* layers go up */
     tl_buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"end\">", left - 8, y + ch / 2 + 4);
-    tl_traj_xml_text(&b, v->layer_labels[i]);
+    tl_plot_escape(&b, v->layer_labels[i]);
     tl_buf_printf(&b, "</text>\n");
     for (int c = 0; c < v->cols; c++) {
       const size_t cell = (size_t)i * v->cols + c;
@@ -150,15 +133,15 @@ int tl_traj_write_svg(const char *path, const tl_traj_view *v, const char *title
                     cw, ch, rgb[0], rgb[1], rgb[2]);
       /* the hover entries as the cell's tooltip */
       tl_buf_printf(&b, "<title>");
-      if (v->seq_labels) tl_traj_xml_text(&b, v->seq_labels[c]);
+      if (v->seq_labels) tl_plot_escape(&b, v->seq_labels[c]);
       tl_buf_printf(&b, " @ layer ");
-      tl_traj_xml_text(&b, v->layer_labels[i]);
+      tl_plot_escape(&b, v->layer_labels[i]);
       tl_buf_printf(&b, ": %.5g %s", val, v->units);
       for (int j = 0; v->hover && j < v->hk; j++) {
         tl_buf_printf(&b, "\n");
         for (int e = 0; e < v->hw; e++) {
           tl_buf_printf(&b, e ? " " : "");
-          tl_traj_xml_text(&b, v->hover[(cell * v->hk + j) * v->hw + e]);
+          tl_plot_escape(&b, v->hover[(cell * v->hk + j) * v->hw + e]);
         }
       }
       tl_buf_printf(&b, "</title>");
@@ -167,7 +150,7 @@ int tl_traj_write_svg(const char *path, const tl_traj_view *v, const char *title
         tl_buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" font-weight=\"bold\" text-anchor=\"middle\" "
                           "fill=\"%s\" xml:space=\"preserve\">",
                       x + cw / 2, y + ch / 2 + 4, lum < 110 ? "white" : "black");
-        tl_traj_xml_text(&b, v->labels[cell]);
+        tl_plot_escape(&b, v->labels[cell]);
         tl_buf_printf(&b, "</text>");
       }
       tl_buf_printf(&b, "</g>\n");
@@ -177,7 +160,7 @@ int tl_traj_write_svg(const char *path, const tl_traj_view *v, const char *title
   for (int c = 0; v->seq_labels && c < v->cols; c++) {
     tl_buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\" xml:space=\"preserve\">",
                   left + cw * c + cw / 2, yb + 18);
-    tl_traj_xml_text(&b, v->seq_labels[c]);
+    tl_plot_escape(&b, v->seq_labels[c]);
     tl_buf_printf(&b, "</text>\n");
   }
   tl_buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\" text-anchor=\"middle\">Input</text>\n",
@@ -201,10 +184,10 @@ int tl_traj_write_svg(const char *path, const tl_traj_view *v, const char *title
   const double tx = bx + bar_w + 50, ty = top + bh / 2;
   tl_buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(90 %.1f %.1f)\">",
                 tx, ty, tx, ty);
-  tl_traj_xml_text(&b, v->name);
+  tl_plot_escape(&b, v->name);
   if (v->units[0]) {
     tl_buf_printf(&b, " (");
-    tl_traj_xml_text(&b, v->units);
+    tl_plot_escape(&b, v->units);
     tl_buf_printf(&b, ")");
   }
   tl_buf_printf(&b, "</text>\n</svg>\n");

@@ -76,7 +76,7 @@ typedef struct {
 
 /* logits of row r (r == L: the model's output) at positions pos[0..n) of sequence b
  * into z[n,V], and their log-sum-exps into lse[n] */
-static void row_logits(job *j, const side *s, int r, int b, const int *pos, int n, float *z, double *lse) {
+static int row_logits(job *j, const side *s, int r, int b, const int *pos, int n, float *z, double *lse) {
   const int d = j->d, V = j->V;
   const float *hs = s->hidden + ((size_t)r * j->B + b) * (size_t)j->T * d;
   for (int i = 0; i < n; i++) memcpy(j->h + (size_t)i * d, hs + (size_t)pos[i] * d, (size_t)d * sizeof(float));
@@ -87,13 +87,14 @@ static void row_logits(job *j, const side *s, int r, int b, const int *pos, int 
       for (int i = 0; i < n; i++)
         for (int v = 0; v < V; v++) z[(size_t)i * V + v] += j->u->b_U[v];
   } else {
-    tl_lens_logits(j->lens, j->u, r, j->h, n, z, j->ws);
+    TL_TRY(tl_lens_logits(j->lens, j->u, r, j->h, n, z, j->ws));
     if (s->mask)
       for (int i = 0; i < n; i++)
         for (int v = 0; v < V; v++)
           if (s->mask[v]) z[(size_t)i * V + v] = -FLT_MAX;
   }
   row_lse(z, n, V, lse);
+  return 0;
 }
 
 /* a row of logits with its log-sum-exp */
@@ -270,21 +271,20 @@ int tl_traj_compute(tl_model *m, const tl_unembed *u, tl_lens_ws *ws, const tl_l
   }
 
   for (int b = 0; b < B && rc == 0; b++) {
-    for (int c0 = 0; c0 < P; c0 += C) {
+    for (int c0 = 0; c0 < P && rc == 0; c0 += C) {
       const int n = P - c0 < C ? P - c0 : C;
       const int *pos = in->pos + c0;
-      row_logits(&j, &self, L, b, pos, n, zF, lseF);
-      if (cmp) row_logits(&j, &other, L, b, pos, n, zFo, lseFo);
-      for (int r = 0; r < R; r++) {
+      rc = row_logits(&j, &self, L, b, pos, n, zF, lseF);
+      if (rc == 0 && cmp) rc = row_logits(&j, &other, L, b, pos, n, zFo, lseFo);
+      for (int r = 0; r < R && rc == 0; r++) {
         const float *cz = zF, *czo = zFo;
         const double *cl = lseF, *clo = lseFo;
         if (r < L) {
-          row_logits(&j, &self, r, b, pos, n, z, lse);
+          rc = row_logits(&j, &self, r, b, pos, n, z, lse);
           cz = z, cl = lse;
-          if (cmp) {
-            row_logits(&j, &other, r, b, pos, n, zo, lseo);
-            czo = zo, clo = lseo;
-          }
+          if (rc == 0 && cmp) rc = row_logits(&j, &other, r, b, pos, n, zo, lseo);
+          czo = zo, clo = lseo;
+          if (rc) break;
         }
         for (int i = 0; i < n; i++) { /* the log-probabilities, when asked for */
           const size_t off = (((size_t)b * R + r) * P + c0 + i) * V;
