@@ -93,6 +93,9 @@ int64_t tl_data_len(const tl_dataset *d);      /* number of chunks */
 int64_t tl_data_seq_len_of(const tl_dataset *d);
 int32_t tl_data_vocab_size(const tl_dataset *d);
 double tl_data_nats_to_bpb(const tl_dataset *d); /* NaN when unknown (pre-tokenized without metadata) */
+/* SHA-256 (hex) of the source bytes the cache was made from (of every file's hash, in
+ * order, for several files). out: 65 bytes. */
+void tl_data_source_hash(const tl_dataset *d, char out[65]);
 /* Copies chunks idx[0..n) into out[n * seq_len] as int32. Error if an index is out of range. */
 int tl_data_gather(const tl_dataset *d, const int64_t *idx, int64_t n, int32_t *out);
 

@@ -153,6 +153,8 @@ int tl_data_open(tl_dataset **out, const char *path, int verify_payload) {
   return 0;
 }
 
+void tl_data_source_hash(const tl_dataset *d, char out[65]) { tl_hex(d->h.source_sha, 32, out); }
+
 void tl_data_close(tl_dataset *d) {
   if (!d) return;
   tl_mmap_close(&d->map);

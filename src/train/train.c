@@ -380,6 +380,7 @@ static void trainer_free(tl_trainer *r) {
   free(r->losses);
   free(r->loss_acc);
   free(r->ckpt_dir);
+  free(r->forced_from);
   tl_sampler_free(&r->sampler);
   tl_optim_free(&r->opt);
   tl_lens_free(&r->lens);
@@ -417,6 +418,9 @@ static int train_body(tl_trainer *r, tl_train_end *end) {
     char *mpath = tl_path_join(c->output, "metrics.jsonl");
     r->metrics = fopen(mpath, "a");
     if (!r->metrics) tl_warn("%s: cannot open the metrics log; continuing without it", mpath);
+    if (r->metrics && r->forced_from)
+      fprintf(r->metrics, "{\"event\": \"resume_forced\", \"step\": %lld, \"checkpoint\": \"%s\"}\n",
+              (long long)r->step, r->forced_from);
     free(mpath);
     r->tty = c->progress && isatty(2);
     tl_info("training %s lens on %s: %d streams, d_model %d, %lld samples of %lld tokens per step "

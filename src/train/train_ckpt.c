@@ -36,6 +36,13 @@ static char *config_json(const tl_trainer *r) {
   cJSON_AddStringToObject(j, "model.name", c->model);
   cJSON_AddStringToObject(j, "data.name", c->data);
   cJSON_AddStringToObject(j, "text_column", c->text_column);
+  /* what the data and its tokens are, whatever the files are called */
+  char hex[65];
+  tl_data_source_hash(r->run->data, hex);
+  cJSON_AddStringToObject(j, "data.source_sha256", hex);
+  cJSON_AddStringToObject(j, "tokenizer.hash", r->run->tok ? tl_tokenizer_hash(r->run->tok) : "none");
+  cJSON_AddBoolToObject(j, "dataset_shuffle", c->dataset_shuffle);
+  if (c->dataset_shuffle) cJSON_AddNumberToObject(j, "dataset_shuffle_seed", (double)c->dataset_shuffle_seed);
   cJSON_AddNumberToObject(j, "max_seq_len", (double)c->max_seq_len);
   cJSON_AddNumberToObject(j, "per_gpu_batch_size", (double)c->per_gpu_batch_size);
   cJSON_AddNumberToObject(j, "tokens_per_step", (double)c->tokens_per_step);
@@ -134,7 +141,8 @@ int tl_train_resume(tl_trainer *r) {
   tl_ckpt_expect ident[] = {{"model/config_hash", r->run->mc.config_hash}, {"model/unembed_hash", r->run->unembed_hash}};
   static const char *keys[] = {"max_seq_len", "tokens_per_step", "num_steps", "seed", "dataloader_shuffle",
                                "loss", "token_shift", "bias_only", "optimizer", "lr_scale", "momentum",
-                               "weight_decay", "warmup_steps", "text_column", "lens_precision"};
+                               "weight_decay", "warmup_steps", "text_column", "lens_precision",
+                               "data.source_sha256", "tokenizer.hash", "dataset_shuffle", "dataset_shuffle_seed"};
   char *cfg = config_json(r);
   int rc = tl_ckpt_check_compat(rd, ident, 2, "run/config", cfg, keys, (int)(sizeof keys / sizeof keys[0]),
                                 r->c->force);
@@ -184,6 +192,7 @@ int tl_train_resume(tl_trainer *r) {
     tl_cursor cur = {(int64_t)epoch, (int64_t)pos};
     rc = tl_sampler_restore(&r->sampler, cur);
   }
+  if (rc == 0 && r->c->force) r->forced_from = tl_strdup(tl_ckpt_file(rd));
   if (rc == 0)
     tl_info("resuming from %s at step %lld (written by %llu ranks, now %d)", tl_ckpt_file(rd), (long long)r->step,
             (unsigned long long)tl_ckpt_world_size(rd), r->run->dist.world);

@@ -43,6 +43,7 @@ typedef struct {
   int tty;
   double t_start;
   double t_line; /* when the last plain progress line was written */
+  char *forced_from; /* --force: the checkpoint resumed whatever its settings (logged) */
 } tl_trainer;
 
 /* Writes a checkpoint of the current state (collective). */

@@ -39,6 +39,18 @@ expect_status 2 "WORLD_SIZE='two'" env WORLD_SIZE=two "$TLENS" train "${BASE[@]}
 # a single rank with WORLD_SIZE=1 is a normal run
 WORLD_SIZE=1 RANK=0 "$TLENS" train "${BASE[@]}" --num_steps 1 --threads 1 --output "$WORK/w1" 2>"$WORK/w1.log" \
   || { cat "$WORK/w1.log"; fail "WORLD_SIZE=1 is one process"; }
+# a resume on a changed corpus (same path, other bytes) is an error naming the field and
+# both values unless --force, which metrics.jsonl records
+head -n 1500 "$DATA" > "$WORK/corpus.jsonl"
+rargs=(--model.name "$MODEL" --data.name "$WORK/corpus.jsonl" --max_seq_len 64 --tokens_per_step 512
+       --per_gpu_batch_size 2 --cache_dir "$WORK/cache2" --progress=false --num_steps 4 --threads 1 --output "$WORK/r")
+rc=0; "$TLENS" train "${rargs[@]}" --stop_after 2 2>/dev/null || rc=$?
+[ $rc -eq 3 ] || fail "stop_after on the corpus copy: exit $rc"
+tail -n 100 "$DATA" >> "$WORK/corpus.jsonl"
+expect_status 1 "config data.source_sha256 is \"[0-9a-f]\{64\}\" in the checkpoint but \"[0-9a-f]\{64\}\" in this run" \
+  "$TLENS" train "${rargs[@]}"
+"$TLENS" train "${rargs[@]}" --force 2>"$WORK/force.log" || { cat "$WORK/force.log"; fail "--force resume"; }
+grep -q '"event": "resume_forced"' "$WORK/r/metrics.jsonl" || fail "metrics.jsonl does not record the forced resume"
 # usage errors exit 2
 expect_status 2 "output" "$TLENS" train --model.name "$MODEL" --data.name "$DATA"
 expect_status 2 "model.name" "$TLENS" eval --data.name "$DATA" --output "$WORK/t"
