@@ -15,7 +15,7 @@
  * GEMMs ([chunk,d] x [d,d]) go to OpenBLAS, split by columns over the threads. */
 #include "tlens/lens.h"
 
-#include "core/fastexp.h"
+#include "tlens/fastexp.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "tlens/cuda_module.h"
-#include "core/fastexp.h"
+#include "tlens/fastexp.h"
 #include "tlens/backend.h"
 #include "tlens/core.h"
 #include "tlens/rowmath.h"

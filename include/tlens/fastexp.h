@@ -1,5 +1,5 @@
-#ifndef TLENS_CORE_FASTEXP_H
-#define TLENS_CORE_FASTEXP_H
+#ifndef TLENS_FASTEXP_H
+#define TLENS_FASTEXP_H
 
 #include <stdint.h>
 
