@@ -139,7 +139,8 @@ int main(int argc, char **argv) {
   /* lens logits of every stream */
   float *logits = malloc(BT * V * sizeof(float));
   for (int i = 0; i < L; i++) {
-    tl_lens_logits(&g.lens, &g.u, i, g.hidden + (size_t)i * BT * d, (int)BT, logits, NULL);
+    CHECKF(tl_lens_logits(&g.lens, &g.u, i, g.hidden + (size_t)i * BT * d, (int)BT, logits, NULL) == 0, "%s",
+           tl_errmsg());
     snprintf(name, sizeof name, "lens_logits.%d", i);
     expect(&g, name, logits, (int64_t)BT * V, &worst);
   }
