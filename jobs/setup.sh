@@ -10,7 +10,11 @@ shift || true
 pkgs=(build-essential cmake pkg-config git
       openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       libcjson-dev libzstd-dev zstd libopenblas-dev
-      python3 python3-numpy python3-torch)
+      python3 python3-numpy python3-torch
+      python3-protobuf chromium clang libclang-rt-14-dev)
+# python3-protobuf: the independent reader of the TensorBoard event files in the tests;
+# chromium: headless rendering of the SVG and HTML outputs in the tests;
+# clang + libclang-rt-14-dev: the libFuzzer targets (tests/fuzz, TLENS_FUZZ=ON)
 if [ "${TLENS_APT:-1}" != 0 ]; then
   missing=()
   for p in "${pkgs[@]}"; do
