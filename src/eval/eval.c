@@ -97,7 +97,7 @@ static int eval_batch(tl_eval *e, const int32_t *ids, float *hidden, float *scra
       out[idx_metric(e, t, M_KL, i)] = o[i].kl_sum / (double)o[i].n_all;
       if (c->layer_transfer) {
         const float *h = hidden + (size_t)i * stride;
-        tl_lens_logits(lens, &e->run->u, i, h, B * T, scratch, e->ws);
+        rc = tl_lens_logits(lens, &e->run->u, i, h, B * T, scratch, e->ws);
         for (int j = 0; j < L && !rc; j++) {
           tl_lens_eval_out tr;
           rc = tl_lens_eval(lens, j, &e->run->u, h, scratch, ids, B, T, shift, 0, &tr, NULL, e->ws);
@@ -283,7 +283,7 @@ static int eval_body(tl_eval *e) {
   tl_run_opts o = {.model = c->model, .tokenizer = c->tokenizer, .data = c->data, .text_column = c->text_column,
                    .max_seq_len = c->max_seq_len, .output = c->output, .cache_dir = c->cache_dir,
                    .threads = c->threads, .fsdp_slices = c->fsdp, .allow_nonfinite = c->allow_nonfinite,
-                   .precision = c->precision, .dataset_shuffle = c->dataset_shuffle,
+                   .precision = c->precision, .dataset_shuffle = c->dataset_shuffle, .split = c->split,
                    .dataset_shuffle_seed = (uint64_t)c->dataset_shuffle_seed, .collective_timeout = c->nccl_timeout,
                    .cpu_offload = c->cpu_offload};
   TL_TRY(tl_run_open(e->run, &o));
