@@ -15,6 +15,7 @@ typedef struct {
 static const command commands[] = {
     {"train", tl_cmd_train, "train a tuned lens (1..N MPI ranks; checkpoints; resumes)"},
     {"eval", tl_cmd_eval, "evaluate logit and tuned lenses, per layer, in bits per byte"},
+    {"compare", tl_cmd_compare, "the paper's table of eval runs: KL, CE, entropy per layer and lens (Markdown, CSV, SVG)"},
     {"export", tl_cmd_export, "write a checkpoint's lens in the hub layout (config.json + params.pt)"},
     {"info", tl_cmd_info, "describe a Hugging Face model folder"},
     {"hidden", tl_cmd_hidden, "run the model on input_ids and write hidden states + logits"},
