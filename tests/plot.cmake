@@ -12,3 +12,8 @@ tlens_sh_test(plot_tfevents plot/test_tfevents.sh)
 set_tests_properties(plot_tfevents PROPERTIES SKIP_RETURN_CODE 77)
 # tlens compare: the table's numbers against the runs' files (Python's json)
 tlens_sh_test(plot_compare plot/test_compare.sh)
+# Every page of the tests above rendered in headless Chromium (check_render.py);
+# skipped (77) without Debian's chromium
+set_tests_properties(plot_unit_pages plot_pictures plot_compare PROPERTIES FIXTURES_SETUP plot_pages)
+tlens_sh_test(plot_render plot/test_render.sh ${CMAKE_CURRENT_BINARY_DIR}/work)
+set_tests_properties(plot_render PROPERTIES FIXTURES_REQUIRED plot_pages SKIP_RETURN_CODE 77)
