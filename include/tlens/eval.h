@@ -20,22 +20,13 @@
 #include "tlens/run.h"
 
 typedef struct {
-  char *model, *data, *text_column, *tokenizer, *lens, *output, *cache_dir;
+  tl_run_cfg run;          /* model, corpus, output and distribution: the flags eval shares with train */
+  char *lens;              /* -l: the tuned lens folder */
   bool logit;              /* [true] evaluate the logit lens */
   long seed;               /* [42] order of the samples */
-  bool shuffle;            /* [true] */
   long tokens;             /* [0 = all] evaluate on this many tokens (error if fewer) */
   long token_shift;        /* [1] */
-  long per_gpu_batch_size; /* [1] */
-  long max_seq_len;        /* [2048] */
   bool layer_transfer, record_logit_stats;
-  long threads;
-  bool progress;
-  bool allow_nonfinite; /* load model weights holding NaN/Inf */
-  /* the reference's flags (see tl_train_cfg) */
-  char *revision, *precision, *tokenizer_type, *split, *data_revision;
-  bool slow_tokenizer, dataset_shuffle, fsdp, cpu_offload;
-  long dataset_shuffle_seed, nccl_timeout;
 } tl_eval_cfg;
 
 void tl_eval_cfg_default(tl_eval_cfg *c);

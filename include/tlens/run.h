@@ -67,6 +67,44 @@ typedef struct {
   tl_layer_hook hook;
 } tl_run;
 
+/* The settings of a run as the reference's Model, Data and Distributed option groups
+ * and ours beside them: what train and eval share (their configs embed it). */
+typedef struct {
+  /* Model */
+  char *model;             /* model folder, as given (recorded as base_model_name_or_path) */
+  char *revision;          /* recorded as base_model_revision (null when unset) */
+  char *tokenizer;         /* tokenizer.json [<model>/tokenizer.json] */
+  char *precision;         /* [auto]: on the CPU the frozen model computes in fp32 whatever it says */
+  char *tokenizer_type;    /* accepted: tokenizer.json is read whatever the class name */
+  bool slow_tokenizer;     /* accepted: one tokenizer implementation */
+  /* Data */
+  char *data;              /* corpus entries, newline-separated (see tl_run_opts.data) */
+  char *split;             /* ["validation"] the split of a folder in data */
+  char *text_column;       /* ["text"] */
+  char *data_revision;     /* for hub datasets; a corpus file has none */
+  long max_seq_len;        /* [2048] */
+  bool dataset_shuffle;    /* shuffle documents before chunking */
+  long dataset_shuffle_seed; /* [42] */
+  /* Distributed */
+  bool fsdp;               /* shard the frozen model's layers across ranks */
+  bool cpu_offload;        /* for GPU runs; the CPU path keeps every layer in host memory */
+  long nccl_timeout;       /* [1200] s a collective may wait before the run stops */
+  long per_gpu_batch_size; /* [1] samples per rank per (micro-)batch */
+  bool shuffle;            /* [true] --dataloader_shuffle */
+  /* ours */
+  char *output;            /* required */
+  char *cache_dir;         /* token cache [<output>/cache] */
+  long threads;            /* [0: OMP_NUM_THREADS or all cores / ranks per node] */
+  bool progress;           /* [true] a bar on a terminal */
+  bool allow_nonfinite;    /* load model weights holding NaN/Inf */
+} tl_run_cfg;
+void tl_run_cfg_default(tl_run_cfg *c);
+void tl_run_cfg_free(tl_run_cfg *c);
+/* The required fields and the values no run can take, before anything is opened. */
+int tl_run_cfg_check(const tl_run_cfg *c);
+/* What tl_run_open needs from it (pointers into c). */
+tl_run_opts tl_run_opts_of(const tl_run_cfg *c);
+
 /* Starts MPI (one rank without a launcher) and tags this rank's log lines. */
 int tl_run_init(tl_run *r, int *argc, char ***argv);
 /* A single rank where the environment says more processes were meant (torchrun's

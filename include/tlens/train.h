@@ -21,18 +21,10 @@
 #define TL_TRAIN_CLIP_NORM 1.0
 
 typedef struct {
-  /* what to train on */
-  char *model;       /* model folder, as given (recorded as base_model_name_or_path) */
-  char *data;        /* .jsonl / .jsonl.zst / pre-tokenized .safetensors */
-  char *text_column; /* ["text"] */
-  char *tokenizer;   /* tokenizer.json; default <model>/tokenizer.json */
-  char *revision;    /* recorded as base_model_revision (null when unset) */
-  long max_seq_len;  /* [2048] */
-  long per_gpu_batch_size; /* [1] */
+  tl_run_cfg run;          /* model, corpus, output and distribution: the flags train shares with eval */
   long tokens_per_step;    /* [2^18] */
   long num_steps;          /* [250] */
   long seed;               /* [42] */
-  bool shuffle;            /* [true] --dataloader_shuffle / --nodataloader_shuffle */
   /* the lens and its loss */
   char *loss;              /* ["kl"] or "ce" */
   long token_shift;        /* [unset: kl 0, ce 1] */
@@ -43,33 +35,17 @@ typedef struct {
   char *optimizer;         /* ["sgd"] or "adam" */
   double lr_scale, momentum, weight_decay;
   long warmup_steps;       /* [-1: 0 for sgd, min(1000, num_steps/5) for adam] */
-  /* output, checkpoints */
-  char *output;            /* required */
+  /* checkpoints and reports */
   char *checkpoint_dir;    /* [<output>/checkpoints] */
   long checkpoint_freq;    /* [50]; 0 = only on preemption */
   long checkpoint_keep;    /* [2] */
-  char *cache_dir;         /* token cache [<output>/cache] */
   char *hub_layout;        /* also export to <hub_layout>/lens/<model-name>/ */
   bool force;              /* resume even if the checkpoint's config differs */
-  bool allow_nonfinite;    /* load model weights holding NaN/Inf */
-  /* the reference's flags that have no effect of their own here (documented in --help) */
-  char *precision;         /* [auto] weights' dtype: on the CPU compute is fp32 whatever it says */
-  char *tokenizer_type;    /* AutoTokenizer class name: tokenizer.json is read whatever it says */
-  bool slow_tokenizer;
-  char *split, *data_revision; /* for hub datasets; a corpus file has no splits or revisions */
-  bool dataset_shuffle;    /* shuffle documents before chunking */
-  long dataset_shuffle_seed; /* [42] */
-  bool cpu_offload;        /* with --device cuda; nothing to offload on the CPU */
-  long nccl_timeout;       /* [1200] s: a collective that takes longer ends the run with an error */
   char *wandb;             /* run name: TensorBoard event files in <output>/tensorboard/<name>/ */
   char *tensorboard;       /* TensorBoard event files in this folder */
-  /* distribution */
-  bool fsdp;               /* shard the frozen model's layers across ranks */
   bool zero;               /* shard the optimizer state across ranks (ZeRO-1) */
-  long threads;            /* [0: OMP_NUM_THREADS or all cores / ranks per node] */
   char *lens_precision;    /* [fp32] or bf16: the precision of the lens step's two large GEMMs */
   long lens_chunk;         /* [0: TL_LENS_CHUNK] tokens per chunk of the fused lens step */
-  bool progress;           /* [true] progress line on a terminal */
   long stop_after;         /* [0] testing aid: behave as if preempted after this many steps */
 } tl_train_cfg;
 

@@ -31,19 +31,11 @@ int tl_cmd_train(int argc, char **argv) {
   tl_train_cfg_default(&c);
   long token_shift = 0;
   char *log_level = NULL;
-  tl_cli_run_group g = {
-      .model = &c.model, .revision = &c.revision, .tokenizer = &c.tokenizer, .precision = &c.precision,
-      .tokenizer_type = &c.tokenizer_type, .slow_tokenizer = &c.slow_tokenizer, .data = &c.data, .split = &c.split,
-      .text_column = &c.text_column, .data_revision = &c.data_revision, .max_seq_len = &c.max_seq_len,
-      .dataset_shuffle = &c.dataset_shuffle, .dataset_shuffle_seed = &c.dataset_shuffle_seed, .fsdp = &c.fsdp,
-      .cpu_offload = &c.cpu_offload, .nccl_timeout = &c.nccl_timeout, .per_gpu_batch_size = &c.per_gpu_batch_size,
-      .dataloader_shuffle = &c.shuffle, .cache_dir = &c.cache_dir, .threads = &c.threads,
-      .allow_nonfinite = &c.allow_nonfinite, .progress = &c.progress, .log_level = &log_level};
   tl_opt opts[80];
-  int nopts = tl_cli_run_options(opts, 80, &g);
+  int nopts = tl_cli_run_options(opts, 80, &c.run, &log_level);
   const tl_opt own[] = {
       /* Train */
-      {"output|o", 'o', TL_OPT_STR, &c.output, "output folder (lens, metrics, checkpoints, token cache)", 0, 0, false},
+      {"output|o", 'o', TL_OPT_STR, &c.run.output, "output folder (lens, metrics, checkpoints, token cache)", 0, 0, false},
       {"seed", 0, TL_OPT_INT, &c.seed, "shuffle seed", 0, 9.2e18, false},
       {"lens_name_or_path", 'l', TL_OPT_STR, &c.lens_init, "start from this lens folder (fine-tuning)", 0, 0, false},
       {"bias_only", 0, TL_OPT_BOOL, &c.bias_only, "train only the translators' biases", 0, 0, false},

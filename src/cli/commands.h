@@ -44,21 +44,9 @@ int tl_cli_parse(const char *cmd, tl_opt *opts, int nopts, int argc, char **argv
                  bool allow_config, char ***positional, int *npositional);
 
 /* ---- the reference's Model / Data / Distributed flags (src/cli/run_options.c) ---- */
-typedef struct {
-  char **model, **revision, **tokenizer, **precision, **tokenizer_type;
-  bool *slow_tokenizer;
-  char **data, **split, **text_column, **data_revision;
-  long *max_seq_len, *dataset_shuffle_seed;
-  bool *dataset_shuffle;
-  bool *fsdp, *cpu_offload, *dataloader_shuffle;
-  long *nccl_timeout, *per_gpu_batch_size;
-  char **cache_dir;
-  long *threads;
-  bool *allow_nonfinite, *progress;
-  char **log_level;
-} tl_cli_run_group;
-/* Writes the group's option rows into out[0..cap) and returns how many. */
-int tl_cli_run_options(tl_opt *out, int cap, const tl_cli_run_group *g);
+/* Writes the option rows of a tl_run_cfg (and --log_level into *log_level) into
+ * out[0..cap) and returns how many. */
+int tl_cli_run_options(tl_opt *out, int cap, tl_run_cfg *c, char **log_level);
 /* --log_level NAME (NULL: unchanged). */
 int tl_cli_apply_log_level(const char *level);
 

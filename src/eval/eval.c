@@ -18,27 +18,16 @@
 
 void tl_eval_cfg_default(tl_eval_cfg *c) {
   memset(c, 0, sizeof *c);
-  c->text_column = tl_strdup("text");
+  tl_run_cfg_default(&c->run);
   c->logit = true;
   c->seed = 42;
-  c->shuffle = true;
   c->token_shift = 1;
-  c->per_gpu_batch_size = 1;
-  c->max_seq_len = 2048;
-  c->progress = true;
-  c->precision = tl_strdup("auto");
-  c->split = tl_strdup("validation");
-  c->dataset_shuffle_seed = 42;
-  c->nccl_timeout = 1200;
 }
 
 void tl_eval_cfg_free(tl_eval_cfg *c) {
-  char **s[] = {&c->model, &c->data, &c->text_column, &c->tokenizer, &c->lens, &c->output, &c->cache_dir,
-                &c->revision, &c->precision, &c->tokenizer_type, &c->split, &c->data_revision};
-  for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
-    free(*s[i]);
-    *s[i] = NULL;
-  }
+  tl_run_cfg_free(&c->run);
+  free(c->lens);
+  c->lens = NULL;
 }
 
 enum { M_CE = 0, M_ENT = 1, M_KL = 2, NMET = 3 };
@@ -173,12 +162,12 @@ static int write_outputs(tl_eval *e) {
   for (int64_t b = 0; b < e->nbatches; b++)
     for (size_t k = 0; k < P; k++) agg[k] += e->batch_vals[(size_t)b * P + k] / (double)e->nbatches;
   cJSON *a = metrics_json(e, agg, scale);
-  int rc = write_json(c->output, "aggregate_metrics.json", a);
+  int rc = write_json(c->run.output, "aggregate_metrics.json", a);
   cJSON_Delete(a);
   cJSON *list = cJSON_CreateArray();
   for (int64_t b = 0; b < e->nbatches && rc == 0; b++)
     cJSON_AddItemToArray(list, metrics_json(e, e->batch_vals + (size_t)b * P, scale));
-  if (rc == 0) rc = write_json(c->output, "batches.jsonl", list);
+  if (rc == 0) rc = write_json(c->run.output, "batches.jsonl", list);
   cJSON_Delete(list);
   if (rc == 0 && e->prob_sum) {
     cJSON *ls = cJSON_CreateObject();
@@ -196,7 +185,7 @@ static int write_outputs(tl_eval *e) {
         for (int v = 0; v < e->V; v++) cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)p[v] * inv));
       }
     }
-    rc = write_json(c->output, "logit_stats.json", ls);
+    rc = write_json(c->run.output, "logit_stats.json", ls);
     cJSON_Delete(ls);
   }
   if (rc == 0) {
@@ -229,8 +218,8 @@ static int write_outputs(tl_eval *e) {
       }
     }
     const char *unit = isfinite(e->nats_to_bpb) && e->nats_to_bpb != 1.0 ? "bits/byte" : "nats/token";
-    char *path = tl_path_join(c->output, "metrics.svg");
-    char *title = tl_sprintf("%s on %s", tl_basename(c->model), tl_basename(c->data));
+    char *path = tl_path_join(c->run.output, "metrics.svg");
+    char *title = tl_sprintf("%s on %s", tl_basename(c->run.model), tl_basename(c->run.data));
     char *kl = tl_sprintf("KL(model || lens) (%s)", unit), *ce = tl_sprintf("cross-entropy (%s)", unit);
     char *ent = tl_sprintf("entropy of the lens (%s)", unit);
     char *note = tl_sprintf(nb > 1 ? "points: means over %d batches; bars: \u00b1 2 standard errors" : "points: one batch (%d)", nb);
@@ -259,20 +248,15 @@ static int write_outputs(tl_eval *e) {
     }
     printf("final ce %.4f, entropy %.4f (%s); results in %s\n", agg[idx_baseline(e, M_CE)] * scale,
            agg[idx_baseline(e, M_ENT)] * scale, e->in_bpb ? "bits/byte" : "nats/token",
-           c->output);
+           c->run.output);
   }
   free(agg);
   return rc;
 }
 
 int tl_eval_cfg_check(const tl_eval_cfg *c) {
-  if (!c->model || !*c->model) return tl_fail("--model.name: a model folder is required");
-  if (!c->data || !*c->data) return tl_fail("--data.name: a corpus is required");
-  if (!c->output || !*c->output) return tl_fail("--output: an output folder is required");
+  TL_TRY(tl_run_cfg_check(&c->run));
   if (!c->logit && !c->lens) return tl_fail("nothing to evaluate: --nologit without --lens_name");
-  if (c->per_gpu_batch_size < 1) return tl_fail("--per_gpu_batch_size: expected at least 1");
-  TL_TRY(tl_run_check_precision(c->precision));
-  if (c->nccl_timeout < 1) return tl_fail("--nccl_timeout: expected at least 1 second");
   return 0;
 }
 
@@ -280,12 +264,7 @@ static int eval_body(tl_eval *e) {
   const tl_eval_cfg *c = e->c;
   tl_dist *d = &e->run->dist;
   TL_TRY(tl_eval_cfg_check(c));
-  tl_run_opts o = {.model = c->model, .tokenizer = c->tokenizer, .data = c->data, .text_column = c->text_column,
-                   .max_seq_len = c->max_seq_len, .output = c->output, .cache_dir = c->cache_dir,
-                   .threads = c->threads, .fsdp_slices = c->fsdp, .allow_nonfinite = c->allow_nonfinite,
-                   .precision = c->precision, .dataset_shuffle = c->dataset_shuffle, .split = c->split,
-                   .dataset_shuffle_seed = (uint64_t)c->dataset_shuffle_seed, .collective_timeout = c->nccl_timeout,
-                   .cpu_offload = c->cpu_offload};
+  tl_run_opts o = tl_run_opts_of(&c->run);
   TL_TRY(tl_run_open(e->run, &o));
   TL_TRY(tl_lens_prepare(&e->run->u, TL_LENS_GEMM_FP32, &e->ws));
   e->L = e->run->mc.n_layers;
@@ -311,12 +290,12 @@ static int eval_body(tl_eval *e) {
     e->lens_of[e->ntypes++] = &e->lens;
   }
   e->T = (int)e->run->T;
-  e->B = (int)c->per_gpu_batch_size;
+  e->B = (int)c->run.per_gpu_batch_size;
   if (labs(c->token_shift) >= e->T) return tl_fail("--token_shift %ld: must be smaller than the sequence length %d", c->token_shift, e->T);
   e->nats_to_bpb = e->run->nats_to_bpb;
   e->in_bpb = isfinite(e->nats_to_bpb);
   if (!e->in_bpb) {
-    tl_warn("%s: no nats_to_bpb ratio (pre-tokenized data without metadata): metrics are in nats per token", c->data);
+    tl_warn("%s: no nats_to_bpb ratio (pre-tokenized data without metadata): metrics are in nats per token", c->run.data);
     e->nats_to_bpb = 1.0;
   }
   /* batches: each global batch is world x per_gpu_batch_size samples, as the reference */
@@ -324,21 +303,21 @@ static int eval_body(tl_eval *e) {
   int64_t per_batch_tokens = G * e->T;
   if (c->tokens > 0) {
     if (c->tokens > n * e->T)
-      return tl_fail("--tokens %ld: %s holds only %lld tokens in %lld samples of %d", c->tokens, c->data,
+      return tl_fail("--tokens %ld: %s holds only %lld tokens in %lld samples of %d", c->tokens, c->run.data,
                      (long long)(n * e->T), (long long)n, e->T);
     e->nbatches = c->tokens / per_batch_tokens;
     if (e->nbatches < 1)
       return tl_fail("--tokens %ld: fewer than one batch of %lld tokens", c->tokens, (long long)per_batch_tokens);
   } else {
     e->nbatches = n / G;
-    if (e->nbatches < 1) return tl_fail("%s: %lld samples, fewer than one batch of %lld", c->data, (long long)n, (long long)G);
+    if (e->nbatches < 1) return tl_fail("%s: %lld samples, fewer than one batch of %lld", c->run.data, (long long)n, (long long)G);
   }
   e->per_batch = (size_t)e->ntypes * NMET * e->L + 2 + (c->layer_transfer ? (size_t)e->ntypes * 2 * e->L * e->L : 0);
   e->batch_vals = tl_calloc((size_t)e->nbatches * e->per_batch, sizeof(double));
   if (c->record_logit_stats) e->prob_sum = tl_calloc(((size_t)e->ntypes * e->L + 1) * e->V, sizeof(float));
 
   tl_sampler s;
-  TL_TRY(tl_sampler_init(&s, n, (uint64_t)c->seed, c->shuffle));
+  TL_TRY(tl_sampler_init(&s, n, (uint64_t)c->seed, c->run.shuffle));
   int64_t *idx = tl_malloc((size_t)e->B * sizeof(int64_t));
   int32_t *ids = tl_malloc((size_t)e->B * e->T * sizeof(int32_t));
   float *hidden = tl_aligned_alloc((size_t)(e->L + 1) * e->B * e->T * e->run->mc.d_model * sizeof(float));
@@ -348,7 +327,7 @@ static int eval_body(tl_eval *e) {
             c->lens ? (c->logit ? " and the tuned lens" : "the tuned lens") : "", (long long)e->nbatches,
             (long long)G, e->T);
   tl_progress prog;
-  tl_progress_begin(&prog, "eval batch", e->nbatches, "tok", tl_dist_is_root(d), c->progress);
+  tl_progress_begin(&prog, "eval batch", e->nbatches, "tok", tl_dist_is_root(d), c->run.progress);
   int rc = 0;
   for (int64_t b = 0; b < e->nbatches && rc == 0; b++) {
     int64_t count = 0;

@@ -15,6 +15,47 @@
 #include "tlens/core.h"
 #include "tlens/export.h"
 
+void tl_run_cfg_default(tl_run_cfg *c) {
+  memset(c, 0, sizeof *c);
+  c->precision = tl_strdup("auto");
+  c->split = tl_strdup("validation");
+  c->text_column = tl_strdup("text");
+  c->max_seq_len = 2048;
+  c->dataset_shuffle_seed = 42;
+  c->nccl_timeout = 1200;
+  c->per_gpu_batch_size = 1;
+  c->shuffle = true;
+  c->progress = true;
+}
+
+void tl_run_cfg_free(tl_run_cfg *c) {
+  char **strs[] = {&c->model, &c->revision, &c->tokenizer, &c->precision, &c->tokenizer_type, &c->data, &c->split,
+                   &c->text_column, &c->data_revision, &c->output, &c->cache_dir};
+  for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+    free(*strs[i]);
+    *strs[i] = NULL;
+  }
+}
+
+int tl_run_cfg_check(const tl_run_cfg *c) {
+  if (!c->model || !*c->model) return tl_fail("--model.name: a model folder is required");
+  if (!c->data || !*c->data) return tl_fail("--data.name: a corpus (.jsonl, .jsonl.zst or .safetensors) is required");
+  if (!c->output || !*c->output) return tl_fail("--output: an output folder is required");
+  if (c->max_seq_len < 2) return tl_fail("--max_seq_len: expected at least 2, got %ld", c->max_seq_len);
+  if (c->per_gpu_batch_size < 1) return tl_fail("--per_gpu_batch_size: expected at least 1");
+  if (c->nccl_timeout < 1) return tl_fail("--nccl_timeout: expected at least 1 second");
+  return tl_run_check_precision(c->precision);
+}
+
+tl_run_opts tl_run_opts_of(const tl_run_cfg *c) {
+  return (tl_run_opts){.model = c->model, .tokenizer = c->tokenizer, .data = c->data, .split = c->split,
+                       .text_column = c->text_column, .max_seq_len = c->max_seq_len, .output = c->output,
+                       .cache_dir = c->cache_dir, .threads = c->threads, .fsdp_slices = c->fsdp,
+                       .allow_nonfinite = c->allow_nonfinite, .precision = c->precision,
+                       .dataset_shuffle = c->dataset_shuffle, .dataset_shuffle_seed = (uint64_t)c->dataset_shuffle_seed,
+                       .collective_timeout = c->nccl_timeout, .cpu_offload = c->cpu_offload};
+}
+
 int tl_run_init(tl_run *r, int *argc, char ***argv) {
   memset(r, 0, sizeof *r);
   r->lock_fd = -1;

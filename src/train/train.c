@@ -21,13 +21,10 @@
 
 void tl_train_cfg_default(tl_train_cfg *c) {
   memset(c, 0, sizeof *c);
-  c->text_column = tl_strdup("text");
-  c->max_seq_len = 2048;
-  c->per_gpu_batch_size = 1;
+  tl_run_cfg_default(&c->run);
   c->tokens_per_step = 1L << 18;
   c->num_steps = 250;
   c->seed = 42;
-  c->shuffle = true;
   c->loss = tl_strdup("kl");
   c->optimizer = tl_strdup("sgd");
   c->lens_precision = tl_strdup("fp32");
@@ -37,17 +34,11 @@ void tl_train_cfg_default(tl_train_cfg *c) {
   c->warmup_steps = -1;
   c->checkpoint_freq = 50;
   c->checkpoint_keep = 2;
-  c->progress = true;
-  c->precision = tl_strdup("auto");
-  c->split = tl_strdup("validation");
-  c->dataset_shuffle_seed = 42;
-  c->nccl_timeout = 1200;
 }
 
 void tl_train_cfg_free(tl_train_cfg *c) {
-  char **strs[] = {&c->model, &c->data, &c->text_column, &c->tokenizer, &c->revision, &c->loss,
-                   &c->lens_init, &c->optimizer, &c->output, &c->checkpoint_dir, &c->cache_dir, &c->hub_layout,
-                   &c->lens_precision, &c->precision, &c->tokenizer_type, &c->split, &c->data_revision,
+  tl_run_cfg_free(&c->run);
+  char **strs[] = {&c->loss, &c->lens_init, &c->optimizer, &c->checkpoint_dir, &c->hub_layout, &c->lens_precision,
                    &c->wandb, &c->tensorboard};
   for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
     free(*strs[i]);
@@ -57,23 +48,17 @@ void tl_train_cfg_free(tl_train_cfg *c) {
 
 /* ---- configuration checks (identical on every rank, so no agreement is needed) ---- */
 int tl_train_cfg_check(const tl_train_cfg *c) {
-  if (!c->model || !*c->model) return tl_fail("--model.name: a model folder is required");
-  if (!c->data || !*c->data) return tl_fail("--data.name: a corpus (.jsonl, .jsonl.zst or .safetensors) is required");
-  if (!c->output || !*c->output) return tl_fail("--output: an output folder is required");
+  TL_TRY(tl_run_cfg_check(&c->run));
   if (strcmp(c->loss, "kl") && strcmp(c->loss, "ce")) return tl_fail("--loss: expected kl or ce, got '%s'", c->loss);
   if (strcmp(c->optimizer, "sgd") && strcmp(c->optimizer, "adam"))
     return tl_fail("--optimizer: expected sgd or adam, got '%s'", c->optimizer);
   if (strcmp(c->lens_precision, "fp32") && strcmp(c->lens_precision, "bf16"))
     return tl_fail("--lens_precision: expected fp32 or bf16, got '%s'", c->lens_precision);
-  if (c->max_seq_len < 2) return tl_fail("--max_seq_len: expected at least 2, got %ld", c->max_seq_len);
-  if (c->per_gpu_batch_size < 1) return tl_fail("--per_gpu_batch_size: expected at least 1");
   if (c->tokens_per_step < 1) return tl_fail("--tokens_per_step: expected at least 1");
   if (c->num_steps < 1) return tl_fail("--num_steps: expected at least 1");
   if (c->checkpoint_freq < 0) return tl_fail("--checkpoint_freq: expected >= 0");
   if (c->checkpoint_keep < 1) return tl_fail("--checkpoint_keep: expected >= 1");
   if (c->warmup_steps >= c->num_steps) return tl_fail("--warmup_steps: must be below --num_steps (%ld)", c->num_steps);
-  TL_TRY(tl_run_check_precision(c->precision));
-  if (c->nccl_timeout < 1) return tl_fail("--nccl_timeout: expected at least 1 second");
   return 0;
 }
 
@@ -86,15 +71,15 @@ static int plan_batches(tl_trainer *r) {
     return tl_fail("--tokens_per_step %ld is not a multiple of the sequence length %lld", c->tokens_per_step,
                    (long long)r->T);
   int64_t S = c->tokens_per_step / r->T;
-  int64_t per_micro = c->per_gpu_batch_size * (int64_t)r->run->dist.world;
-  r->B = c->per_gpu_batch_size;
+  int64_t per_micro = c->run.per_gpu_batch_size * (int64_t)r->run->dist.world;
+  r->B = c->run.per_gpu_batch_size;
   r->acc = (S + per_micro - 1) / per_micro;
   r->G = r->acc * per_micro;
   if (r->G != S)
     tl_warn("%lld samples per step is not a multiple of per_gpu_batch_size x world size (%lld): using %lld "
             "gradient accumulation steps, so the real tokens per step is %lld",
             (long long)S, (long long)per_micro, (long long)r->acc, (long long)(r->G * r->T));
-  return tl_data_check_enough(tl_data_len(r->run->data), c->num_steps, r->G, c->data);
+  return tl_data_check_enough(tl_data_len(r->run->data), c->num_steps, r->G, c->run.data);
 }
 
 static int init_lens_and_optim(tl_trainer *r) {
@@ -139,7 +124,7 @@ static int init_lens_and_optim(tl_trainer *r) {
   if (r->warmup >= c->num_steps) r->warmup = c->num_steps - 1;
   r->grad = tl_aligned_alloc((size_t)r->lens.n_params * sizeof(float));
   if (c->zero && r->run->dist.world > 1) r->zero_grad = tl_aligned_alloc((cnt ? cnt : 1) * sizeof(float));
-  return tl_sampler_init(&r->sampler, tl_data_len(r->run->data), (uint64_t)c->seed, c->shuffle);
+  return tl_sampler_init(&r->sampler, tl_data_len(r->run->data), (uint64_t)c->seed, c->run.shuffle);
 }
 
 /* ---- one optimizer step ---- */
@@ -295,7 +280,7 @@ static void report_step(tl_trainer *r, double loss, double gnorm, double lr, dou
     fflush(r->metrics);
   }
   if (c->tensorboard || c->wandb) {
-    char *dir = tl_tfevents_dir(c->output, c->tensorboard, c->wandb);
+    char *dir = tl_tfevents_dir(c->run.output, c->tensorboard, c->wandb);
     tl_tfevents_train s = {.step = r->step, .layers = L, .loss_nats = r->loss_acc, .nats_to_bpb = r->run->nats_to_bpb,
                            .lr = lr, .grad_norm = gnorm, .tokens_per_s = tok_s, .step_s = step_s};
     tl_tfevents_train_step(dir, &s);
@@ -340,21 +325,21 @@ static char *hub_name(const char *model) {
 static int export_lens(tl_trainer *r) {
   const tl_train_cfg *c = r->c;
   tl_lens_config lc = {0};
-  lc.base_model_name_or_path = c->model;
+  lc.base_model_name_or_path = c->run.model;
   lc.d_model = r->run->mc.d_model;
   lc.num_hidden_layers = r->run->mc.n_layers;
   lc.bias = true;
-  lc.base_model_revision = c->revision;
+  lc.base_model_revision = c->run.revision;
   lc.unembed_hash = r->run->unembed_hash;
   /* the reference saves the lens in the unembedding's dtype */
   tl_dtype dt = r->run->mc.dtype == TL_F16 || r->run->mc.dtype == TL_BF16 ? r->run->mc.dtype : TL_F32;
   for (int64_t k = 0; k < r->lens.n_params; k++)
     if (!isfinite(r->lens.params[k]))
       return tl_fail("the trained lens holds a non-finite value (parameter %lld); not exported", (long long)k);
-  TL_TRY(tl_lens_dir_save(c->output, &lc, r->lens.params, dt));
-  tl_info("lens written to %s (config.json + params.pt)", c->output);
+  TL_TRY(tl_lens_dir_save(c->run.output, &lc, r->lens.params, dt));
+  tl_info("lens written to %s (config.json + params.pt)", c->run.output);
   if (c->hub_layout) {
-    char *name = hub_name(c->model);
+    char *name = hub_name(c->run.model);
     char *sub = tl_sprintf("lens/%s", name);
     char *dir = tl_path_join(c->hub_layout, sub);
     int rc = tl_mkdirs(dir);
@@ -391,17 +376,12 @@ static int train_body(tl_trainer *r, tl_train_end *end) {
   tl_dist *d = &r->run->dist;
   TL_TRY(tl_train_cfg_check(c));
   /* with --fsdp on several ranks, each loads only its slice of every layer */
-  tl_run_opts o = {.model = c->model, .tokenizer = c->tokenizer, .data = c->data, .text_column = c->text_column,
-                   .max_seq_len = c->max_seq_len, .output = c->output, .cache_dir = c->cache_dir,
-                   .threads = c->threads, .fsdp_slices = c->fsdp, .allow_nonfinite = c->allow_nonfinite,
-                   .precision = c->precision, .dataset_shuffle = c->dataset_shuffle, .split = c->split,
-                   .dataset_shuffle_seed = (uint64_t)c->dataset_shuffle_seed, .collective_timeout = c->nccl_timeout,
-                   .cpu_offload = c->cpu_offload};
+  tl_run_opts o = tl_run_opts_of(&c->run);
   TL_TRY(tl_run_open(r->run, &o));
   r->T = r->run->T;
   TL_TRY(tl_dist_agree(d, plan_batches(r)));
   TL_TRY(tl_dist_agree(d, init_lens_and_optim(r)));
-  r->ckpt_dir = c->checkpoint_dir ? tl_strdup(c->checkpoint_dir) : tl_path_join(c->output, "checkpoints");
+  r->ckpt_dir = c->checkpoint_dir ? tl_strdup(c->checkpoint_dir) : tl_path_join(c->run.output, "checkpoints");
   TL_TRY(tl_dist_agree(d, tl_train_resume(r)));
 
   int L = r->run->mc.n_layers, B = (int)r->B, T = (int)r->T;
@@ -415,17 +395,17 @@ static int train_body(tl_trainer *r, tl_train_end *end) {
   r->losses = tl_calloc((size_t)L, sizeof(float));
   r->loss_acc = tl_calloc((size_t)L, sizeof(double));
   if (tl_dist_is_root(d)) {
-    char *mpath = tl_path_join(c->output, "metrics.jsonl");
+    char *mpath = tl_path_join(c->run.output, "metrics.jsonl");
     r->metrics = fopen(mpath, "a");
     if (!r->metrics) tl_warn("%s: cannot open the metrics log; continuing without it", mpath);
     if (r->metrics && r->forced_from)
       fprintf(r->metrics, "{\"event\": \"resume_forced\", \"step\": %lld, \"checkpoint\": \"%s\"}\n",
               (long long)r->step, r->forced_from);
     free(mpath);
-    r->tty = c->progress && isatty(2);
+    r->tty = c->run.progress && isatty(2);
     tl_info("training %s lens on %s: %d streams, d_model %d, %lld samples of %lld tokens per step "
             "(%lld per rank per micro-batch x %lld accumulation steps x %d ranks), %ld steps, from step %lld",
-            c->loss, c->model, L, r->run->mc.d_model, (long long)r->G, (long long)r->T, (long long)r->B,
+            c->loss, c->run.model, L, r->run->mc.d_model, (long long)r->G, (long long)r->T, (long long)r->B,
             (long long)r->acc, d->world, c->num_steps, (long long)r->step);
   }
   TL_TRY(tl_preempt_install());
@@ -441,7 +421,7 @@ static int train_body(tl_trainer *r, tl_train_end *end) {
     if (stop) {
       if (r->tty) fputc('\n', stderr);
       if (saved != r->step) TL_TRY(tl_dist_agree(d, tl_train_checkpoint(r)));
-      if (tl_dist_is_root(d)) tl_plot_train_update(c->output);
+      if (tl_dist_is_root(d)) tl_plot_train_update(c->run.output);
       tl_info("stopped at step %lld of %ld on request (signal %d): checkpoint written; run again to resume",
               (long long)r->step, c->num_steps, tl_preempt_signal());
       *end = TL_TRAIN_STOPPED;
@@ -456,12 +436,12 @@ static int train_body(tl_trainer *r, tl_train_end *end) {
     if (c->checkpoint_freq > 0 && r->step % c->checkpoint_freq == 0 && r->step < c->num_steps) {
       TL_TRY(tl_dist_agree(d, tl_train_checkpoint(r)));
       saved = r->step;
-      if (tl_dist_is_root(d)) tl_plot_train_update(c->output);
+      if (tl_dist_is_root(d)) tl_plot_train_update(c->run.output);
     }
   }
   /* a final checkpoint marks the run finished, so a rerun only re-exports */
   TL_TRY(tl_dist_agree(d, tl_train_checkpoint(r)));
-  if (tl_dist_is_root(d)) tl_plot_train_update(c->output);
+  if (tl_dist_is_root(d)) tl_plot_train_update(c->run.output);
   int rc = tl_dist_is_root(d) ? export_lens(r) : 0;
   TL_TRY(tl_dist_agree(d, rc));
   *end = TL_TRAIN_DONE;

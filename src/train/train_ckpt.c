@@ -33,22 +33,22 @@ static float *state_array(tl_optim *o, int k) { return k == 0 ? o->m : k == 1 ? 
 static char *config_json(const tl_trainer *r) {
   const tl_train_cfg *c = r->c;
   cJSON *j = cJSON_CreateObject();
-  cJSON_AddStringToObject(j, "model.name", c->model);
-  cJSON_AddStringToObject(j, "data.name", c->data);
-  cJSON_AddStringToObject(j, "text_column", c->text_column);
+  cJSON_AddStringToObject(j, "model.name", c->run.model);
+  cJSON_AddStringToObject(j, "data.name", c->run.data);
+  cJSON_AddStringToObject(j, "text_column", c->run.text_column);
   /* what the data and its tokens are, whatever the files are called */
   char hex[65];
   tl_data_source_hash(r->run->data, hex);
   cJSON_AddStringToObject(j, "data.source_sha256", hex);
   cJSON_AddStringToObject(j, "tokenizer.hash", r->run->tok ? tl_tokenizer_hash(r->run->tok) : "none");
-  cJSON_AddBoolToObject(j, "dataset_shuffle", c->dataset_shuffle);
-  if (c->dataset_shuffle) cJSON_AddNumberToObject(j, "dataset_shuffle_seed", (double)c->dataset_shuffle_seed);
-  cJSON_AddNumberToObject(j, "max_seq_len", (double)c->max_seq_len);
-  cJSON_AddNumberToObject(j, "per_gpu_batch_size", (double)c->per_gpu_batch_size);
+  cJSON_AddBoolToObject(j, "dataset_shuffle", c->run.dataset_shuffle);
+  if (c->run.dataset_shuffle) cJSON_AddNumberToObject(j, "dataset_shuffle_seed", (double)c->run.dataset_shuffle_seed);
+  cJSON_AddNumberToObject(j, "max_seq_len", (double)c->run.max_seq_len);
+  cJSON_AddNumberToObject(j, "per_gpu_batch_size", (double)c->run.per_gpu_batch_size);
   cJSON_AddNumberToObject(j, "tokens_per_step", (double)c->tokens_per_step);
   cJSON_AddNumberToObject(j, "num_steps", (double)c->num_steps);
   cJSON_AddNumberToObject(j, "seed", (double)c->seed);
-  cJSON_AddBoolToObject(j, "dataloader_shuffle", c->shuffle);
+  cJSON_AddBoolToObject(j, "dataloader_shuffle", c->run.shuffle);
   cJSON_AddStringToObject(j, "loss", c->loss);
   cJSON_AddNumberToObject(j, "token_shift", (double)tl_lens_shift(&r->lcfg));
   cJSON_AddBoolToObject(j, "bias_only", c->bias_only);
@@ -58,7 +58,7 @@ static char *config_json(const tl_trainer *r) {
   cJSON_AddNumberToObject(j, "momentum", c->momentum);
   cJSON_AddNumberToObject(j, "weight_decay", c->weight_decay);
   cJSON_AddNumberToObject(j, "warmup_steps", (double)r->warmup);
-  cJSON_AddBoolToObject(j, "fsdp", c->fsdp);
+  cJSON_AddBoolToObject(j, "fsdp", c->run.fsdp);
   cJSON_AddBoolToObject(j, "zero", c->zero);
   cJSON_AddNumberToObject(j, "world_size", r->run->dist.world);
   if (c->lens_init) cJSON_AddStringToObject(j, "lens_name_or_path", c->lens_init);
