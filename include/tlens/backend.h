@@ -77,6 +77,12 @@ typedef struct tl_backend {
    * rotated at position t = row % T with inv_freq[i] = theta^(-2i/rot_dim); the rest
    * pass through (partial rotary, GPT-NeoX rotary_pct). rot_dim <= head_dim. */
   int (*rope)(float *x, int B, int T, int row_stride, int n_heads, int head_dim, int rot_dim, float theta);
+  /* The same with given frequencies (scaled RoPE): pair i of position t turns by the
+   * angle ((float)t / pos_div) * inv_freq[i]. inv_freq: rot_dim/2 floats in HOST memory
+   * (the one exception to the rule above: they travel as kernel arguments). rope() is
+   * this with inv_freq[i] = theta^(-2i/rot_dim) and pos_div 1. */
+  int (*rope_freqs)(float *x, int B, int T, int row_stride, int n_heads, int head_dim, int rot_dim,
+                    const float *inv_freq, float pos_div);
 
   /* ---- attention ---- */
   /* Causal multi-head attention with grouped K/V heads (GQA; n_heads % n_kv_heads == 0).

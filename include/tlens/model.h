@@ -43,6 +43,14 @@
 
 #define TL_MODEL_MLP_CHUNK 1024
 
+/* config.json rope_scaling: how the rotary frequencies change (transformers' names). */
+typedef enum {
+  TL_ROPE_DEFAULT = 0, /* none */
+  TL_ROPE_LINEAR,      /* positions divided by factor */
+  TL_ROPE_DYNAMIC,     /* NTK: beyond max_position_embeddings the base grows with the length */
+  TL_ROPE_LLAMA3,      /* Llama 3.1: low frequencies divided by factor, a smooth band between */
+} tl_rope_scaling;
+
 /* gpt_neo marks each layer global or local; configs with more layers than this are refused. */
 #define TL_MODEL_MAX_LOCAL_LAYERS 1024
 
@@ -68,6 +76,10 @@ typedef struct {
   int rot_dim;        /* rotary dims per head (0 = no RoPE) */
   int rope_interleaved; /* gptj: rotary pairs (2i, 2i+1) instead of (i, i + rot_dim/2) */
   float rope_theta;   /* rotary base */
+  tl_rope_scaling rope_scaling;
+  float rope_factor;  /* rope_scaling factor (linear, dynamic, llama3) */
+  float rope_low_freq_factor, rope_high_freq_factor; /* llama3 */
+  int rope_original_max_pos; /* llama3 original_max_position_embeddings */
   int alibi;          /* bloom: ALiBi position biases instead of positions */
   float attn_scale;   /* attention scores are scaled by this (1/sqrt(head_dim); gpt_neo: 1) */
   int parallel_residual; /* x + attn(ln1(x)) + mlp(ln2(x)) */

@@ -67,6 +67,39 @@ static int read_attn_types(const cJSON *x, const char *path, const char *key, cf
   return 0;
 }
 
+/* A number member of a rope_scaling object, at least lo. */
+static int rope_number(const cJSON *x, const char *path, const char *member, double lo, float *out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(x, member);
+  if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo) || v->valuedouble > 1e30)
+    return tl_fail("%s: field 'rope_scaling' needs '%s', a number of at least %g", path, member, lo);
+  *out = (float)v->valuedouble;
+  return 0;
+}
+
+/* rope_scaling as transformers reads it: "type" (4.40) or "rope_type" (later) names
+ * the kind; "default" means none. */
+static int read_rope_scaling(const cJSON *x, const char *path, tl_model_config *c) {
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(x, "rope_type");
+  if (!cJSON_IsString(t)) t = cJSON_GetObjectItemCaseSensitive(x, "type");
+  if (!cJSON_IsObject(x) || !cJSON_IsString(t))
+    return tl_fail("%s: field 'rope_scaling' must be null or an object with a \"type\"", path);
+  const char *k = t->valuestring;
+  if (!strcmp(k, "default")) return 0;
+  if (strcmp(k, "linear") && strcmp(k, "dynamic") && strcmp(k, "llama3"))
+    return tl_fail("%s: rope_scaling type '%s' is not supported (expected linear, dynamic or llama3)", path, k);
+  TL_TRY(rope_number(x, path, "factor", 1, &c->rope_factor)); /* transformers: a factor below 1 is refused */
+  c->rope_scaling = !strcmp(k, "linear") ? TL_ROPE_LINEAR : !strcmp(k, "dynamic") ? TL_ROPE_DYNAMIC : TL_ROPE_LLAMA3;
+  if (c->rope_scaling != TL_ROPE_LLAMA3) return 0;
+  float orig = 0;
+  TL_TRY(rope_number(x, path, "low_freq_factor", 1e-6, &c->rope_low_freq_factor));
+  TL_TRY(rope_number(x, path, "high_freq_factor", 1e-6, &c->rope_high_freq_factor));
+  TL_TRY(rope_number(x, path, "original_max_position_embeddings", 1, &orig));
+  if (c->rope_high_freq_factor <= c->rope_low_freq_factor)
+    return tl_fail("%s: rope_scaling's high_freq_factor must exceed its low_freq_factor", path);
+  c->rope_original_max_pos = (int)orig;
+  return 0;
+}
+
 /* Stores the value of field f, present in the file as x. */
 static int read_value(const cfg_field *f, const cJSON *x, const char *path, cfg_values *v) {
   void *dst = (char *)v + f->off;
@@ -104,6 +137,8 @@ static int read_value(const cfg_field *f, const cJSON *x, const char *path, cfg_
                    "gelu, silu or relu)", path, f->key, x->valuestring);
   case V_NULL:
     return tl_fail("%s: field '%s' is not supported (expected null)", path, f->key);
+  case V_ROPE_SCALING:
+    return read_rope_scaling(x, path, &v->cfg);
   case V_ATTN_TYPES:
     return read_attn_types(x, path, f->key, v);
   }
@@ -119,7 +154,7 @@ static void read_default(const cfg_field *f, cfg_values *v) {
   case V_DOUBLE: *(double *)dst = f->def; break;
   case V_BOOL: *(int *)dst = f->def != 0; break;
   case V_ACT: *(tl_act *)dst = (tl_act)f->def; break;
-  case V_NULL: break;
+  case V_NULL: case V_ROPE_SCALING: break; /* none */
   case V_ATTN_TYPES: v->n_attn_types = -1; break; /* the finish function picks the pattern */
   }
 }
@@ -154,7 +189,7 @@ static int read_fields(const cfg_schema *s, const cJSON *j, const char *path, tl
   return rc;
 }
 
-/* The value field f was read into, as a double (V_NULL and V_ATTN_TYPES have none). */
+/* The value field f was read into, as a double (V_NULL, V_ROPE_SCALING and V_ATTN_TYPES have none). */
 static double stored_value(const cfg_field *f, const cfg_values *v) {
   const void *src = (const char *)v + f->off;
   switch (f->type) {
@@ -162,7 +197,7 @@ static double stored_value(const cfg_field *f, const cfg_values *v) {
   case V_FLOAT: return *(const float *)src;
   case V_DOUBLE: return *(const double *)src;
   case V_ACT: return *(const tl_act *)src;
-  case V_NULL: case V_ATTN_TYPES: break;
+  case V_NULL: case V_ROPE_SCALING: case V_ATTN_TYPES: break;
   }
   return 0;
 }
@@ -196,7 +231,7 @@ static void write_fields(const cfg_schema *s, cJSON *j, const tl_model_config *c
     case V_INT: case V_FLOAT: case V_DOUBLE: cJSON_AddNumberToObject(j, f->key, x); break;
     case V_BOOL: cJSON_AddBoolToObject(j, f->key, x != 0); break;
     case V_ACT: cJSON_AddStringToObject(j, f->key, act_name((tl_act)x)); break;
-    case V_NULL: cJSON_AddNullToObject(j, f->key); break;
+    case V_NULL: case V_ROPE_SCALING: cJSON_AddNullToObject(j, f->key); break;
     case V_ATTN_TYPES: cJSON_AddItemToObject(j, f->key, alternating_attn_types(c->n_layers)); break;
     }
   }

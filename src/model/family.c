@@ -64,10 +64,10 @@ static int llama_like(cfg_values *v, const char *p) {
   {"intermediate_size", V_INT, CFG(d_ff), REQUIRED, 0, 1, BIG, W_VALUE, 0},     \
   {"vocab_size", V_INT, CFG(vocab), REQUIRED, 0, 1, BIG, W_VALUE, 0},           \
   {"max_position_embeddings", V_INT, CFG(max_pos), REQUIRED, 0, 1, BIG, W_VALUE, 0}
-/* rope_scaling (linear, dynamic, llama3, su...) is not supported: it must be null */
+/* rope_scaling: linear, dynamic or llama3 (others, such as su or yarn, are refused) */
 #define ROWS_ROPE                                                                    \
   {"rope_theta", V_FLOAT, CFG(rope_theta), OPTIONAL, 10000.0, 1e-6, 1e30, W_DEFAULT, 0}, \
-  {"rope_scaling", V_NULL, 0, OPTIONAL, 0, 0, 0, W_DEFAULT, 0}
+  {"rope_scaling", V_ROPE_SCALING, 0, OPTIONAL, 0, 0, 0, W_DEFAULT, 0}
 
 /* ---- gpt2 ---- */
 
@@ -134,7 +134,7 @@ static const cfg_field neox_fields[] = {
     {"rotary_pct", V_DOUBLE, EXTRA(rotary_pct), OPTIONAL, 0.25, 0, 1, W_DEFAULT, 0},
     {"rotary_emb_base", V_FLOAT, CFG(rope_theta), OPTIONAL, 10000.0, 1e-6, 1e30, W_DEFAULT, 0},
     {"rope_theta", V_FLOAT, CFG(rope_theta), ALIAS, 0, 1e-6, 1e30, W_NO, 0}, /* newer configs' name */
-    {"rope_scaling", V_NULL, 0, OPTIONAL, 0, 0, 0, W_NO, 0},
+    {"rope_scaling", V_ROPE_SCALING, 0, OPTIONAL, 0, 0, 0, W_NO, 0},
     {"use_parallel_residual", V_BOOL, CFG(parallel_residual), OPTIONAL, 1, 0, 0, W_DEFAULT, 0},
     {"tie_word_embeddings", V_BOOL, CFG(tied), OPTIONAL, 0, 0, 0, W_VALUE, 0},
     {"attention_bias", V_BOOL, EXTRA(attention_bias), OPTIONAL, 1, 0, 0, W_DEFAULT, 0},

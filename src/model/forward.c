@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "model/model_internal.h"
+#include "tlens/rowmath.h"
 
 /* ALiBi slopes of BLOOM's build_alibi_tensor: for the largest power of two
  * n <= heads, head h < n gets 2^(-8(h+1)/n); the remaining heads take every other
@@ -16,6 +17,31 @@ static void alibi_slopes(float *out, int heads) {
   while (2 * n <= heads) n *= 2;
   for (int h = 0; h < n; h++) out[h] = (float)pow(2.0, -8.0 * (h + 1) / n);
   for (int j = 0; n + j < heads; j++) out[n + j] = (float)pow(2.0, -4.0 * (2 * j + 1) / n);
+}
+
+void tl_rope_frequencies(const tl_model_config *c, int T, float *inv, float *pos_div) {
+  const int half = c->rot_dim / 2, dim = c->rot_dim;
+  float theta = c->rope_theta;
+  *pos_div = c->rope_scaling == TL_ROPE_LINEAR ? c->rope_factor : 1.0f;
+  if (c->rope_scaling == TL_ROPE_DYNAMIC && T > c->max_pos) { /* NTK: the base grows past the trained length */
+    const float f = c->rope_factor;
+    theta *= powf(f * (float)T / (float)c->max_pos - (f - 1.0f), (float)dim / (float)(dim - 2));
+  }
+  for (int i = 0; i < half; i++) inv[i] = tl_rope_inv_freq(theta, i, dim);
+  if (c->rope_scaling != TL_ROPE_LLAMA3) return;
+  /* Llama 3.1: wavelengths beyond original / low_freq_factor are stretched by factor,
+   * those below original / high_freq_factor kept, and the band between blended */
+  const float f = c->rope_factor, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor,
+              orig = (float)c->rope_original_max_pos, two_pi = 6.283185307179586f;
+  for (int i = 0; i < half; i++) {
+    const float wavelen = two_pi / inv[i];
+    if (wavelen > orig / lo) {
+      inv[i] /= f;
+    } else if (!(wavelen < orig / hi)) {
+      const float smooth = (orig / wavelen - lo) / (hi - lo);
+      inv[i] = (1.0f - smooth) * inv[i] / f + smooth * inv[i];
+    }
+  }
 }
 
 /* Grows the scratch buffers to hold `rows` token positions. */
@@ -106,7 +132,10 @@ static int attention(tl_model *m, const tl_layer_weights *w, int layer, const fl
   BE(be->linear(m->qkv, h, w->qkv_w, w->qkv_b, rows, qkv, c->d_model, 0));
   /* q and k heads are adjacent at the start of each qkv row: rotate both at once
    * (GPT-J's interleaved pairs were put in this order at load) */
-  if (c->rot_dim) BE(be->rope(m->qkv, B, T, qkv, H + KV, hd, c->rot_dim, c->rope_theta));
+  if (c->rot_dim && c->rope_scaling == TL_ROPE_DEFAULT)
+    BE(be->rope(m->qkv, B, T, qkv, H + KV, hd, c->rot_dim, c->rope_theta));
+  else if (c->rot_dim)
+    BE(be->rope_freqs(m->qkv, B, T, qkv, H + KV, hd, c->rot_dim, m->rope_inv, m->rope_pos_div));
   if (c->alibi) return be->attention_alibi(m->att, m->qkv, B, T, H, KV, hd, scale, window, m->alibi_slopes);
   return be->attention(m->att, m->qkv, B, T, H, KV, hd, scale, window);
 }
@@ -223,6 +252,7 @@ int tl_model_forward_cb(tl_model *m, const int32_t *ids, int B, int T, tl_hidden
         return tl_fail("model forward: layer %d has no weights here (dropped or loaded as a slice) and no hook "
                        "gathers them", l);
   TL_TRY(ensure_scratch(m, rows));
+  if (c->rot_dim && c->rope_scaling != TL_ROPE_DEFAULT) tl_rope_frequencies(c, T, m->rope_inv, &m->rope_pos_div);
   BE(be->to_device(m->ids_dev, ids, (size_t)rows * sizeof(int32_t)));
   TL_TRY(embed(m, ids, B, T));
   int rc = emit(m, fn, ctx, 0, m->x, B, T);

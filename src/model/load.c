@@ -405,6 +405,7 @@ int tl_model_load_sliced(tl_model **out, const char *dir, int parts, int index) 
   if (load_weights(m, &w)) goto done;
   if (m->slices && load_slices(m, &w)) goto done;
   derive_globals(m);
+  m->rope_inv = tl_malloc((size_t)(m->cfg.rot_dim / 2 + 1) * sizeof(float));
   rc = 0;
 done:
   weights_close(&w);
@@ -439,6 +440,7 @@ void tl_model_free(tl_model *m) {
   free(m->slices);
   free(m->global);
   free(m->w_unembed);
+  free(m->rope_inv);
   if (m->embed_fd >= 0) close(m->embed_fd);
   free(m->embed_path);
   free(m->dir);

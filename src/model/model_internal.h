@@ -101,6 +101,9 @@ typedef enum {
   V_BOOL,       /* int 0/1 */
   V_ACT,        /* tl_act, from an activation name (default: a tl_act) */
   V_NULL,       /* no value: the field is not supported unless null or absent */
+  V_ROPE_SCALING, /* rope_scaling: null, or {"type" or "rope_type": linear | dynamic | llama3 | default,
+                     "factor", and for llama3 low_freq_factor, high_freq_factor and
+                     original_max_position_embeddings} -> cfg.rope_* */
   V_ATTN_TYPES, /* gpt_neo attention_types [[["global", "local"], n], ...] -> cfg.local_layers;
                    absent: alternating global, local; synth writes that */
 } value_type;
@@ -180,6 +183,11 @@ char *tl_model_config_json(const tl_family *f, const tl_model_config *c);
 /* The name the family gives a global tensor of this role, or NULL. */
 const char *tl_family_global_name(const tl_family *f, tl_role role);
 
+/* The rotary frequencies of a forward over T positions (rot_dim/2 floats, fp32 as
+ * transformers computes them) and the divisor of the positions, under the
+ * config's rope_scaling. */
+void tl_rope_frequencies(const tl_model_config *c, int T, float *inv_freq, float *pos_div);
+
 /* Whether layer l attends through the sliding window (0: no window). */
 static inline int tl_layer_window(const tl_model_config *c, int l) {
   if (!c->window) return 0;
@@ -199,6 +207,8 @@ struct tl_model {
    * at load so that the unembedding is one matrix (NULL for every other model) */
   float *w_unembed;
   float *alibi_slopes; /* bloom: per-head slopes, in the backend's memory (with the scratch) */
+  float *rope_inv;     /* scaled RoPE: this forward's frequencies (host, rot_dim/2) */
+  float rope_pos_div;
   /* An untied input embedding stays in its weights file, in the file's dtype:
    * a forward pass reads (pread) and converts only the rows of its tokens, so
    * the table (V x d, ~100 MB at pythia sizes) never takes process memory. A

@@ -159,6 +159,12 @@ static void test_rope(void) {
     float *dx = up(x, (size_t)B * T * stride * 4);
     BOTH_OK(cpu->rope(x, B, T, stride, H, hd, rot, 10000.0f), gpu->rope(dx, B, T, stride, H, hd, rot, 10000.0f));
     expect_close(rot < hd ? "rope (partial)" : "rope", dx, x, (size_t)B * T * stride, 1e-5);
+    /* given frequencies (host memory) and a position divisor: scaled RoPE */
+    float inv[8];
+    for (int i = 0; i < rot / 2; i++) inv[i] = 0.9f / (float)(1 + 3 * i);
+    BOTH_OK(cpu->rope_freqs(x, B, T, stride, H, hd, rot, inv, 2.5f),
+            gpu->rope_freqs(dx, B, T, stride, H, hd, rot, inv, 2.5f));
+    expect_close("rope_freqs", dx, x, (size_t)B * T * stride, 1e-5);
     gpu->free(dx);
     free(x);
   }

@@ -1,6 +1,7 @@
 /* CPU backend ops against direct double-precision formulas: causal GQA attention
  * (with and without a sliding window or ALiBi slopes, T not a multiple of the block size), rotary
- * embeddings (full and partial), layernorm, rmsnorm, activations, scale, sgemm splits.
+ * embeddings (full and partial, with given frequencies), layernorm, rmsnorm, activations, scale,
+ * sgemm splits.
  * Every op returns 0; head layouts the ops cannot do are refused with a message. */
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,36 @@ int main(void) {
     }
     CHECKF(err < 1e-5, "rope rot %d: max error %.3g", rot, err);
     free(x), free(x0);
+  }
+
+  /* rope_freqs: given frequencies and a position divisor (scaled RoPE) against the
+   * formula; with theta's frequencies and divisor 1 it is rope() to the bit */
+  {
+    int B = 2, T = 11, nh = 2, hd = 12, rot = 8, rs = nh * hd + 3, half = rot / 2;
+    float inv[4] = {1.0f, 0.3f, 0.05f, 0.001f}, pos_div = 2.5f;
+    float *x = malloc(sizeof(float) * B * T * rs), *x0 = malloc(sizeof(float) * B * T * rs),
+          *x1 = malloc(sizeof(float) * B * T * rs);
+    for (int i = 0; i < B * T * rs; i++) x0[i] = x[i] = x1[i] = frand(&seed);
+    CHECK(be->rope_freqs(x, B, T, rs, nh, hd, rot, inv, pos_div) == 0);
+    double err = 0;
+    for (int r = 0; r < B * T; r++)
+      for (int h = 0; h < nh; h++)
+        for (int i = 0; i < rot; i++) {
+          int f = i % half;
+          double ang = (r % T) / (double)pos_div * inv[f];
+          double a = x0[r * rs + h * hd + f], bb = x0[r * rs + h * hd + f + half];
+          double want = i < half ? a * cos(ang) - bb * sin(ang) : bb * cos(ang) + a * sin(ang);
+          double e = fabs(want - x[r * rs + h * hd + i]);
+          err = e > err ? e : err;
+        }
+    CHECKF(err < 1e-5, "rope_freqs: max error %.3g", err);
+    float th[4];
+    for (int i = 0; i < half; i++) th[i] = 1.0f / powf(500000.0f, (float)(2 * i) / (float)rot);
+    memcpy(x, x0, sizeof(float) * B * T * rs);
+    CHECK(be->rope(x, B, T, rs, nh, hd, rot, 500000.0f) == 0);
+    CHECK(be->rope_freqs(x1, B, T, rs, nh, hd, rot, th, 1.0f) == 0);
+    CHECK(memcmp(x, x1, sizeof(float) * B * T * rs) == 0);
+    free(x), free(x0), free(x1);
   }
 
   /* norms */

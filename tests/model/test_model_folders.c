@@ -10,11 +10,16 @@
  *    ("decoder.layers.0..." for OPT's "model.decoder.layers.0...", GPT-2's "h.0...");
  *  - config.json with CRLF line endings, torch_dtype "auto" or absent, head_dim
  *    given, tie_word_embeddings absent (the family's default), model_type absent
- *    but architectures naming the class. */
+ *    but architectures naming the class;
+ *  - rope_scaling: the frequencies of linear, dynamic (NTK) and llama3 scaling
+ *    against the published formulas in double; configs whose scaling leaves these
+ *    20 positions unchanged give the goldens, a real one does not; unknown types
+ *    and missing members are one-line errors. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/model_internal.h"
 #include "tl_test.h"
 #include "tlens/core.h"
 #include "tlens/model.h"
@@ -124,6 +129,76 @@ static void expect_error(const char *dir, const char *want, const char *what) {
   tl_model_free(m);
 }
 
+/* The forward's hidden states differ from the goldens somewhere (the setting is not ignored). */
+static void expect_different(const char *dir, const char *fwd, const char *what) {
+  tl_model *m;
+  if (tl_model_load(&m, dir)) {
+    CHECKF(0, "%s: %s", what, tl_errmsg());
+    return;
+  }
+  tl_safetensors ref;
+  CHECK(tl_st_open(&ref, fwd) == 0);
+  const tl_st_tensor *it = tl_st_find(&ref, "input_ids");
+  int B = (int)it->shape[0], T = (int)it->shape[1], V = tl_model_cfg(m)->vocab;
+  int64_t *ids64, shape[3] = {B, T, V};
+  float *want, *logits = malloc(sizeof(float) * B * T * V);
+  int32_t *ids = malloc(sizeof(int32_t) * B * T);
+  CHECK(tl_st_get_i64(&ref, "input_ids", 2, it->shape, &ids64) == 0);
+  for (int i = 0; i < B * T; i++) ids[i] = (int32_t)ids64[i];
+  CHECK(tl_st_get_f32(&ref, "logits", 3, shape, &want) == 0);
+  CHECK(tl_model_forward(m, ids, B, T, NULL, logits) == 0);
+  double e = tl_test_maxerr(logits, want, (long)B * T * V);
+  CHECKF(e > 1e-3, "%s: logits equal the unscaled goldens (max difference %.3g)", what, e);
+  fprintf(stderr, "%s: logits move by %.3g from the unscaled goldens\n", what, e);
+  tl_st_close(&ref);
+  tl_model_free(m);
+  free(ids), free(ids64), free(want), free(logits);
+}
+
+/* tl_rope_frequencies against the formulas of transformers, in double. */
+static void check_frequencies(void) {
+  tl_model_config c;
+  memset(&c, 0, sizeof c);
+  c.rot_dim = 128, c.rope_theta = 500000.0f, c.max_pos = 4096;
+  float inv[64], div;
+  double base[64];
+  for (int i = 0; i < 64; i++) base[i] = 1.0 / pow(500000.0, 2.0 * i / 128);
+  double e = 0;
+  /* linear: positions divided by the factor */
+  c.rope_scaling = TL_ROPE_LINEAR, c.rope_factor = 4.0f;
+  tl_rope_frequencies(&c, 100, inv, &div);
+  for (int i = 0; i < 64; i++) e = fmax(e, fabs(inv[i] - base[i]) / base[i]);
+  CHECKF(div == 4.0f && e < 1e-5, "linear: divisor %g, frequencies off by %.3g", div, e);
+  /* dynamic NTK: unchanged up to max_position_embeddings, then
+   * base * (factor * T / max - (factor - 1)) ^ (dim / (dim - 2)) */
+  c.rope_scaling = TL_ROPE_DYNAMIC, c.rope_factor = 2.0f, e = 0;
+  tl_rope_frequencies(&c, 4096, inv, &div);
+  for (int i = 0; i < 64; i++) e = fmax(e, fabs(inv[i] - base[i]) / base[i]);
+  CHECKF(div == 1.0f && e < 1e-5, "dynamic within the trained length: off by %.3g", e);
+  double theta = 500000.0 * pow(2.0 * 6000 / 4096 - 1.0, 128.0 / 126.0);
+  tl_rope_frequencies(&c, 6000, inv, &div);
+  e = 0;
+  for (int i = 0; i < 64; i++) e = fmax(e, fabs(inv[i] - 1.0 / pow(theta, 2.0 * i / 128)) * pow(theta, 2.0 * i / 128));
+  CHECKF(e < 1e-4, "dynamic beyond it: off by %.3g", e);
+  /* llama3 (Llama 3.1's setting): long wavelengths / factor, short kept, a blend between */
+  c.rope_scaling = TL_ROPE_LLAMA3, c.rope_factor = 8.0f, c.rope_low_freq_factor = 1.0f;
+  c.rope_high_freq_factor = 4.0f, c.rope_original_max_pos = 8192, e = 0;
+  tl_rope_frequencies(&c, 100, inv, &div);
+  int kept = 0, scaled = 0, blended = 0;
+  for (int i = 0; i < 64; i++) {
+    double wl = 2 * M_PI / base[i], want = base[i];
+    if (wl > 8192.0 / 1.0) want = base[i] / 8, scaled++;
+    else if (wl >= 8192.0 / 4.0) {
+      double s = (8192.0 / wl - 1.0) / (4.0 - 1.0);
+      want = (1 - s) * base[i] / 8 + s * base[i], blended++;
+    } else kept++;
+    e = fmax(e, fabs(inv[i] - want) / want);
+  }
+  CHECKF(div == 1.0f && e < 1e-4 && kept && scaled && blended, "llama3: off by %.3g (%d kept, %d blended, %d scaled)",
+         e, kept, blended, scaled);
+  fprintf(stderr, "rope_scaling frequencies: linear, dynamic and llama3 agree with the formulas\n");
+}
+
 int main(void) {
   const char *fx = tl_test_fixtures();
   const char *w = getenv("WORK");
@@ -139,11 +214,11 @@ int main(void) {
   expect_goldens(d = make_folder(stories, "lm_head_only", &lm_only), s_fwd, "tied, stored as lm_head.weight"), free(d);
   edit lm_untied = lm_only;
   lm_untied.set_key = "tie_word_embeddings", lm_untied.set_json = "false";
-  expect_error(d = make_folder(stories, "lm_head_only_untied", &lm_untied), "tensor 'model.embed_tokens.weight' is missing",
-               "the same, untied"), free(d);
+  const char *no_embed = "tensor 'model.embed_tokens.weight' is missing";
+  expect_error(d = make_folder(stories, "lm_head_only_untied", &lm_untied), no_embed, "the same, untied"), free(d);
   edit lm_notie = lm_only;
   lm_notie.drop_key = "tie_word_embeddings"; /* Llama's default is untied */
-  expect_error(d = make_folder(stories, "lm_head_only_no_tie", &lm_notie), "tensor 'model.embed_tokens.weight' is missing",
+  expect_error(d = make_folder(stories, "lm_head_only_no_tie", &lm_notie), no_embed,
                "the same, tie_word_embeddings absent"), free(d);
 
   /* checkpoints without the base model's prefix */
@@ -169,6 +244,37 @@ int main(void) {
   edit bert = {.drop_key = "model_type", .set_key = "architectures", .set_json = "[\"BertForMaskedLM\"]"};
   expect_error(d = make_folder(stories, "bert_arch", &bert), "architectures names 'BertForMaskedLM'",
                "no model_type, an unknown class"), free(d);
+
+  /* rope_scaling */
+  check_frequencies();
+  const struct {
+    const char *json, *what;
+    int same; /* 1: these 20 positions are unchanged by it */
+  } ropes[] = {
+      {"{\"type\": \"linear\", \"factor\": 1.0}", "rope_scaling linear, factor 1", 1},
+      {"{\"type\": \"dynamic\", \"factor\": 2.0}", "rope_scaling dynamic within max_position_embeddings", 1},
+      {"{\"rope_type\": \"default\"}", "rope_scaling default", 1},
+      {"{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+       "\"original_max_position_embeddings\": 100000}", "rope_scaling llama3 with only short wavelengths", 1},
+      {"{\"type\": \"linear\", \"factor\": 2.0}", "rope_scaling linear, factor 2", 0},
+      {"{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+       "\"original_max_position_embeddings\": 64}", "rope_scaling llama3", 0},
+  };
+  for (size_t i = 0; i < sizeof ropes / sizeof ropes[0]; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "rope_%zu", i);
+    edit r = {.set_key = "rope_scaling", .set_json = ropes[i].json};
+    d = make_folder(llama, name, &r);
+    if (ropes[i].same) expect_goldens(d, l_fwd, ropes[i].what);
+    else expect_different(d, l_fwd, ropes[i].what);
+    free(d);
+  }
+  edit yarn = {.set_key = "rope_scaling", .set_json = "{\"type\": \"yarn\", \"factor\": 4.0}"};
+  expect_error(d = make_folder(llama, "rope_yarn", &yarn), "rope_scaling type 'yarn' is not supported", "yarn"),
+      free(d);
+  edit nofactor = {.set_key = "rope_scaling", .set_json = "{\"type\": \"linear\"}"};
+  expect_error(d = make_folder(llama, "rope_no_factor", &nofactor), "needs 'factor'", "linear without a factor"),
+      free(d);
 
   free(stories), free(s_fwd), free(llama), free(l_fwd), free(opt), free(o_fwd), free(gpt2), free(g_fwd);
   return tl_test_finish("test_model_folders");

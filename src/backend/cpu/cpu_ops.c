@@ -106,20 +106,19 @@ static int cpu_embed(float *y, const float *table, const int32_t *ids, int n, in
   return 0;
 }
 
-static int cpu_rope(float *x, int B, int T, int row_stride, int n_heads, int head_dim, int rot_dim, float theta) {
+static int cpu_rope_freqs(float *x, int B, int T, int row_stride, int n_heads, int head_dim, int rot_dim,
+                          const float *inv, float pos_div) {
   if (rot_dim < 0 || rot_dim % 2 || rot_dim > head_dim)
     return tl_fail("cpu rope: rot_dim %d must be even and at most head_dim %d", rot_dim, head_dim);
   int half = rot_dim / 2;
   if (half == 0) return 0;
   /* cos/sin per (position, frequency), computed the way HF does in fp32:
-   * inv_freq = 1 / theta^(2i/rot_dim), angle = t * inv_freq. */
+   * angle = (t / pos_div) * inv_freq (t / 1 is t exactly). */
   float *cs = tl_malloc((size_t)T * half * 2 * sizeof(float));
-  float *inv = tl_malloc((size_t)half * sizeof(float));
-  for (int i = 0; i < half; i++) inv[i] = tl_rope_inv_freq(theta, i, rot_dim);
 #pragma omp parallel for schedule(static)
   for (int t = 0; t < T; t++)
     for (int i = 0; i < half; i++) {
-      float ang = (float)t * inv[i];
+      float ang = ((float)t / pos_div) * inv[i];
       cs[((size_t)t * half + i) * 2] = cosf(ang);
       cs[((size_t)t * half + i) * 2 + 1] = sinf(ang);
     }
@@ -132,9 +131,19 @@ static int cpu_rope(float *x, int B, int T, int row_stride, int n_heads, int hea
       for (int i = 0; i < half; i++) tl_rope_rotate(v, i, half, c[2 * i], c[2 * i + 1]);
     }
   }
-  free(inv);
   free(cs);
   return 0;
+}
+
+static int cpu_rope(float *x, int B, int T, int row_stride, int n_heads, int head_dim, int rot_dim, float theta) {
+  if (rot_dim < 0 || rot_dim % 2 || rot_dim > head_dim)
+    return tl_fail("cpu rope: rot_dim %d must be even and at most head_dim %d", rot_dim, head_dim);
+  /* inv_freq = 1 / theta^(2i/rot_dim), as HF computes it in fp32 */
+  float *inv = tl_malloc((size_t)(rot_dim / 2 + 1) * sizeof(float));
+  for (int i = 0; i < rot_dim / 2; i++) inv[i] = tl_rope_inv_freq(theta, i, rot_dim);
+  int rc = cpu_rope_freqs(x, B, T, row_stride, n_heads, head_dim, rot_dim, inv, 1.0f);
+  free(inv);
+  return rc;
 }
 
 /* ---- attention ----
@@ -264,7 +273,7 @@ static const tl_backend cpu_backend = {
     .alloc = cpu_alloc, .free = cpu_free, .to_device = cpu_move, .to_host = cpu_move, .copy = cpu_copy,
     .gemm = cpu_gemm, .linear = cpu_linear,
     .layernorm = cpu_layernorm, .rmsnorm = cpu_rmsnorm,
-    .embed = cpu_embed, .rope = cpu_rope,
+    .embed = cpu_embed, .rope = cpu_rope, .rope_freqs = cpu_rope_freqs,
     .attention = cpu_attention, .attention_alibi = cpu_attention_alibi,
     .act = cpu_act, .glu = cpu_glu, .add = cpu_add, .scale = cpu_scale, .softmax = cpu_softmax,
     .argmax = cpu_argmax,

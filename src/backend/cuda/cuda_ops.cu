@@ -211,19 +211,21 @@ struct rope_freqs {
 };
 
 __global__ void rope_kernel(float *x, size_t rows, int T, int row_stride, int n_heads, int head_dim, int half,
-                            rope_freqs f) {
+                            rope_freqs f, float pos_div) {
   size_t total = rows * n_heads * half;
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
     int k = (int)(i % half);
     size_t rh = i / half;
     int h = (int)(rh % n_heads);
     size_t r = rh / n_heads;
-    float ang = (float)(int)(r % T) * f.inv[k];
+    float ang = ((float)(int)(r % T) / pos_div) * f.inv[k];
     tl_rope_rotate(x + r * row_stride + (size_t)h * head_dim, k, half, cosf(ang), sinf(ang));
   }
 }
 
-static int cuda_rope(float *x, int B, int T, int row_stride, int n_heads, int head_dim, int rot_dim, float theta) {
+/* inv: rot_dim/2 host floats, copied into the kernel's argument */
+static int cuda_rope_freqs(float *x, int B, int T, int row_stride, int n_heads, int head_dim, int rot_dim,
+                           const float *inv, float pos_div) {
   if (rot_dim < 0 || rot_dim % 2 || rot_dim > head_dim)
     return tl_fail("cuda rope: rot_dim %d must be even and at most head_dim %d", rot_dim, head_dim);
   if (rot_dim > 2 * ROPE_MAX_HALF)
@@ -231,12 +233,22 @@ static int cuda_rope(float *x, int B, int T, int row_stride, int n_heads, int he
   int half = rot_dim / 2;
   if (half == 0 || B <= 0 || T <= 0 || n_heads <= 0) return 0;
   rope_freqs f;
-  for (int i = 0; i < half; i++) f.inv[i] = tl_rope_inv_freq(theta, i, rot_dim);
+  for (int i = 0; i < half; i++) f.inv[i] = inv[i];
   size_t rows = (size_t)B * T;
   rope_kernel<<<elem_blocks(rows * n_heads * half), ELEM_THREADS>>>(x, rows, T, row_stride, n_heads, head_dim, half,
-                                                                    f);
+                                                                    f, pos_div);
   launchTry();
   return 0;
+}
+
+static int cuda_rope(float *x, int B, int T, int row_stride, int n_heads, int head_dim, int rot_dim, float theta) {
+  if (rot_dim < 0 || rot_dim % 2 || rot_dim > head_dim)
+    return tl_fail("cuda rope: rot_dim %d must be even and at most head_dim %d", rot_dim, head_dim);
+  if (rot_dim > 2 * ROPE_MAX_HALF)
+    return tl_fail("cuda rope: rotary dimension %d exceeds the supported %d", rot_dim, 2 * ROPE_MAX_HALF);
+  float inv[ROPE_MAX_HALF];
+  for (int i = 0; i < rot_dim / 2; i++) inv[i] = tl_rope_inv_freq(theta, i, rot_dim);
+  return cuda_rope_freqs(x, B, T, row_stride, n_heads, head_dim, rot_dim, inv, 1.0f);
 }
 
 /* ---- attention ----
@@ -485,6 +497,7 @@ static tl_backend make_table(void) {
   b.rmsnorm = cuda_rmsnorm;
   b.embed = cuda_embed;
   b.rope = cuda_rope;
+  b.rope_freqs = cuda_rope_freqs;
   b.attention = cuda_attention;
   b.attention_alibi = cuda_attention_alibi;
   b.act = cuda_act;
