@@ -73,6 +73,8 @@ typedef struct {
 void tl_progress_begin(tl_progress *p, const char *what, int64_t total, const char *unit, bool enabled, bool bar);
 /* done of total finished; units: how many `unit`s so far (for the rate). */
 void tl_progress_update(tl_progress *p, int64_t done, double units);
+/* "1h02m", "3m07s"; "?" for a negative or absurd duration. */
+void tl_fmt_duration(double seconds, char *buf, size_t cap);
 /* Ends a bar line early (before an error message). */
 void tl_progress_abort(tl_progress *p);
 

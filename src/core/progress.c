@@ -15,7 +15,7 @@ void tl_progress_begin(tl_progress *p, const char *what, int64_t total, const ch
   p->t0 = p->last = tl_now();
 }
 
-static void fmt_eta(double s, char *buf, size_t cap) {
+void tl_fmt_duration(double s, char *buf, size_t cap) {
   if (!(s >= 0) || s > 1e7) {
     snprintf(buf, cap, "?");
     return;
@@ -30,7 +30,7 @@ void tl_progress_update(tl_progress *p, int64_t done, double rate_units) {
   double now = tl_now(), el = now - p->t0;
   double rate = el > 0 ? rate_units / el : 0;
   char eta[32];
-  fmt_eta(done > 0 && p->total > done ? el / (double)done * (double)(p->total - done) : 0, eta, sizeof eta);
+  tl_fmt_duration(done > 0 && p->total > done ? el / (double)done * (double)(p->total - done) : 0, eta, sizeof eta);
   int pct = p->total > 0 ? (int)(100 * done / p->total) : 0;
   if (p->tty) {
     char bar[21];

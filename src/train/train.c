@@ -249,16 +249,6 @@ static int train_step(tl_trainer *r, double *loss_out, double *gnorm_out, double
 }
 
 /* ---- progress and metrics (rank 0) ---- */
-static void fmt_duration(double s, char *buf, size_t cap) {
-  if (!(s >= 0) || s > 1e7) {
-    snprintf(buf, cap, "?");
-    return;
-  }
-  long t = (long)(s + 0.5);
-  if (t >= 3600) snprintf(buf, cap, "%ldh%02ldm", t / 3600, t / 60 % 60);
-  else snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
-}
-
 static void report_step(tl_trainer *r, double loss, double gnorm, double lr, double step_s) {
   if (!tl_dist_is_root(&r->run->dist)) return;
   const tl_train_cfg *c = r->c;
@@ -290,7 +280,7 @@ static void report_step(tl_trainer *r, double loss, double gnorm, double lr, dou
   int64_t done = r->step - r->step0;
   double eta = done > 0 ? elapsed / (double)done * (double)(c->num_steps - r->step) : -1;
   char eta_s[32];
-  fmt_duration(eta, eta_s, sizeof eta_s);
+  tl_fmt_duration(eta, eta_s, sizeof eta_s);
   double shown = bpb ? loss * r->run->nats_to_bpb : loss;
   const char *unit = bpb ? "bits/byte" : "nats/token";
   if (r->tty) {
