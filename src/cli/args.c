@@ -125,13 +125,16 @@ static int load_config(tl_opt *opts, int n, const char *path) {
     if (cJSON_IsString(e)) v = e->valuestring;
     else if (cJSON_IsBool(e)) v = cJSON_IsTrue(e) ? "true" : "false";
     else if (cJSON_IsNumber(e)) {
-      if (o->type == TL_OPT_INT) snprintf(buf, sizeof buf, "%.0f", e->valuedouble);
-      else snprintf(buf, sizeof buf, "%.17g", e->valuedouble);
-      if (o->type == TL_OPT_INT && e->valuedouble != (double)(long)e->valuedouble) {
+      /* an integer option takes a whole number a long holds: tested before the
+       * conversion, which is undefined for Inf, NaN and anything beyond 2^63 */
+      double d = e->valuedouble;
+      if (o->type == TL_OPT_INT && !(d >= -9.2e18 && d <= 9.2e18 && d == (double)(long)d)) {
         tl_fail("%s: key '%s': expected an integer", path, key);
         cJSON_Delete(root);
         return -1;
       }
+      if (o->type == TL_OPT_INT) snprintf(buf, sizeof buf, "%.0f", d);
+      else snprintf(buf, sizeof buf, "%.17g", d);
       v = buf;
     } else if (cJSON_IsNull(e)) continue;
     if (!v) {
