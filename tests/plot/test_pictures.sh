@@ -8,6 +8,9 @@ set -euo pipefail
 : "${TLENS:?}" "${FIXTURES:?}" "${SRC:?}" "${WORK:?}"
 rm -rf "$WORK" && mkdir -p "$WORK/pages"
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# train and eval start MPI, whose plugins leak at exit in frames LeakSanitizer
+# cannot name or suppress: leak checks off for them alone (compare keeps them)
+ranked() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$TLENS" "$@"; }
 CHECK=$SRC/tests/plot
 TOK=$FIXTURES/tokenizers/stories260k/tokenizer.json
 head -n 150 "$FIXTURES/data/tinystories_valid_head.jsonl" > "$WORK/corpus.jsonl"
@@ -17,16 +20,16 @@ COMMON=(--model.name "$WORK/m48" --tokenizer "$TOK" --data.name "$WORK/corpus.js
 # train.svg is drawn at each checkpoint: after a stop at step 4, then at the end
 TRAIN=("${COMMON[@]}" --tokens_per_step 256 --num_steps 12 --checkpoint_freq 4 --output "$WORK/train48")
 st=0
-"$TLENS" train "${TRAIN[@]}" --stop_after 4 2>"$WORK/train.log" || st=$?
+ranked train "${TRAIN[@]}" --stop_after 4 2>"$WORK/train.log" || st=$?
 [ $st -eq 3 ] || { cat "$WORK/train.log"; fail "train --stop_after 4: status $st"; }
 grep -q "steps 1 to 4<" "$WORK/train48/train.svg" || fail "train.svg after the stop at step 4"
-"$TLENS" train "${TRAIN[@]}" 2>>"$WORK/train.log" || { cat "$WORK/train.log"; fail "train"; }
+ranked train "${TRAIN[@]}" 2>>"$WORK/train.log" || { cat "$WORK/train.log"; fail "train"; }
 grep -q "steps 1 to 12<" "$WORK/train48/train.svg" || fail "train.svg at the end"
 ! grep -q "not drawn" "$WORK/train.log" || fail "a warning about train.svg"
 cp "$WORK/train48/train.svg" "$WORK/pages/train48.svg"
 python3 "$CHECK/check_svg.py" --has "training loss per layer (bits/byte)" --has "learning rate" \
   --has "gradient norm" --has "mean over layers" "$WORK/pages/train48.svg" || fail "train chart page"
-"$TLENS" eval "${COMMON[@]}" -l "$WORK/train48" --tokens 2048 --output "$WORK/eval48" \
+ranked eval "${COMMON[@]}" -l "$WORK/train48" --tokens 2048 --output "$WORK/eval48" \
   >"$WORK/eval.out" 2>"$WORK/eval.log" || { cat "$WORK/eval.log"; fail "eval"; }
 cp "$WORK/eval48/metrics.svg" "$WORK/pages/eval48.svg"
 python3 "$CHECK/check_svg.py" --has "logit lens" --has "tuned lens" --has "model output" --has "standard errors" \

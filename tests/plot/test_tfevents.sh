@@ -9,6 +9,9 @@
 set -euo pipefail
 : "${TLENS:?}" "${FIXTURES:?}" "${TESTBIN:?}" "${SRC:?}" "${WORK:?}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# train and eval start MPI, whose plugins leak at exit in frames LeakSanitizer
+# cannot name or suppress: leak checks off for them alone (compare keeps them)
+ranked() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$TLENS" "$@"; }
 rm -rf "$WORK" && mkdir -p "$WORK"
 PY=
 for p in python3 /usr/bin/python3; do
@@ -24,9 +27,9 @@ BASE=(--model.name "$FIXTURES/models/stories260k" --max_seq_len 64 --tokens_per_
       --checkpoint_freq 3 --cache_dir "$WORK/cache" --progress=false)
 TEXT=(--data.name "$FIXTURES/data/tinystories_train_head.jsonl" --wandb "run 1/a" --output "$WORK/bpb")
 st=0
-"$TLENS" train "${BASE[@]}" "${TEXT[@]}" --stop_after 3 2>"$WORK/bpb.log" || st=$?
+ranked train "${BASE[@]}" "${TEXT[@]}" --stop_after 3 2>"$WORK/bpb.log" || st=$?
 [ $st -eq 3 ] || { cat "$WORK/bpb.log"; fail "stop_after: status $st"; }
-"$TLENS" train "${BASE[@]}" "${TEXT[@]}" 2>>"$WORK/bpb.log" || { cat "$WORK/bpb.log"; fail "train"; }
+ranked train "${BASE[@]}" "${TEXT[@]}" 2>>"$WORK/bpb.log" || { cat "$WORK/bpb.log"; fail "train"; }
 ! grep -q "TensorBoard" "$WORK/bpb.log" || { cat "$WORK/bpb.log"; fail "a warning about the events"; }
 [ "$(ls "$WORK/bpb/tensorboard/run 1_a" | grep -c '^events.out.tfevents.')" -eq 2 ] || fail "two event files expected"
 grep -q loss_bpb "$WORK/bpb/metrics.jsonl" || fail "the text run should know bytes"
@@ -42,7 +45,7 @@ head += b" " * (-len(head) % 8)
 with open(sys.argv[1], "wb") as f:
     f.write(struct.pack("<Q", len(head)) + head + struct.pack(f"<{n * t}q", *ids))
 PY
-"$TLENS" train "${BASE[@]}" --data.name "$WORK/ids.safetensors" --tensorboard "$WORK/tb" --output "$WORK/nats" \
+ranked train "${BASE[@]}" --data.name "$WORK/ids.safetensors" --tensorboard "$WORK/tb" --output "$WORK/nats" \
   2>"$WORK/nats.log" || { cat "$WORK/nats.log"; fail "train on ids"; }
 ! grep -q loss_bpb "$WORK/nats/metrics.jsonl" || fail "the ids run should not know bytes"
 [ ! -e "$WORK/nats/tensorboard" ] || fail "--tensorboard DIR writes nothing under the output"
