@@ -108,3 +108,6 @@ if(TLENS_SANITIZE OR TLENS_FUZZ)
   # Open MPI's unloaded plugins leak at exit in frames LeakSanitizer cannot name (see ckpt.cmake)
   set_tests_properties(fuzz_seed_ckpt PROPERTIES ENVIRONMENT_MODIFICATION "ASAN_OPTIONS=set:detect_leaks=0")
 endif()
+
+# a rule the fuzz targets cannot check by themselves: a lens holding NaN or Inf is refused
+tlens_c_test(fuzz_lens_nonfinite fuzz/test_lens_nonfinite.c ${CMAKE_CURRENT_BINARY_DIR}/work/fuzz_lens_nonfinite)

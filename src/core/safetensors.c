@@ -63,9 +63,22 @@ static int parse_entry(tl_safetensors *st, const cJSON *e, const unsigned char *
   return 0;
 }
 
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The first name that occurs twice in names[0..n) (sorted in place), or NULL. JSON
+ * parsers disagree on which of two equal keys wins, so a header that has any is
+ * refused rather than read one way here and another way elsewhere. */
+static const char *find_duplicate(const char **names, int n) {
+  qsort(names, (size_t)n, sizeof *names, cmp_name);
+  for (int i = 1; i < n; i++)
+    if (!strcmp(names[i - 1], names[i])) return names[i];
+  return NULL;
+}
+
 /* __metadata__: str -> str (the format allows nothing else; other values are ignored). */
 static int parse_meta(tl_safetensors *st, const cJSON *e) {
   if (!cJSON_IsObject(e)) return tl_fail("%s: __metadata__ is not an object", st->path);
+  if (st->meta_keys) return tl_fail("%s: __metadata__ appears twice in the header", st->path);
   int m = cJSON_GetArraySize(e);
   st->meta_keys = tl_calloc((size_t)m + 1, sizeof(char *));
   st->meta_vals = tl_calloc((size_t)m + 1, sizeof(char *));
@@ -75,7 +88,12 @@ static int parse_meta(tl_safetensors *st, const cJSON *e) {
     st->meta_vals[st->nmeta] = tl_strdup(kv->valuestring);
     st->nmeta++;
   }
-  return 0;
+  const char **keys = tl_malloc(((size_t)st->nmeta + 1) * sizeof *keys);
+  memcpy(keys, st->meta_keys, (size_t)st->nmeta * sizeof *keys);
+  const char *dup = find_duplicate(keys, st->nmeta);
+  int rc = dup ? tl_fail("%s: __metadata__ key '%s' appears twice", st->path, dup) : 0;
+  free(keys);
+  return rc;
 }
 
 /* Every entry of the header: the metadata, then one tensor per other key, whose
@@ -90,6 +108,12 @@ static int parse_header(tl_safetensors *st, const cJSON *root, const unsigned ch
       st->n++;
     }
   }
+  const char **names = tl_malloc(((size_t)st->n + 1) * sizeof *names);
+  for (int i = 0; i < st->n; i++) names[i] = st->tensors[i].name;
+  const char *dup = find_duplicate(names, st->n);
+  int rc = dup ? tl_fail("%s: tensor '%s' appears twice in the header", st->path, dup) : 0;
+  free(names);
+  if (rc) return rc;
   qsort(st->tensors, (size_t)st->n, sizeof *st->tensors, cmp_offset);
   for (int i = 1; i < st->n; i++) {
     const tl_st_tensor *a = &st->tensors[i - 1], *b = &st->tensors[i];

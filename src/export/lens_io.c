@@ -251,7 +251,13 @@ int tl_lens_dir_load(const char *dir, const tl_lens_expect *expect, tl_lens_conf
         rc = tl_fail("%s: tensor '%s' has shape %s, expected %s", pt, name, tl_shape_str(t->ndim, t->shape, got, sizeof got),
                      tl_shape_str(nd, want, exp, sizeof exp));
       } else {
-        tl_pt_to_f32(t, *params + i * per + (k == 0 ? 0 : d * d));
+        float *dst = *params + i * per + (k == 0 ? 0 : d * d);
+        tl_pt_to_f32(t, dst);
+        /* a translator holding NaN or Inf turns every prediction through it into NaN */
+        for (int64_t j = 0; j < t->numel && rc == 0; j++)
+          if (!isfinite(dst[j]))
+            rc = tl_fail("%s: tensor '%s' holds %s at element %lld: the lens is damaged", pt, name,
+                         isnan(dst[j]) ? "NaN" : "Inf", (long long)j);
       }
     }
   }

@@ -266,12 +266,12 @@ static int parse_added(ctx *c, tl_tokenizer *t, const cJSON *list) {
     a->name = tl_strdup(content);
     a->len = strlen(content);
     a->id = (int32_t)id;
+    t->nadded = ++i; /* counted now: tl_tokenizer_free frees its strings if a flag below is bad */
     TL_TRY(get_bool(c, e, "special", where, 0, &a->special));
     TL_TRY(get_bool(c, e, "lstrip", where, 0, &a->lstrip));
     TL_TRY(get_bool(c, e, "rstrip", where, 0, &a->rstrip));
     TL_TRY(get_bool(c, e, "single_word", where, 0, &a->single_word));
     TL_TRY(get_bool(c, e, "normalized", where, !a->special, &a->normalized));
-    t->nadded = ++i;
   }
   return 0;
 }
@@ -333,6 +333,12 @@ static int parse_model(ctx *c, tl_tokenizer *t, const cJSON *model) {
   tok_strmap_free(&added_ids);
   tok_strmap_free(&raw);
   if (maxid < 0) return tl_fail("%s: model.vocab: empty", c->path);
+  /* the id tables below hold one slot per id up to the largest: a few holes are
+   * fine, but a 30-byte file naming id 2^31 would ask for 32 GB */
+  long listed = (long)nvocab + t->nadded;
+  if (maxid >= 4 * listed + 1024)
+    return tl_fail("%s: model.vocab: id %ld is far beyond the %ld tokens listed (damaged file?)", c->path, maxid,
+                   listed);
   t->vocab_size = (int32_t)(maxid + 1);
   t->id_token = tl_calloc((size_t)t->vocab_size, sizeof(char *));
   t->id_token_len = tl_calloc((size_t)t->vocab_size, sizeof(size_t));
