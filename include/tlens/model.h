@@ -136,6 +136,8 @@ typedef struct {
  * cached: -1 after one line naming the folder searched and the
  * `huggingface-cli download` command that would fetch it. */
 int tl_model_resolve(const char *name, const char *revision, char **dir);
+/* tl_model_resolve then tl_model_load. */
+int tl_model_load_named(tl_model **out, const char *name, const char *revision);
 
 /* Loads config.json + model.safetensors (or model.safetensors.index.json + shards)
  * from dir. Every validation failure is one line naming the file and tensor. */
@@ -172,6 +174,19 @@ int tl_model_forward(tl_model *m, const int32_t *ids, int B, int T, float *hidde
  * aborts the forward and is returned. */
 typedef int (*tl_hidden_fn)(void *ctx, int index, const float *h, int B, int T, int d);
 int tl_model_forward_cb(tl_model *m, const int32_t *ids, int B, int T, tl_hidden_fn fn, void *ctx, float *logits);
+
+/* Sub-layer hook: called in every block with the output of its attention (after
+ * o_proj) and of its MLP (after down_proj), [B*T][d] in host memory, before that
+ * output joins the residual stream; the hook may rewrite it (ablations). In a
+ * parallel-residual block both outputs pass through the hook before either is
+ * added. A non-zero return aborts the forward and is returned. Without a hook the
+ * forward accumulates both straight into the residual (a different summation, so
+ * a pass-through hook need not reproduce the unhooked forward bit for bit; it does
+ * reproduce itself). */
+#define TL_SUBLAYER_ATTN 0
+#define TL_SUBLAYER_MLP 1
+typedef int (*tl_sublayer_fn)(void *ctx, int layer, int kind, float *out, int B, int T, int d);
+void tl_model_set_sublayer_hook(tl_model *m, tl_sublayer_fn fn, void *ctx); /* fn NULL = none */
 
 /* Greedy decoding: appends n_new argmax tokens to prompt[0..n_prompt) in out
  * (n_prompt + n_new ids). Recomputes the full prefix each step (no KV cache). */

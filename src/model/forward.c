@@ -100,9 +100,10 @@ static int norm(tl_model *m, float *y, const float *x, const float *w, const flo
   return m->be->rmsnorm(y, x, w, rows, c->d_model, c->norm_eps, c->norm_add_one);
 }
 
-/* x += mlp(h) over rows, in chunks so the d_ff-wide intermediate stays bounded.
- * h may be x itself (post-norm): each chunk reads its rows before writing them. */
-static int mlp_add(tl_model *m, const tl_layer_weights *w, float *x, const float *h, int rows) {
+/* y (+)= mlp(h) over rows (acc: add to y, else overwrite it), in chunks so the
+ * d_ff-wide intermediate stays bounded. h may be y itself (post-norm): each chunk
+ * reads its rows before writing them. */
+static int mlp_out(tl_model *m, const tl_layer_weights *w, float *y, const float *h, int rows, int acc) {
   const tl_model_config *c = &m->cfg;
   const tl_backend *be = m->be;
   int d = c->d_model, ff = c->d_ff, up = c->gated_mlp ? 2 * ff : ff;
@@ -116,9 +117,40 @@ static int mlp_add(tl_model *m, const tl_layer_weights *w, float *x, const float
     } else {
       BE(be->act(m->mlp_h, (size_t)n * ff, c->act));
     }
-    BE(be->linear(x + (size_t)r0 * d, a, w->down_w, w->down_b, n, d, ff, 1));
+    BE(be->linear(y + (size_t)r0 * d, a, w->down_w, w->down_b, n, d, ff, acc));
   }
   return 0;
+}
+
+/* Hands the sub-layer output in m->sub to the hook (in host memory), then adds
+ * what the hook left there to the residual stream m->x. */
+static int sublayer_add(tl_model *m, int layer, int kind, int B, int T) {
+  const tl_backend *be = m->be;
+  const int d = m->cfg.d_model;
+  const size_t n = (size_t)B * T * d;
+  float *h = m->sub;
+  if (m->stage) {
+    BE(be->to_host(m->stage, m->sub, n * sizeof(float)));
+    h = m->stage;
+  }
+  TL_TRY(m->sublayer(m->sublayer_ctx, layer, kind, h, B, T, d));
+  if (m->stage) BE(be->to_device(m->sub, m->stage, n * sizeof(float)));
+  return be->add(m->x, m->x, m->sub, n);
+}
+
+/* x += o_proj(m->att) and x += mlp(h): straight into x without a hook (one GEMM
+ * accumulating), through m->sub and the hook with one. */
+static int attn_add(tl_model *m, const tl_layer_weights *w, int layer, int B, int T) {
+  const tl_model_config *c = &m->cfg;
+  const int hook = m->sublayer != NULL;
+  BE(m->be->linear(hook ? m->sub : m->x, m->att, w->o_w, w->o_b, B * T, c->d_model, c->n_heads * c->head_dim, !hook));
+  return hook ? sublayer_add(m, layer, TL_SUBLAYER_ATTN, B, T) : 0;
+}
+
+static int mlp_add(tl_model *m, const tl_layer_weights *w, int layer, const float *h, int B, int T) {
+  const int hook = m->sublayer != NULL;
+  BE(mlp_out(m, w, hook ? m->sub : m->x, h, B * T, !hook));
+  return hook ? sublayer_add(m, layer, TL_SUBLAYER_MLP, B, T) : 0;
 }
 
 /* m->att = the attention of layer `layer` over the normalised rows h. */
@@ -143,33 +175,33 @@ static int attention(tl_model *m, const tl_layer_weights *w, int layer, const fl
 /* One transformer block on the residual stream m->x, in place. */
 static int block(tl_model *m, const tl_layer_weights *w, int layer, int B, int T) {
   const tl_model_config *c = &m->cfg;
-  const tl_backend *be = m->be;
-  int rows = B * T, d = c->d_model, att = c->n_heads * c->head_dim;
+  int rows = B * T;
 
   if (c->post_norm) {
     /* x = ln1(x + attn(x)); x = ln2(x + mlp(x)) */
     BE(attention(m, w, layer, m->x, B, T));
-    BE(be->linear(m->x, m->att, w->o_w, w->o_b, rows, d, att, 1));
+    BE(attn_add(m, w, layer, B, T));
     BE(norm(m, m->x, m->x, w->ln1_w, w->ln1_b, rows));
-    BE(mlp_add(m, w, m->x, m->x, rows));
+    BE(mlp_add(m, w, layer, m->x, B, T));
     return norm(m, m->x, m->x, w->ln2_w, w->ln2_b, rows);
   }
   BE(norm(m, m->hn, m->x, w->ln1_w, w->ln1_b, rows));
   BE(attention(m, w, layer, m->hn, B, T));
   if (c->parallel_residual) {
     /* x = x + attn(ln1(x)) + mlp(ln2(x)): both norms see the block's input
-     * (one norm for both when shared) */
+     * (one norm for both when shared), so the MLP's input is ready before the
+     * attention output is added */
     const float *h2 = m->hn;
     if (!c->shared_norm) {
       BE(norm(m, m->hn2, m->x, w->ln2_w, w->ln2_b, rows));
       h2 = m->hn2;
     }
-    BE(be->linear(m->x, m->att, w->o_w, w->o_b, rows, d, att, 1));
-    return mlp_add(m, w, m->x, h2, rows);
+    BE(attn_add(m, w, layer, B, T));
+    return mlp_add(m, w, layer, h2, B, T);
   }
-  BE(be->linear(m->x, m->att, w->o_w, w->o_b, rows, d, att, 1));
+  BE(attn_add(m, w, layer, B, T));
   BE(norm(m, m->hn, m->x, w->ln2_w, w->ln2_b, rows));
-  return mlp_add(m, w, m->x, m->hn, rows);
+  return mlp_add(m, w, layer, m->hn, B, T);
 }
 
 /* Hands hidden state `index` (device array) to the callback, in host memory. */
@@ -233,7 +265,7 @@ static int embed(tl_model *m, const int32_t *ids, int B, int T) {
   return 0;
 }
 
-int tl_model_forward_cb(tl_model *m, const int32_t *ids, int B, int T, tl_hidden_fn fn, void *ctx, float *logits) {
+static int forward(tl_model *m, const int32_t *ids, int B, int T, tl_hidden_fn fn, void *ctx, float *logits) {
   const tl_model_config *c = &m->cfg;
   const tl_backend *be = m->be;
   if (B <= 0 || T <= 0 || (int64_t)B * T > (1 << 30))
@@ -287,6 +319,23 @@ int tl_model_forward_cb(tl_model *m, const int32_t *ids, int B, int T, tl_hidden
     }
   }
   return 0;
+}
+
+void tl_model_set_sublayer_hook(tl_model *m, tl_sublayer_fn fn, void *ctx) {
+  m->sublayer = fn;
+  m->sublayer_ctx = fn ? ctx : NULL;
+}
+
+int tl_model_forward_cb(tl_model *m, const int32_t *ids, int B, int T, tl_hidden_fn fn, void *ctx, float *logits) {
+  if (!m->sublayer) return forward(m, ids, B, T, fn, ctx, logits);
+  /* the sub-layer outputs need their own [rows, d] buffer, for this forward only
+   * (after the size checks, which forward() makes before anything is allocated) */
+  if (B <= 0 || T <= 0 || (int64_t)B * T > (1 << 30)) return forward(m, ids, B, T, fn, ctx, logits);
+  m->sub = m->be->alloc((size_t)B * T * m->cfg.d_model * sizeof(float));
+  int rc = forward(m, ids, B, T, fn, ctx, logits);
+  m->be->free(m->sub);
+  m->sub = NULL;
+  return rc;
 }
 
 static int store_hidden(void *ctx, int index, const float *h, int B, int T, int d) {

@@ -223,6 +223,11 @@ struct tl_model {
   size_t slice_off, slice_cnt;
   tl_layer_hook hook;
   int has_hook;
+  /* sub-layer hook (tl_model_set_sublayer_hook); sub: this forward's [rows, d]
+   * output buffer while one is set, allocated and freed by the forward itself */
+  tl_sublayer_fn sublayer;
+  void *sublayer_ctx;
+  float *sub;
   /* scratch, sized for cap_rows token positions, reused across calls */
   int cap_rows;
   float *x, *hn, *hn2, *qkv, *att, *mlp_h, *mlp_g, *stage;
