@@ -12,11 +12,11 @@ pkgs=(build-essential cmake pkg-config git
       libcjson-dev libzstd-dev zstd libopenblas-dev
       python3 python3-numpy python3-torch)
 # What only the test suite needs (jobs/test.sh sets TLENS_TEST_PACKAGES=1):
-# python3-protobuf, the independent reader of the TensorBoard event files; chromium,
+# python3-protobuf + protobuf-compiler, the independent reader of the TensorBoard event files; chromium,
 # headless rendering of the SVG and HTML outputs; clang + libclang-rt-14-dev, the
 # libFuzzer targets (tests/fuzz, TLENS_FUZZ=ON).
 if [ "${TLENS_TEST_PACKAGES:-0}" = 1 ]; then
-  pkgs+=(python3-protobuf chromium clang libclang-rt-14-dev)
+  pkgs+=(python3-protobuf protobuf-compiler chromium clang libclang-rt-14-dev)
 fi
 if [ "${TLENS_APT:-1}" != 0 ]; then
   missing=()

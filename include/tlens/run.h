@@ -28,7 +28,8 @@
 #include "tlens/unembed.h"
 
 typedef struct {
-  const char *model;       /* model folder (required) */
+  const char *model;       /* model folder, or a hub id found in the HF cache (required) */
+  const char *revision;    /* with a hub id: branch, tag or commit [main] */
   const char *tokenizer;   /* tokenizer.json [<model>/tokenizer.json] */
   const char *data;        /* corpus: .jsonl, .jsonl.zst or pre-tokenized .safetensors; NULL: none.
                             * Several entries separated by newlines (--data.name A B ...), each a
@@ -60,6 +61,7 @@ typedef struct {
   int64_t T;               /* tokens per sample of data */
   double nats_to_bpb;      /* of data; NaN when unknown (pre-tokenized without metadata) */
   int lock_fd;             /* rank 0: the output folder's lock (-1: none) */
+  char *model_dir;         /* the folder opts.model resolved to */
   /* FSDP (opts.fsdp_slices on several ranks): this rank's slice of every layer and
    * the gather that the model's layer hook runs before each block */
   tl_fsdp *fsdp;

@@ -27,8 +27,10 @@ int tl_cmd_hidden(int argc, char **argv) {
   char *model = NULL, *input = NULL, *output = NULL;
   long threads = 0;
   bool allow_nonfinite = false;
+  char *revision = NULL;
   tl_opt opts[] = {
-      {"model", 'm', TL_OPT_STR, &model, "Hugging Face model folder (config.json + safetensors)", 0, 0, 0},
+      {"model", 'm', TL_OPT_STR, &model, "Hugging Face model folder (config.json + safetensors), or a hub id in the HF cache", 0, 0, 0},
+      {"revision|model.revision", 0, TL_OPT_STR, &revision, "with a hub id: branch, tag or commit [main]", 0, 0, 0},
       {"input", 'i', TL_OPT_STR, &input, "safetensors file holding input_ids [B,T]", 0, 0, 0},
       {"output", 'o', TL_OPT_STR, &output, "safetensors file to write", 0, 0, 0},
       {"threads", 0, TL_OPT_INT, &threads, "CPU threads (0 = OMP_NUM_THREADS or all cores)", 0, 4096, 0},
@@ -70,7 +72,7 @@ int tl_cmd_hidden(int argc, char **argv) {
     goto fail;
   }
   int B = (int)t->shape[0], T = (int)t->shape[1];
-  if (tl_model_load(&m, model)) goto fail;
+  if (tl_model_load_named(&m, model, revision)) goto fail;
   const tl_model_config *c = tl_model_cfg(m);
   ids64 = tl_malloc(sizeof(int64_t) * B * T);
   ids = tl_malloc(sizeof(int32_t) * B * T);

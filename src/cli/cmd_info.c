@@ -34,10 +34,12 @@ static const char *act_str(tl_act a) {
 int tl_cmd_info(int argc, char **argv) {
   char *model = NULL;
   bool devices = false, allow_nonfinite = false;
-  tl_opt opts[] = {{"model", 'm', TL_OPT_STR, &model, "Hugging Face model folder", 0, 0, 0},
+  char *revision = NULL;
+  tl_opt opts[] = {{"model", 'm', TL_OPT_STR, &model, "Hugging Face model folder, or a hub id in the HF cache", 0, 0, 0},
+                   {"revision|model.revision", 0, TL_OPT_STR, &revision, "with a hub id: branch, tag or commit [main]", 0, 0, 0},
                    {"devices", 0, TL_OPT_BOOL, &devices, "list the compute devices instead", 0, 0, 0},
                    {"allow_nonfinite", 0, TL_OPT_BOOL, &allow_nonfinite, "load weights holding NaN or Inf", 0, 0, 0}};
-  int status = tl_cli_parse("info", opts, 3, argc, argv, USAGE, false, NULL, NULL);
+  int status = tl_cli_parse("info", opts, 4, argc, argv, USAGE, false, NULL, NULL);
   if (status >= 0) return status;
   if (devices && !model) {
     print_devices();
@@ -47,11 +49,11 @@ int tl_cmd_info(int argc, char **argv) {
   if (!model || devices) {
     tl_fail(devices ? "--devices takes no --model" : "--model is required (see --help)");
     status = tl_cli_report("info", TL_EXIT_USAGE);
-  } else if (tl_model_allow_nonfinite(allow_nonfinite), tl_model_load(&m, model)) {
+  } else if (tl_model_allow_nonfinite(allow_nonfinite), tl_model_load_named(&m, model, revision)) {
     status = tl_cli_error("info");
   }
   if (!m) {
-    tl_args_free(opts, 3);
+    tl_args_free(opts, 4);
     return status;
   }
   const tl_model_config *c = tl_model_cfg(m);
@@ -78,6 +80,6 @@ int tl_cmd_info(int argc, char **argv) {
   printf("memory:         %.1f MiB on disk, %.1f MiB as fp32\n", disk_mb, fp32_mb);
   printf("config_sha256:  %s\n", c->config_hash);
   tl_model_free(m);
-  tl_args_free(opts, 3);
+  tl_args_free(opts, 4);
   return 0;
 }

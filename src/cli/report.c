@@ -1,5 +1,6 @@
 /* The one place where commands print an error and pick their exit status. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cli/commands.h"
 #include "tlens/core.h"
@@ -20,6 +21,10 @@ int tl_cli_parse(const char *cmd, tl_opt *opts, int nopts, int argc, char **argv
   int rc = tl_args_parse(opts, nopts, argc, argv, usage, allow_config, positional, npositional);
   if (rc == TL_ARGS_OK) return -1;
   tl_args_free(opts, nopts);
+  if (positional) {
+    free(*positional);
+    *positional = NULL;
+  }
   return rc == TL_ARGS_HELP ? TL_EXIT_OK : tl_cli_report(cmd, TL_EXIT_USAGE);
 }
 

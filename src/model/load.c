@@ -367,6 +367,15 @@ static int load_slices(tl_model *m, weights *w) {
   return 0;
 }
 
+int tl_model_load_named(tl_model **out, const char *name, const char *revision) {
+  *out = NULL;
+  char *dir = NULL;
+  TL_TRY(tl_model_resolve(name, revision, &dir));
+  int rc = tl_model_load(out, dir);
+  free(dir);
+  return rc;
+}
+
 int tl_model_load(tl_model **out, const char *dir) { return tl_model_load_sliced(out, dir, 1, 0); }
 
 int tl_model_load_sliced(tl_model **out, const char *dir, int parts, int index) {

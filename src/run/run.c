@@ -48,7 +48,7 @@ int tl_run_cfg_check(const tl_run_cfg *c) {
 }
 
 tl_run_opts tl_run_opts_of(const tl_run_cfg *c) {
-  return (tl_run_opts){.model = c->model, .tokenizer = c->tokenizer, .data = c->data, .split = c->split,
+  return (tl_run_opts){.model = c->model, .revision = c->revision, .tokenizer = c->tokenizer, .data = c->data, .split = c->split,
                        .text_column = c->text_column, .max_seq_len = c->max_seq_len, .output = c->output,
                        .cache_dir = c->cache_dir, .threads = c->threads, .fsdp_slices = c->fsdp,
                        .allow_nonfinite = c->allow_nonfinite, .precision = c->precision,
@@ -124,7 +124,7 @@ static bool ends_with(const char *s, const char *suffix) {
 /* <tokenizer or model/tokenizer.json>; pre-tokenized .safetensors data needs none
  * when the model folder has none (r->tok stays NULL). */
 static int open_tokenizer(tl_run *r, const tl_run_opts *o) {
-  char *path = o->tokenizer ? tl_strdup(o->tokenizer) : tl_path_join(o->model, "tokenizer.json");
+  char *path = o->tokenizer ? tl_strdup(o->tokenizer) : tl_path_join(r->model_dir, "tokenizer.json");
   int rc = 0;
   bool pretokenized = o->data && ends_with(o->data, ".safetensors");
   if (!pretokenized || o->tokenizer || tl_file_exists(path)) rc = tl_tokenizer_load(&r->tok, path);
@@ -340,8 +340,12 @@ int tl_run_open(tl_run *r, const tl_run_opts *o) {
       tl_info("--precision %s: the CPU backend holds and computes the frozen model in fp32", o->precision);
     if (o->cpu_offload) tl_info("--cpu_offload: the CPU backend keeps every layer in host memory already");
   }
-  int rc = o->fsdp_slices && d->world > 1 ? tl_model_load_sliced(&r->model, o->model, d->world, d->rank)
-                                          : tl_model_load(&r->model, o->model);
+  /* a hub id is looked up in the Hugging Face cache; the id stays what the lens records */
+  char *dir = NULL;
+  TL_TRY(tl_dist_agree(d, tl_model_resolve(o->model, o->revision, &dir)));
+  int rc = o->fsdp_slices && d->world > 1 ? tl_model_load_sliced(&r->model, dir, d->world, d->rank)
+                                          : tl_model_load(&r->model, dir);
+  r->model_dir = dir;
   TL_TRY(tl_dist_agree(d, rc));
   r->mc = *tl_model_cfg(r->model);
   if (o->fsdp_slices && d->world > 1) TL_TRY(tl_dist_agree(d, setup_fsdp(r)));
@@ -379,6 +383,8 @@ void tl_run_close(tl_run *r) {
   if (r->tok) tl_tokenizer_free(r->tok);
   if (r->model) tl_model_free(r->model);
   r->data = NULL, r->tok = NULL, r->model = NULL;
+  free(r->model_dir);
+  r->model_dir = NULL;
   if (r->lock_fd >= 0) close(r->lock_fd);
   r->lock_fd = -1;
   tl_dist_finalize(&r->dist);

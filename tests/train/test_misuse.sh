@@ -51,6 +51,18 @@ expect_status 1 "config data.source_sha256 is \"[0-9a-f]\{64\}\" in the checkpoi
   "$TLENS" train "${rargs[@]}"
 "$TLENS" train "${rargs[@]}" --force 2>"$WORK/force.log" || { cat "$WORK/force.log"; fail "--force resume"; }
 grep -q '"event": "resume_forced"' "$WORK/r/metrics.jsonl" || fail "metrics.jsonl does not record the forced resume"
+# a hub id resolves from the Hugging Face cache (a tree built by hand as the hub client
+# makes it), for train and info; the lens records the id as given
+hub="$WORK/hub"; snap="$hub/models--local--stories260k/snapshots/0123456789abcdef0123456789abcdef01234567"
+mkdir -p "$snap" "$hub/models--local--stories260k/refs"
+for f in config.json model.safetensors tokenizer.json; do ln -s "$MODEL/$f" "$snap/$f"; done
+echo -n 0123456789abcdef0123456789abcdef01234567 > "$hub/models--local--stories260k/refs/main"
+HF_HUB_CACHE="$hub" "$TLENS" info --model local/stories260k >/dev/null 2>"$WORK/hub.log" || { cat "$WORK/hub.log"; fail "info by hub id"; }
+HF_HUB_CACHE="$hub" "$TLENS" train "${BASE[@]}" --model.name local/stories260k --num_steps 1 --threads 1 --output "$WORK/hubrun" \
+  2>"$WORK/hub.log" || { cat "$WORK/hub.log"; fail "train by hub id"; }
+grep -q '"base_model_name_or_path": *"local/stories260k"' "$WORK/hubrun/config.json" || { cat "$WORK/hubrun/config.json"; fail "the lens does not record the hub id"; }
+expect_status 1 "huggingface-cli download local/missing" env HF_HUB_CACHE="$hub" "$TLENS" train "${BASE[@]}" \
+  --model.name local/missing --num_steps 1 --output "$WORK/hubmiss"
 # usage errors exit 2
 expect_status 2 "output" "$TLENS" train --model.name "$MODEL" --data.name "$DATA"
 expect_status 2 "model.name" "$TLENS" eval --data.name "$DATA" --output "$WORK/t"
