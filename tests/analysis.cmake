@@ -14,3 +14,14 @@ tlens_sh_test(trajectory_html analysis/test_trajectory_html.sh)
 set_tests_properties(trajectory_html PROPERTIES SKIP_RETURN_CODE 77)
 tlens_sh_test(generate_golden analysis/test_generate_golden.sh)
 tlens_sh_test(invert_golden analysis/test_invert.sh)
+# ablations through the sub-layer hook (tests/analysis/test_ablate.c), on every golden
+# family: zeroed layer = identity on the stream, swap with itself = clean bit for bit,
+# mean = clean + (mean - out) by hand, bad --ablate specs; and the CLI's flags.
+add_executable(analysis_ablate ${CMAKE_CURRENT_SOURCE_DIR}/analysis/test_ablate.c)
+target_link_libraries(analysis_ablate PRIVATE tlens_lib)
+target_include_directories(analysis_ablate PRIVATE ${CMAKE_SOURCE_DIR}/src)
+foreach(fam gpt2 gpt_neox llama gpt_neo gptj opt bloom gemma qwen2 phi3 phi stablelm falcon_old falcon_new olmo)
+  add_test(NAME analysis_ablate_${fam} COMMAND analysis_ablate ${TLENS_FIXTURES}/golden/${fam}/model)
+  set_tests_properties(analysis_ablate_${fam} PROPERTIES ENVIRONMENT "${TLENS_TEST_ENV}" TIMEOUT 300)
+endforeach()
+tlens_sh_test(analysis_ablate_cli analysis/test_ablate_cli.sh)

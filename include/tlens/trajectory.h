@@ -58,6 +58,36 @@ int tl_traj_stat_parse(const char *key, tl_traj_stat *s);
 /* 1 for kl, js and tv (they need another input) */
 int tl_traj_stat_is_comparison(tl_traj_stat s);
 
+/* Ablations (the TransformerLens tutorial's): the output of chosen attention and
+ * MLP sub-layers is replaced before it joins the residual stream (through the
+ * model's sub-layer hook, so in every family alike):
+ *   zero  by zeros;
+ *   mean  by its mean over every position of the input (all its sequences), taken
+ *         in the ablated run itself;
+ *   swap  by the same sub-layer's output on another input at the same positions
+ *         (recorded by a forward of that input first; same shape as the input). */
+typedef enum { TL_ABLATE_ZERO = 0, TL_ABLATE_MEAN, TL_ABLATE_SWAP } tl_ablation_kind;
+
+typedef struct {
+  int L;               /* the model's layers */
+  unsigned char *site; /* [L][2]: 1 where layer l's attention ([l][0]) or MLP ([l][1]) is ablated */
+  int n;               /* sites ablated */
+  tl_ablation_kind how;
+  const int32_t *swap_ids; /* swap: the source [swap_B, swap_T] */
+  int swap_B, swap_T;
+} tl_ablation;
+
+/* "attn:9,mlp:3-5" (layers counted from 0, ranges inclusive) for a model of L
+ * layers; every mistake is one line naming the item. */
+int tl_ablation_parse(const char *spec, int L, tl_ablation *a);
+/* "zero", "mean" or "swap" */
+int tl_ablation_kind_parse(const char *name, tl_ablation_kind *k);
+void tl_ablation_free(tl_ablation *a);
+/* hidden [L+1][B][T][d] (as tl_model_forward) of ids with the ablation applied. a NULL:
+ * the clean run, through the same hooked arithmetic, so that an ablation that changes
+ * nothing (swap with the input itself) gives the same bits. */
+int tl_ablation_forward(tl_model *m, const tl_ablation *a, const int32_t *ids, int B, int T, float *hidden);
+
 /* The inputs of one trajectory. */
 typedef struct {
   int B, T;
@@ -74,6 +104,8 @@ typedef struct {
   unsigned stats;   /* bit (1u << s) for each statistic to compute */
   float *log_probs; /* optional [B][R][npos][V]: receives every row's log-probabilities */
   float *other_log_probs; /* optional, the same for other_ids */
+  const tl_ablation *ablation; /* the run of ids is ablated (NULL: none); other_ids then run
+                                  clean through the same hooked forward (tl_ablation_forward) */
 } tl_traj_input;
 
 #define TL_TRAJ_TOPK_MAX 100
@@ -113,6 +145,9 @@ typedef struct {
   char *output;                     /* folder for trajectory.json and the SVG heatmaps */
   char *save_log_probs;             /* safetensors file */
   char *title;
+  char *ablate, *ablation;          /* "attn:9,mlp:3-5"; "zero" (default), "mean" or "swap" */
+  char *swap_text, *swap_input_ids; /* the swap source */
+  char *compare;                    /* "clean": kl/js/tv of the ablated run against the clean one */
 } tl_traj_cfg;
 
 void tl_traj_cfg_default(tl_traj_cfg *c);

@@ -19,7 +19,8 @@ void tl_traj_cfg_free(tl_traj_cfg *c) {
   char **s[] = {&c->model,   &c->tokenizer,  &c->vocab,        &c->lens,          &c->text,
                 &c->input_ids, &c->prompts,  &c->other_text,   &c->other_input_ids, &c->other_prompts,
                 &c->targets, &c->anti_targets, &c->stats,      &c->slice,         &c->clip,
-                &c->output,  &c->save_log_probs, &c->title};
+                &c->output,  &c->save_log_probs, &c->title, &c->ablate, &c->ablation, &c->swap_text,
+                &c->swap_input_ids, &c->compare};
   for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
     free(*s[i]);
     *s[i] = NULL;
@@ -158,6 +159,9 @@ typedef struct {
   tl_traj_set sets[2];
   int nsets;
   tl_st_writer *lp_writer;
+  tl_ablation abl;
+  bool ablated;
+  int32_t *swap;
 } run_state;
 
 static int one_lens(run_state *s, const char *type, const tl_lens *lens) {
@@ -167,7 +171,7 @@ static int one_lens(run_state *s, const char *type, const tl_lens *lens) {
   tl_traj_input in = {.B = s->B, .T = s->T, .ids = s->ids, .targets = s->targets, .anti_targets = s->anti,
                       .other_ids = s->other, .npos = s->npos, .pos = s->pos, .mask_input = c->mask_input,
                       .topk = (int)c->topk, .max_entries = (int)c->max_entries, .chunk = (int)c->chunk,
-                      .stats = bits};
+                      .stats = bits, .ablation = s->ablated ? &s->abl : NULL};
   const int R = s->env.mc.n_layers + 1, V = s->env.u.vocab;
   const size_t nlp = (size_t)s->B * R * s->npos * V;
   if (c->save_log_probs) {
@@ -234,6 +238,51 @@ static int write_outputs(run_state *s) {
   return rc;
 }
 
+/* the ablation flags that need no model: each names what is missing or extra */
+static int check_ablation_flags(const tl_traj_cfg *c, tl_ablation_kind *how) {
+  const bool swap_src = c->swap_text || c->swap_input_ids;
+  if (!c->ablate) {
+    const char *extra = c->ablation ? "--ablation" : swap_src ? (c->swap_text ? "--swap_text" : "--swap_input_ids")
+                        : c->compare ? "--compare" : NULL;
+    if (extra) return tl_fail("%s needs --ablate (the sub-layers to ablate)", extra);
+    return 0;
+  }
+  if (c->ablation) TL_TRY(tl_ablation_kind_parse(c->ablation, how));
+  if (*how == TL_ABLATE_SWAP && !swap_src) return tl_fail("--ablation swap needs --swap_text or --swap_input_ids");
+  if (*how != TL_ABLATE_SWAP && swap_src)
+    return tl_fail("%s is the source of --ablation swap only", c->swap_text ? "--swap_text" : "--swap_input_ids");
+  if (c->swap_text && c->swap_input_ids) return tl_fail("give one of --swap_text or --swap_input_ids");
+  if (c->compare && strcmp(c->compare, "clean"))
+    return tl_fail("--compare '%s': expected clean (the run without the ablation)", c->compare);
+  if (c->compare && (c->other_text || c->other_input_ids || c->other_prompts))
+    return tl_fail("--compare clean compares with the input itself: drop --other_text/--other_input_ids/--other_prompts");
+  return 0;
+}
+
+/* the sites for this model, the swap source, and with --compare clean the clean
+ * run of the input as the other trajectory */
+static int setup_ablation(run_state *s, tl_ablation_kind how) {
+  const tl_traj_cfg *c = s->c;
+  TL_TRY(tl_ablation_parse(c->ablate, s->env.mc.n_layers, &s->abl));
+  s->ablated = true;
+  s->abl.how = how;
+  if (how == TL_ABLATE_SWAP) {
+    int B2 = 1, T2 = 0;
+    if (c->swap_text) TL_TRY(tl_analysis_encode(&s->env, "--swap_text", c->swap_text, !c->no_special, &s->swap, &T2));
+    else TL_TRY(tl_analysis_read_ids(c->swap_input_ids, &s->swap, &B2, &T2));
+    if (B2 != s->B || T2 != s->T)
+      return tl_fail("the swap input has %d x %d tokens, the input %d x %d: swap needs the same positions", B2, T2,
+                     s->B, s->T);
+    s->abl.swap_ids = s->swap, s->abl.swap_B = B2, s->abl.swap_T = T2;
+  }
+  if (c->compare) {
+    const size_t n = (size_t)s->B * s->T * sizeof(int32_t);
+    s->other = tl_malloc(n);
+    memcpy(s->other, s->ids, n);
+  }
+  return 0;
+}
+
 static int run_body(run_state *s) {
   const tl_traj_cfg *c = s->c;
   /* cheap checks first: a bad flag fails before the model loads */
@@ -249,6 +298,8 @@ static int run_body(run_state *s) {
     TL_TRY(parse_clip(c->clip, &s->vo.clip_min, &s->vo.clip_max));
     s->vo.clip = true;
   }
+  tl_ablation_kind how = TL_ABLATE_ZERO;
+  TL_TRY(check_ablation_flags(c, &how));
   tl_analysis_opts ao = {c->model, c->tokenizer, c->vocab, c->lens, c->threads, c->eos_id};
   TL_TRY(tl_analysis_open(&s->env, &ao));
   TL_TRY(read_input(&s->env, "", c->text, c->input_ids, c->prompts, !c->no_special, &s->ids, &s->B, &s->T));
@@ -259,6 +310,7 @@ static int run_body(run_state *s) {
     if (B2 != s->B || T2 != s->T)
       return tl_fail("the trajectories to compare have different shapes: %d x %d tokens and %d x %d", s->B, s->T, B2, T2);
   }
+  if (c->ablate) TL_TRY(setup_ablation(s, how));
   TL_TRY(make_targets(&s->env, "--targets", c->targets, s->ids, s->B, s->T, &s->targets));
   if (c->anti_targets) TL_TRY(make_targets(&s->env, "--anti_targets", c->anti_targets, s->ids, s->B, s->T, &s->anti));
   TL_TRY(parse_stats(c->stats, s->targets != NULL, s->anti != NULL, s->other != NULL, s->stats, &s->nstats));
@@ -299,7 +351,8 @@ int tl_trajectory_run(const tl_traj_cfg *c) {
     free(s.sets[i].views);
   }
   if (s.lp_writer) tl_st_writer_free(s.lp_writer);
-  free(s.ids), free(s.other), free(s.targets), free(s.anti), free(s.pos);
+  free(s.ids), free(s.other), free(s.targets), free(s.anti), free(s.pos), free(s.swap);
+  tl_ablation_free(&s.abl);
   tl_analysis_close(&s.env);
   return rc;
 }

@@ -249,8 +249,11 @@ int tl_traj_compute(tl_model *m, const tl_unembed *u, tl_lens_ws *ws, const tl_l
   /* the hidden states of both inputs, as eval holds them */
   const size_t hn = (size_t)(L + 1) * B * in->T * j.d;
   float *hid = tl_aligned_alloc(hn * sizeof(float)), *hid_o = cmp ? tl_aligned_alloc(hn * sizeof(float)) : NULL;
-  int rc = tl_model_forward(m, in->ids, B, in->T, hid, NULL);
-  if (rc == 0 && cmp) rc = tl_model_forward(m, in->other_ids, B, in->T, hid_o, NULL);
+  int rc = in->ablation ? tl_ablation_forward(m, in->ablation, in->ids, B, in->T, hid)
+                        : tl_model_forward(m, in->ids, B, in->T, hid, NULL);
+  if (rc == 0 && cmp)
+    rc = in->ablation ? tl_ablation_forward(m, NULL, in->other_ids, B, in->T, hid_o)
+                      : tl_model_forward(m, in->other_ids, B, in->T, hid_o, NULL);
   side self = {hid, in->ids, in->mask_input ? input_mask(in->ids, (int64_t)B * in->T, V) : NULL};
   side other = {hid_o, in->other_ids, cmp && in->mask_input ? input_mask(in->other_ids, (int64_t)B * in->T, V) : NULL};
 

@@ -41,6 +41,11 @@ static const char *usage =
     "DIR/trajectory.html (every heatmap in one page with a selector and the top-k on hover; all\n"
     "inline, it loads nothing and opens from a file:// URL). Without:\n"
     "the table of top-1 tokens and values on stdout.\n"
+    "Ablations (--ablate attn:9,mlp:3-5): the output of those attention and MLP sub-layers is\n"
+    "replaced before it joins the residual stream, by zeros (--ablation zero, the default), by its\n"
+    "mean over every position of the input (mean), or by the same sub-layer's output on\n"
+    "--swap_text/--swap_input_ids at the same positions (swap; same length). The trajectory is then\n"
+    "the ablated run's; --compare clean adds kl, js and tv against the clean run.\n"
     "Exit status: 0 done, 1 error, 2 bad usage.";
 
 int tl_cmd_trajectory(int argc, char **argv) {
@@ -77,6 +82,11 @@ int tl_cmd_trajectory(int argc, char **argv) {
       {"output|o", 'o', TL_OPT_STR, &c.output, "output folder (trajectory.json, SVG heatmaps)", 0, 0, false},
       {"save_log_probs", 0, TL_OPT_STR, &c.save_log_probs, "also write every row's log-probabilities [B, L+1, positions, V] (safetensors)", 0, 0, false},
       {"title", 0, TL_OPT_STR, &c.title, "heatmap title [<lens> lens: <statistic>]", 0, 0, false},
+      {"ablate", 0, TL_OPT_STR, &c.ablate, "sub-layers whose output is ablated, e.g. attn:9,mlp:3-5 (layers from 0)", 0, 0, false},
+      {"ablation", 0, TL_OPT_STR, &c.ablation, "how: zero, mean (over the input's positions) or swap [zero]", 0, 0, false},
+      {"swap_text", 0, TL_OPT_STR, &c.swap_text, "--ablation swap: the text whose activations replace the input's", 0, 0, false},
+      {"swap_input_ids", 0, TL_OPT_STR, &c.swap_input_ids, "--ablation swap: the same as ids", 0, 0, false},
+      {"compare", 0, TL_OPT_STR, &c.compare, "clean: kl, js and tv of the ablated run against the clean one", 0, 0, false},
       {"chunk", 0, TL_OPT_INT, &c.chunk, "positions per chunk [0: 128]", 0, 1 << 20, false},
       {"threads", 0, TL_OPT_INT, &c.threads, "CPU threads (0 = OMP_NUM_THREADS or all cores)", 0, 4096, false},
   };
