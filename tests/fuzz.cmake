@@ -11,6 +11,7 @@
 # from the fixtures into the build tree at configure time; what the fuzzer adds goes to
 # fuzz/corpus/<target>, crashes to fuzz/artifacts/<target>/). To fuzz by hand:
 #   build-fuzz/tests/fuzz_<target> build-fuzz/tests/fuzz/corpus/<target> build-fuzz/tests/fuzz/seeds/<target>
+# CI: ctest -L "^fuzz$" (every target for TLENS_FUZZ_SECONDS); the replays carry label `replay`.
 option(TLENS_FUZZ "Build the libFuzzer targets (clang only; instruments the library)" OFF)
 set(TLENS_FUZZ_SECONDS 30 CACHE STRING "seconds each `fuzz`-labelled test fuzzes its target")
 
@@ -40,7 +41,7 @@ function(tlens_fuzz_target name)
   target_include_directories(fuzz_${name}_replay PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
   target_compile_definitions(fuzz_${name}_replay PRIVATE TLENS_FIXTURES="${TLENS_FIXTURES}")
   add_test(NAME fuzz_replay_${name} COMMAND fuzz_${name}_replay ${TLENS_FUZZ_REGRESS}/${name} ${F_SEEDS} ${F_MADE})
-  set_tests_properties(fuzz_replay_${name} PROPERTIES ENVIRONMENT "${TLENS_FUZZ_ENV}" TIMEOUT 300 LABELS fuzz_replay)
+  set_tests_properties(fuzz_replay_${name} PROPERTIES ENVIRONMENT "${TLENS_FUZZ_ENV}" TIMEOUT 300 LABELS replay)
   if(F_REQUIRES)
     set_tests_properties(fuzz_replay_${name} PROPERTIES FIXTURES_REQUIRED ${F_REQUIRES})
   endif()
