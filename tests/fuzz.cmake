@@ -112,3 +112,6 @@ endif()
 
 # a rule the fuzz targets cannot check by themselves: a lens holding NaN or Inf is refused
 tlens_c_test(fuzz_lens_nonfinite fuzz/test_lens_nonfinite.c ${CMAKE_CURRENT_BINARY_DIR}/work/fuzz_lens_nonfinite)
+# ... and --config files naming one option twice, or integers no long holds
+tlens_c_test(fuzz_config_rejects fuzz/test_config_rejects.c ${CMAKE_CURRENT_BINARY_DIR}/work/fuzz_config_rejects)
+target_include_directories(fuzz_config_rejects PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)

@@ -90,16 +90,22 @@ static int load_config(tl_opt *opts, int n, const char *path) {
     return tl_fail("%s: not a JSON object", path);
   }
   char where[600];
+  /* the key that set each option: a second key for the same option (the same name
+   * twice, or two of its aliases) is an error, since JSON readers disagree on which wins */
+  const char **seen = tl_calloc((size_t)n + 1, sizeof *seen);
   for (cJSON *e = root->child; e; e = e->next) {
     const char *key = e->string;
     if (key[0] == '_' || !strncmp(key, "//", 2)) continue; /* "_comment" keys document the file */
     tl_opt *o = find(opts, n, key, strlen(key));
     snprintf(where, sizeof where, "%s: key '%s': ", path, key);
-    if (!o) {
-      tl_fail("%s: unknown key '%s'", path, key);
+    if (!o || seen[o - opts]) {
+      if (!o) tl_fail("%s: unknown key '%s'", path, key);
+      else tl_fail("%s: key '%s' sets the same option as key '%s' before it", path, key, seen[o - opts]);
+      free(seen);
       cJSON_Delete(root);
       return -1;
     }
+    seen[o - opts] = key;
     char buf[64];
     const char *v = NULL;
     tl_buf list = {0};
@@ -108,6 +114,7 @@ static int load_config(tl_opt *opts, int n, const char *path) {
         if (!cJSON_IsString(x)) {
           tl_fail("%s: key '%s': expected a list of strings", path, key);
           tl_buf_free(&list);
+          free(seen);
           cJSON_Delete(root);
           return -1;
         }
@@ -117,6 +124,7 @@ static int load_config(tl_opt *opts, int n, const char *path) {
       int rc = store(o, (const char *)list.data, where);
       tl_buf_free(&list);
       if (rc != 0) {
+        free(seen);
         cJSON_Delete(root);
         return rc;
       }
@@ -130,6 +138,7 @@ static int load_config(tl_opt *opts, int n, const char *path) {
       double d = e->valuedouble;
       if (o->type == TL_OPT_INT && !(d >= -9.2e18 && d <= 9.2e18 && d == (double)(long)d)) {
         tl_fail("%s: key '%s': expected an integer", path, key);
+        free(seen);
         cJSON_Delete(root);
         return -1;
       }
@@ -139,15 +148,18 @@ static int load_config(tl_opt *opts, int n, const char *path) {
     } else if (cJSON_IsNull(e)) continue;
     if (!v) {
       tl_fail("%s: key '%s': expected a string, number or boolean", path, key);
+      free(seen);
       cJSON_Delete(root);
       return -1;
     }
     int rc = store(o, v, where);
     if (rc != 0) {
+      free(seen);
       cJSON_Delete(root);
       return rc;
     }
   }
+  free(seen);
   cJSON_Delete(root);
   return 0;
 }

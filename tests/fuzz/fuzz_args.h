@@ -4,7 +4,10 @@
 #ifndef TLENS_FUZZ_ARGS_H
 #define TLENS_FUZZ_ARGS_H
 
+#include <stdio.h>
+
 #include "cli/args.h"
+#include "tlens/core.h"
 
 typedef struct {
   char *model, *tokenizer, *precision, *data, *split, *text_column, *output, *lens_init, *loss, *optimizer,
@@ -15,7 +18,10 @@ typedef struct {
   bool fsdp, shuffle, dataset_shuffle, bias_only, zero, force, allow_nonfinite;
 } fuzz_train_flags;
 
-static int fuzz_parse_train(int argc, char **argv) {
+/* The last parse's error message (tests read it after tl_clear_error ran). */
+static char fuzz_last_error[1024];
+
+static inline int fuzz_parse_train_msg(int argc, char **argv) {
   fuzz_train_flags f = {0};
   f.max_seq_len = 2048;
   f.shuffle = true;
@@ -55,9 +61,12 @@ static int fuzz_parse_train(int argc, char **argv) {
   };
   int n = (int)(sizeof opts / sizeof opts[0]);
   int rc = tl_args_parse(opts, n, argc, argv, "usage: tlens train [flags]", true, NULL, NULL);
+  snprintf(fuzz_last_error, sizeof fuzz_last_error, "%s", tl_errmsg());
   tl_args_free(opts, n);
   tl_clear_error();
   return rc;
 }
+
+static inline int fuzz_parse_train(int argc, char **argv) { return fuzz_parse_train_msg(argc, argv); }
 
 #endif
