@@ -15,6 +15,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,8 +42,26 @@ static inline void fuzz_remember(const char *path) {
     if (!strcmp(fuzz_made[i], path)) return;
   if (fuzz_nmade < 16) fuzz_made[fuzz_nmade++] = strdup(path);
 }
+/* Folders left by fuzzers that ended without running atexit handlers (libFuzzer's
+ * fork mode ends its children with _exit): those whose process is gone are removed. */
+static inline void fuzz_remove_stale(void) {
+  DIR *d = opendir("/dev/shm");
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    long pid;
+    char rest;
+    if (sscanf(e->d_name, "tlens-fuzz-%ld%c", &pid, &rest) != 1 || pid <= 0) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    char *cmd = tl_sprintf("rm -rf '/dev/shm/%s'", e->d_name);
+    (void)!system(cmd);
+    free(cmd);
+  }
+  if (d) closedir(d);
+}
+
 static inline char *fuzz_shm_path(const char *name) {
   if (!fuzz_dir[0]) {
+    fuzz_remove_stale();
     snprintf(fuzz_dir, sizeof fuzz_dir, "/dev/shm/tlens-fuzz-%ld", (long)getpid());
     if (mkdir(fuzz_dir, 0700) != 0 && errno != EEXIST) {
       fprintf(stderr, "fuzz: cannot create %s\n", fuzz_dir);
