@@ -1,10 +1,15 @@
 # Chaos: a 2-rank training run is killed with SIGKILL at 20 seeded pseudo-random
-# moments and started again after each; some kills land half-way through a
+# moments (a seeded number of logged steps plus a seeded delay, so the schedule does
+# not depend on the machine's speed) and started again after each; some land half-way through a
 # checkpoint write (TLENS_FAULT=ckpt_kill:S kills rank 0 inside the writer). The
 # final params.pt is bitwise identical to the uninterrupted run's. Label: chaos.
 source "$(dirname "$0")/common.sh"
 RANDOM=20261203 # the seed of the kill schedule
-ARGS=("${BASE[@]}" --num_steps 120 --checkpoint_freq 4 --checkpoint_keep 2 --threads 1)
+ARGS=("${BASE[@]}" --num_steps 600 --checkpoint_freq 4 --checkpoint_keep 2 --threads 1)
+last_step() { # the last step the run logged (0 before any)
+  local l; l=$(grep -o '"step": [0-9]*' "$out/metrics.jsonl" 2>/dev/null | tail -1 | grep -o '[0-9]*$' || true)
+  echo "${l:-0}"
+}
 killall2() { # SIGKILL to every process of the attempt's session (the launcher and the ranks,
   # which Open MPI puts in process groups of their own), then wait until none is left
   pkill -9 -s "$PID" 2>/dev/null || true
@@ -37,13 +42,21 @@ while [ ! -s "$out/params.pt" ]; do
     kills=$((kills + 1)) inwrite=$((inwrite + 1))
     echo "kill $kills: inside the checkpoint write of step $s" >>"$WORK/schedule"
   elif [ $kills -lt 20 ]; then
-    delay=$(( RANDOM % 1200 + 300 )) # ms after the start
+    # a moment tied to the run's progress, not to the clock (machines differ 10x): once
+    # the run has logged a seeded number of further steps, a seeded delay, then SIGKILL
+    at=$(last_step)
+    ahead=$(( RANDOM % 5 + 1 )) delay=$(( RANDOM % 50 ))
     run2 "$out"
-    sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+    for _ in $(seq 2000); do
+      [ "$(last_step)" -ge $((at + ahead)) ] && break
+      kill -0 "$PID" 2>/dev/null || break
+      sleep 0.01
+    done
+    sleep "$(printf '0.%03d' "$delay")"
     killall2
     wait "$PID" 2>/dev/null || true
     kills=$((kills + 1))
-    echo "kill $kills: SIGKILL to every rank after ${delay} ms" >>"$WORK/schedule"
+    echo "kill $kills: SIGKILL to every rank ${delay} ms after step $((at + ahead))" >>"$WORK/schedule"
   else
     run2 "$out"
     wait "$PID" || { tail -30 "$WORK/chaos.log"; fail "the final resume failed"; }
