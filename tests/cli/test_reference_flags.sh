@@ -6,6 +6,9 @@
 set -euo pipefail
 : "${TLENS:?}" "${WORK:?}" "${FIXTURES:?}"
 rm -rf "$WORK"; mkdir -p "$WORK"
+# Open MPI's plugins leak at exit in frames LeakSanitizer cannot name or suppress;
+# address and undefined-behaviour checks stay on in sanitizer builds.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 MODEL=$FIXTURES/models/stories260k
 DATA=$FIXTURES/data/tinystories_train_head.jsonl
