@@ -3,14 +3,7 @@
 # Train fields of train_loop.py, the Eval fields of eval_loop.py, and Main's
 # --log_level) parses with its documented name and a value of its type. The table
 # below is the reference's list: a flag missing from tlens fails the test by name.
-set -euo pipefail
-: "${TLENS:?}" "${WORK:?}" "${FIXTURES:?}"
-rm -rf "$WORK"; mkdir -p "$WORK"
-# Open MPI's plugins leak at exit in frames LeakSanitizer cannot name or suppress;
-# address and undefined-behaviour checks stay on in sanitizer builds.
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-MODEL=$FIXTURES/models/stories260k
+source "$(dirname "$0")/../sh_common.sh"
 DATA=$FIXTURES/data/tinystories_train_head.jsonl
 # flag | value ("" = a switch)    groups: Model, Data, Distributed (shared)
 shared=(

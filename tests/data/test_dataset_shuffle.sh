@@ -4,14 +4,7 @@
 # the documents in that order, and the token cache of that file (unshuffled) must
 # hold exactly the ids of the shuffled cache of the original. Also: eval's progress
 # reaches a pipe as plain lines, and its metrics files state their units.
-set -euo pipefail
-: "${TLENS:?}" "${WORK:?}" "${FIXTURES:?}"
-rm -rf "$WORK"; mkdir -p "$WORK"
-# Open MPI's plugins leak at exit in frames LeakSanitizer cannot name or suppress;
-# address and undefined-behaviour checks stay on in sanitizer builds.
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-MODEL=$FIXTURES/models/stories260k
+source "$(dirname "$0")/../sh_common.sh"
 SRC=$FIXTURES/data/tinystories_valid_head.jsonl
 python3 - "$SRC" "$WORK/permuted.jsonl" 7 <<'PY'
 import sys

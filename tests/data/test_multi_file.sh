@@ -1,14 +1,7 @@
 # --data.name with several files, globs or a folder (with --split) reads them in order
 # as one corpus: its chunks are exactly those of the single concatenated file (the
 # reference: `cat` of the parts, tokenized unsplit), in .jsonl and .jsonl.zst alike.
-set -euo pipefail
-: "${TLENS:?}" "${WORK:?}" "${FIXTURES:?}"
-rm -rf "$WORK"; mkdir -p "$WORK"
-# Open MPI's plugins leak at exit in frames LeakSanitizer cannot name or suppress;
-# address and undefined-behaviour checks stay on in sanitizer builds.
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-MODEL=$FIXTURES/models/stories260k
+source "$(dirname "$0")/../sh_common.sh"
 SRC=$FIXTURES/data/tinystories_valid_head.jsonl
 # three parts (the last compressed), and a folder in the HF dataset layout
 head -n 300 "$SRC" > "$WORK/p1.jsonl"
