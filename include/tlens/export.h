@@ -152,6 +152,39 @@ typedef struct {
 int tl_lens_dir_load(const char *dir, const tl_lens_expect *expect, tl_lens_config *c, float **params,
                      int *hash_mismatch);
 
+/* ---- lenses by hub id ------------------------------------------------------------
+ * The reference's load_lens_artifacts, offline: a lens named by id is looked up in
+ * the Hugging Face cache (tlens/hub.h) in the space AlignmentResearch/tuned-lens,
+ * subfolder lens/<id>/, at its main revision. TUNED_LENS_REPO_ID (an ORG/NAME) and
+ * TUNED_LENS_REPO_TYPE (model, dataset or space) name another repository. */
+typedef struct {
+  char *repo_id, *repo_type;
+  char *repo;     /* its cache folder, <cache>/<type>s--ORG--NAME */
+  char *snapshot; /* the main revision's snapshot, NULL when the repository is not cached */
+  char *fetch;    /* the huggingface-cli command that downloads it */
+  const char *from; /* the setting the cache folder came from (HF_HUB_CACHE, HF_HOME, ...) */
+} tl_lens_space;
+/* Reads the two settings (a bad value: -1, one line naming the variable) and finds
+ * the repository in the cache (cached but its main revision missing: -1). */
+int tl_lens_space_open(tl_lens_space *s);
+void tl_lens_space_free(tl_lens_space *s);
+/* The lens ids present in the space's snapshot: every folder under lens/ holding
+ * both config.json and params.pt, as ids relative to lens/, sorted. *ids and each
+ * entry malloc'd (tl_lens_ids_free); none: *n = 0. */
+int tl_lens_space_list(const tl_lens_space *s, char ***ids, int *n);
+void tl_lens_ids_free(char **ids, int n);
+/* The folder that name denotes (malloc'd): name itself when it holds config.json and
+ * params.pt, else lens/<name>/ of the cached space when name is a hub id found
+ * there, else name (an existing folder, or not an id: its loader names what is
+ * missing). An id found nowhere: -1 after one line naming the local folder and the
+ * cache folder searched and the huggingface-cli command that fetches it.
+ * tl_lens_dir_load calls it, so every command taking -l resolves ids. */
+int tl_lens_resolve(const char *name, char **dir);
+/* The name under which a lens for this model goes into a hub layout's lens/
+ * folder (malloc'd): a hub id as it is (ORG/NAME, or NAME), else the last part
+ * of the model's folder (the space stores gpt2's lens as lens/gpt2). */
+char *tl_lens_hub_name(const char *model);
+
 /* ---- unembed_hash --------------------------------------------------------------
  * sha256 hex of numpy.array_str(W_U, precision=1) for a float32 [rows, cols]
  * matrix, byte-identical to numpy 1.24. Only the printed corner elements are read

@@ -11,12 +11,39 @@
 #include "tlens/export.h"
 
 static const char *usage =
-    "usage: tlens export --checkpoint FILE|DIR --output DIR [--dtype f32|f16|bf16] [--model.name NAME]\n\n"
+    "usage: tlens export --checkpoint FILE|DIR (--output DIR | --hub_layout HUB | both) [--dtype f32|f16|bf16]\n"
+    "                    [--model.name NAME]\n\n"
     "Writes the lens held by a training checkpoint (an .h5 file, or the newest valid one in a\n"
     "checkpoint folder) as DIR/config.json + DIR/params.pt, the layout `TunedLens.from_model_and_pretrained`\n"
-    "loads. For the hub, use DIR = lens/<model-name>/.";
+    "loads. --hub_layout HUB writes it where the hub space keeps it, HUB/lens/<model>/: a hub id\n"
+    "as it is (HUB/lens/ORG/NAME/), a model folder by its last part (HUB/lens/gpt2/).";
 
-static int run_export(const char *ckpt, const char *out, const char *dtype_s, const char *name) {
+/* The lens under each folder asked for: --output, then HUB/lens/<model>/. */
+static int write_lens(const char *out, const char *hub, const tl_lens_config *lc, const float *params, tl_dtype dt,
+                      const char *dtype_s, const char *from) {
+  char *hub_dir = NULL;
+  if (hub && !lc->base_model_name_or_path[0])
+    return tl_fail("--hub_layout: the checkpoint records no model name; give it with --model.name");
+  if (hub) {
+    char *name = tl_lens_hub_name(lc->base_model_name_or_path), *sub = tl_sprintf("lens/%s", name);
+    hub_dir = tl_path_join(hub, sub);
+    free(name), free(sub);
+  }
+  const char *dirs[2] = {out, hub_dir};
+  int rc = 0;
+  for (int k = 0; k < 2 && rc == 0; k++) {
+    if (!dirs[k]) continue;
+    rc = tl_mkdirs(dirs[k]);
+    if (rc == 0) rc = tl_lens_dir_save(dirs[k], lc, params, dt);
+    if (rc == 0)
+      printf("wrote %s/config.json and %s/params.pt (%d translators, d_model %d, %s) from %s\n", dirs[k], dirs[k],
+             lc->num_hidden_layers, lc->d_model, dtype_s, from);
+  }
+  free(hub_dir);
+  return rc;
+}
+
+static int run_export(const char *ckpt, const char *out, const char *hub, const char *dtype_s, const char *name) {
   tl_dtype dt;
   if (!strcmp(dtype_s, "f32")) dt = TL_F32;
   else if (!strcmp(dtype_s, "f16")) dt = TL_F16;
@@ -92,11 +119,7 @@ static int run_export(const char *ckpt, const char *out, const char *dtype_s, co
     lc.num_hidden_layers = L;
     lc.bias = true;
     lc.unembed_hash = hash;
-    rc = tl_mkdirs(out);
-    if (rc == 0) rc = tl_lens_dir_save(out, &lc, params, dt);
-    if (rc == 0)
-      printf("wrote %s/config.json and %s/params.pt (%d translators, d_model %d, %s) from %s\n", out, out, L, d,
-             dtype_s, tl_ckpt_file(r));
+    rc = write_lens(out, hub, &lc, params, dt, dtype_s, tl_ckpt_file(r));
   }
   cJSON_Delete(j);
   free(config);
@@ -107,21 +130,22 @@ static int run_export(const char *ckpt, const char *out, const char *dtype_s, co
 }
 
 int tl_cmd_export(int argc, char **argv) {
-  char *ckpt = NULL, *out = NULL, *dtype = tl_strdup("f32"), *name = NULL;
+  char *ckpt = NULL, *out = NULL, *dtype = tl_strdup("f32"), *name = NULL, *hub = NULL;
   tl_opt opts[] = {
       {"checkpoint", 0, TL_OPT_STR, &ckpt, "checkpoint file (step_*.h5) or folder (newest valid one)", 0, 0, false},
       {"output|o", 'o', TL_OPT_STR, &out, "output folder, e.g. lens/<model-name>/", 0, 0, false},
       {"dtype", 0, TL_OPT_STR, &dtype, "storage dtype of params.pt: f32, f16 or bf16", 0, 0, false},
       {"model.name|model", 0, TL_OPT_STR, &name, "base_model_name_or_path to record [the run's --model.name]", 0, 0, false},
+      {"hub_layout", 0, TL_OPT_STR, &hub, "also write the lens to HUB/lens/<model>/ (ORG/NAME for a hub id)", 0, 0, false},
   };
   int n = (int)(sizeof opts / sizeof opts[0]);
   int status = tl_cli_parse("export", opts, n, argc, argv, usage, false, NULL, NULL);
   if (status >= 0) return status;
-  if (!ckpt || !out) {
-    tl_fail("--checkpoint and --output are required (see --help)");
+  if (!ckpt || (!out && !hub)) {
+    tl_fail("--checkpoint and --output (or --hub_layout) are required (see --help)");
     status = tl_cli_report("export", TL_EXIT_USAGE);
   } else {
-    status = run_export(ckpt, out, dtype, name) != 0 ? tl_cli_error("export") : TL_EXIT_OK;
+    status = run_export(ckpt, out, hub, dtype, name) != 0 ? tl_cli_error("export") : TL_EXIT_OK;
   }
   tl_args_free(opts, n);
   return status;

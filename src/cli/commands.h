@@ -30,6 +30,7 @@ int tl_cmd_trajectory(int argc, char **argv);
 int tl_cmd_generate(int argc, char **argv);
 int tl_cmd_compare(int argc, char **argv);
 int tl_cmd_invert(int argc, char **argv);
+int tl_cmd_lenses(int argc, char **argv);
 
 /* ---- the reporter (src/cli/report.c) ---- */
 /* Prints "tlens <cmd>: error: <tl_errmsg()>" (rank r > 0 of a multi-rank run:

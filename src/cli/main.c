@@ -17,6 +17,7 @@ static const command commands[] = {
     {"eval", tl_cmd_eval, "evaluate logit and tuned lenses, per layer, in bits per byte"},
     {"compare", tl_cmd_compare, "the paper's table of eval runs: KL, CE, entropy per layer and lens (Markdown, CSV, SVG)"},
     {"export", tl_cmd_export, "write a checkpoint's lens in the hub layout (config.json + params.pt)"},
+    {"lenses", tl_cmd_lenses, "list the lens artifacts in the Hugging Face cache (hub ids for -l)"},
     {"info", tl_cmd_info, "describe a Hugging Face model folder"},
     {"hidden", tl_cmd_hidden, "run the model on input_ids and write hidden states + logits"},
     {"tokenize", tl_cmd_tokenize, "encode text to token ids, or decode ids to text"},

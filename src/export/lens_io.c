@@ -5,12 +5,15 @@
  * trailing newline. Reading follows TunedLensConfig.from_dict: unknown keys are
  * dropped with a warning, missing optional keys take their defaults. */
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tlens/core.h"
 #include "tlens/export.h"
+#include "tlens/hub.h"
 
 /* ---- config.json ---- */
 
@@ -209,10 +212,15 @@ int tl_lens_dir_save(const char *dir, const tl_lens_config *c, const float *para
   return rc;
 }
 
-int tl_lens_dir_load(const char *dir, const tl_lens_expect *expect, tl_lens_config *c, float **params, int *hash_mismatch) {
+int tl_lens_dir_load(const char *name, const tl_lens_expect *expect, tl_lens_config *c, float **params,
+                     int *hash_mismatch) {
   *params = NULL;
+  memset(c, 0, sizeof *c);
   if (hash_mismatch) *hash_mismatch = 0;
+  char *dir = NULL;
+  TL_TRY(tl_lens_resolve(name, &dir));
   char *cj = tl_path_join(dir, "config.json"), *pt = tl_path_join(dir, "params.pt");
+  free(dir);
   int rc = tl_lens_config_read(cj, c);
   tl_pt_file f = {0};
   if (rc) goto out;
@@ -271,4 +279,152 @@ out:
   free(cj);
   free(pt);
   return rc;
+}
+
+/* ---- lenses by hub id ---- */
+
+#define LENS_REPO_ID "AlignmentResearch/tuned-lens" /* load_lens_artifacts' defaults */
+#define LENS_REPO_TYPE "space"
+
+void tl_lens_space_free(tl_lens_space *s) {
+  free(s->repo_id), free(s->repo_type), free(s->repo), free(s->snapshot), free(s->fetch);
+  memset(s, 0, sizeof *s);
+}
+
+int tl_lens_space_open(tl_lens_space *s) {
+  memset(s, 0, sizeof *s);
+  /* as the reference: a variable set to "" counts as unset */
+  const char *id = getenv("TUNED_LENS_REPO_ID"), *type = getenv("TUNED_LENS_REPO_TYPE");
+  if (id && *id && !tl_hub_valid_id(id))
+    return tl_fail("TUNED_LENS_REPO_ID is '%s': not a hub repository id (expected ORG/NAME or NAME)", id);
+  if (type && *type && !tl_hub_valid_type(type))
+    return tl_fail("TUNED_LENS_REPO_TYPE is '%s': not a repository type (expected model, dataset or space)", type);
+  s->repo_id = tl_strdup(id && *id ? id : LENS_REPO_ID);
+  s->repo_type = tl_strdup(type && *type ? type : LENS_REPO_TYPE);
+  char *cache = tl_hub_cache_dir(&s->from);
+  s->repo = tl_hub_repo_dir(cache, s->repo_type, s->repo_id);
+  free(cache);
+  s->fetch = strcmp(s->repo_type, "model") ? tl_sprintf("huggingface-cli download %s --repo-type %s", s->repo_id, s->repo_type)
+                                           : tl_sprintf("huggingface-cli download %s", s->repo_id);
+  if (!tl_is_dir(s->repo)) return 0;
+  char *what = tl_sprintf("lens repository %s '%s'", s->repo_type, s->repo_id);
+  int rc = tl_hub_snapshot(s->repo, "main", what, s->fetch, &s->snapshot);
+  free(what);
+  if (rc) tl_lens_space_free(s);
+  return rc;
+}
+
+void tl_lens_ids_free(char **ids, int n) {
+  for (int i = 0; i < n; i++) free(ids[i]);
+  free(ids);
+}
+
+/* true when dir/config.json and dir/params.pt both exist (links followed) */
+static bool has_lens_files(const char *dir) {
+  char *cj = tl_path_join(dir, "config.json"), *pt = tl_path_join(dir, "params.pt");
+  bool ok = tl_file_exists(cj) && tl_file_exists(pt);
+  free(cj), free(pt);
+  return ok;
+}
+
+typedef struct {
+  char **ids;
+  int n, cap;
+} id_list;
+
+/* Every folder under dir (rel: its id so far) that holds a lens, depth first; the
+ * reference globs lens/ ** /config.json and params.pt and keeps the folders with both. */
+static void collect_lenses(const char *dir, const char *rel, int depth, id_list *l) {
+  if (rel && has_lens_files(dir)) {
+    if (l->n == l->cap) {
+      l->cap = l->cap ? 2 * l->cap : 16;
+      l->ids = tl_realloc(l->ids, (size_t)l->cap * sizeof *l->ids);
+    }
+    l->ids[l->n++] = tl_strdup(rel);
+  }
+  DIR *dp = depth < 8 ? opendir(dir) : NULL;
+  if (!dp) return;
+  for (struct dirent *e; (e = readdir(dp));) {
+    if (e->d_name[0] == '.') continue;
+    char *path = tl_path_join(dir, e->d_name);
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) { /* real folders: a snapshot links files, not folders */
+      char *sub = rel ? tl_path_join(rel, e->d_name) : tl_strdup(e->d_name);
+      collect_lenses(path, sub, depth + 1, l);
+      free(sub);
+    }
+    free(path);
+  }
+  closedir(dp);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int tl_lens_space_list(const tl_lens_space *s, char ***ids, int *n) {
+  id_list l = {0};
+  if (s->snapshot) {
+    char *root = tl_path_join(s->snapshot, "lens");
+    collect_lenses(root, NULL, 0, &l);
+    free(root);
+  }
+  if (l.n > 1) qsort(l.ids, (size_t)l.n, sizeof *l.ids, cmp_str);
+  *ids = l.ids;
+  *n = l.n;
+  return 0;
+}
+
+/* "; cached lenses: a, b, ..." (at most 10 named), or "" when there are none. */
+static char *cached_list(const tl_lens_space *s) {
+  char **ids;
+  int n;
+  tl_buf b = {0};
+  tl_lens_space_list(s, &ids, &n);
+  for (int i = 0; i < n && i < 10; i++) tl_buf_printf(&b, "%s%s", i ? ", " : "; cached lenses: ", ids[i]);
+  if (n > 10) tl_buf_printf(&b, ", ... (%d in all)", n);
+  tl_buf_append(&b, "", 1);
+  tl_lens_ids_free(ids, n);
+  return (char *)b.data;
+}
+
+int tl_lens_resolve(const char *name, char **dir) {
+  *dir = NULL;
+  /* a local folder first, as load_lens_artifacts: it must hold both files */
+  if (has_lens_files(name) || !tl_hub_valid_id(name)) {
+    *dir = tl_strdup(name);
+    return 0;
+  }
+  tl_lens_space s;
+  TL_TRY(tl_lens_space_open(&s));
+  char *sub = tl_sprintf("lens/%s", name), *found = s.snapshot ? tl_path_join(s.snapshot, sub) : NULL;
+  char *broken = found && tl_is_dir(found) ? tl_hub_broken_link(found) : NULL;
+  int rc = 0;
+  if (broken) {
+    rc = tl_fail("lens '%s': %s/%s links to a blob that is not in the cache (an interrupted download?); fetch it "
+                 "again with: %s --include '%s/*'", name, found, broken, s.fetch, sub);
+  } else if (found && has_lens_files(found)) {
+    tl_debug("lens '%s' from the Hugging Face cache: %s", name, found);
+    *dir = found;
+    found = NULL;
+  } else if (tl_is_dir(name)) {
+    *dir = tl_strdup(name); /* its loader names the file it lacks */
+  } else {
+    char *list = cached_list(&s);
+    rc = tl_fail("lens '%s' is not a local folder (no %s/config.json + params.pt) and not in the Hugging Face cache "
+                 "(searched %s, from %s%s); fetch it with: %s --include '%s/*'", name, name, found ? found : s.repo,
+                 s.from, list, s.fetch, sub);
+    free(list);
+  }
+  free(sub), free(found), free(broken);
+  tl_lens_space_free(&s);
+  return rc;
+}
+
+char *tl_lens_hub_name(const char *model) {
+  size_t n = strlen(model);
+  while (n > 1 && model[n - 1] == '/') n--;
+  char *m = tl_sprintf("%.*s", (int)n, model);
+  if (m[0] != '/' && m[0] != '.' && !tl_is_dir(m) && tl_hub_valid_id(m)) return m;
+  char *b = tl_strdup(tl_basename(m));
+  free(m);
+  return b;
 }
