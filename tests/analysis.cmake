@@ -25,3 +25,15 @@ foreach(fam gpt2 gpt_neox llama gpt_neo gptj opt bloom gemma qwen2 phi3 phi stab
   set_tests_properties(analysis_ablate_${fam} PROPERTIES ENVIRONMENT "${TLENS_TEST_ENV}" TIMEOUT 300)
 endforeach()
 tlens_sh_test(analysis_ablate_cli analysis/test_ablate_cli.sh)
+# sub-layer streams (--residual) on every golden family: resid_post[l] == resid_pre[l+1],
+# resid_mid == resid_pre + attn_out bit for bit, resid_mid refused where there is none,
+# with ablations (tests/analysis/test_residual.c); then the CLI on the gpt2 golden against
+# a numpy forward (HF's hidden states first) and the reference's formulas.
+add_executable(analysis_residual ${CMAKE_CURRENT_SOURCE_DIR}/analysis/test_residual.c)
+target_link_libraries(analysis_residual PRIVATE tlens_lib)
+target_include_directories(analysis_residual PRIVATE ${CMAKE_SOURCE_DIR}/src)
+foreach(fam gpt2 gpt_neox llama gpt_neo gptj opt bloom gemma qwen2 phi3 phi stablelm falcon_old falcon_new olmo)
+  add_test(NAME analysis_residual_${fam} COMMAND analysis_residual ${TLENS_FIXTURES}/golden/${fam}/model)
+  set_tests_properties(analysis_residual_${fam} PROPERTIES ENVIRONMENT "${TLENS_TEST_ENV}" TIMEOUT 300)
+endforeach()
+tlens_sh_test(trajectory_residual analysis/test_residual_cli.sh)

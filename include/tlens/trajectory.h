@@ -88,6 +88,37 @@ void tl_ablation_free(tl_ablation *a);
  * nothing (swap with the input itself) gives the same bits. */
 int tl_ablation_forward(tl_model *m, const tl_ablation *a, const int32_t *ids, int B, int T, float *hidden);
 
+/* The stream a trajectory looks at (the reference's residual_component, named as
+ * TransformerLens's hooks): row l of the trajectory is the lens at layer l applied to
+ *   resid_pre   the stream entering block l (the lens's own streams, the default);
+ *   resid_mid   resid_pre + attn_out: the stream between attention and MLP. Only a
+ *               sequential pre-norm block has one: in a parallel-residual block both
+ *               sub-layers read resid_pre and join it together (TransformerLens has no
+ *               hook_resid_mid there either), and a post-norm block normalises it
+ *               inside the block where no hook sees it; both are refused;
+ *   resid_post  the stream leaving block l (= resid_pre of l+1; for the last block its
+ *               raw output, before the final norm);
+ *   attn_out    the attention output (after o_proj) as it joins the stream;
+ *   mlp_out     the MLP output (after down_proj) as it joins the stream.
+ * Under an ablation the sub-layer outputs are the ablated ones, i.e. what joined the
+ * stream. Every component but resid_pre comes from the model's sub-layer hook. */
+typedef enum { TL_RESID_PRE = 0, TL_RESID_MID, TL_RESID_POST, TL_ATTN_OUT, TL_MLP_OUT, TL_NRESID } tl_residual;
+
+/* "resid_pre", ...; NULL out of range */
+const char *tl_residual_key(tl_residual r);
+/* the component of a key, or -1 with one line listing the known ones */
+int tl_residual_parse(const char *key, tl_residual *r);
+/* -1 with one line when this model's blocks have no such stream (resid_mid above) */
+int tl_residual_check(const tl_model_config *c, tl_residual r);
+/* hidden [L+1][B][T][d]: rows 0..L-1 the component of each layer, row L the model's
+ * output (after the final norm, as tl_model_forward), of ids with the ablation a
+ * (NULL: none) applied, all from one hooked forward. The components of one input
+ * agree bit for bit: resid_post[l] == resid_pre[l+1], resid_mid[l] == resid_pre[l] +
+ * attn_out[l] and resid_post[l] == resid_mid[l] + mlp_out[l] in fp32, as the
+ * forward adds them. With TL_RESID_PRE this is tl_ablation_forward. */
+int tl_residual_forward(tl_model *m, const tl_ablation *a, tl_residual r, const int32_t *ids, int B, int T,
+                        float *hidden);
+
 /* The inputs of one trajectory. */
 typedef struct {
   int B, T;
@@ -106,6 +137,7 @@ typedef struct {
   float *other_log_probs; /* optional, the same for other_ids */
   const tl_ablation *ablation; /* the run of ids is ablated (NULL: none); other_ids then run
                                   clean through the same hooked forward (tl_ablation_forward) */
+  tl_residual residual;        /* the stream of rows 0..L-1, of both inputs (default resid_pre) */
 } tl_traj_input;
 
 #define TL_TRAJ_TOPK_MAX 100
@@ -148,6 +180,7 @@ typedef struct {
   char *ablate, *ablation;          /* "attn:9,mlp:3-5"; "zero" (default), "mean" or "swap" */
   char *swap_text, *swap_input_ids; /* the swap source */
   char *compare;                    /* "clean": kl/js/tv of the ablated run against the clean one */
+  char *residual;                   /* "resid_pre" (NULL: the same), "resid_mid", ... (tl_residual) */
 } tl_traj_cfg;
 
 void tl_traj_cfg_default(tl_traj_cfg *c);

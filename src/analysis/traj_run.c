@@ -20,7 +20,7 @@ void tl_traj_cfg_free(tl_traj_cfg *c) {
                 &c->input_ids, &c->prompts,  &c->other_text,   &c->other_input_ids, &c->other_prompts,
                 &c->targets, &c->anti_targets, &c->stats,      &c->slice,         &c->clip,
                 &c->output,  &c->save_log_probs, &c->title, &c->ablate, &c->ablation, &c->swap_text,
-                &c->swap_input_ids, &c->compare};
+                &c->swap_input_ids, &c->compare, &c->residual};
   for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
     free(*s[i]);
     *s[i] = NULL;
@@ -162,6 +162,7 @@ typedef struct {
   tl_ablation abl;
   bool ablated;
   int32_t *swap;
+  tl_residual residual;
 } run_state;
 
 static int one_lens(run_state *s, const char *type, const tl_lens *lens) {
@@ -171,7 +172,8 @@ static int one_lens(run_state *s, const char *type, const tl_lens *lens) {
   tl_traj_input in = {.B = s->B, .T = s->T, .ids = s->ids, .targets = s->targets, .anti_targets = s->anti,
                       .other_ids = s->other, .npos = s->npos, .pos = s->pos, .mask_input = c->mask_input,
                       .topk = (int)c->topk, .max_entries = (int)c->max_entries, .chunk = (int)c->chunk,
-                      .stats = bits, .ablation = s->ablated ? &s->abl : NULL};
+                      .stats = bits, .ablation = s->ablated ? &s->abl : NULL,
+                      .residual = s->residual};
   const int R = s->env.mc.n_layers + 1, V = s->env.u.vocab;
   const size_t nlp = (size_t)s->B * R * s->npos * V;
   if (c->save_log_probs) {
@@ -223,7 +225,11 @@ static int write_outputs(run_state *s) {
     for (int k = 0; k < s->sets[i].n && rc == 0; k++, nsvg++) {
       const tl_traj_view *v = &s->sets[i].views[k];
       char *name = tl_sprintf("%s_%s.svg", s->sets[i].lens_type, v->key);
-      char *title = c->title ? tl_strdup(c->title) : tl_sprintf("%s lens: %s", s->sets[i].lens_type, v->name);
+      /* a sub-layer stream is named in the title: the rows are not the lens's own streams */
+      char *title = c->title ? tl_strdup(c->title)
+                    : s->residual != TL_RESID_PRE
+                        ? tl_sprintf("%s lens: %s (%s)", s->sets[i].lens_type, v->name, tl_residual_key(s->residual))
+                        : tl_sprintf("%s lens: %s", s->sets[i].lens_type, v->name);
       path = tl_path_join(c->output, name);
       rc = tl_traj_write_svg(path, v, title);
       free(path), free(name), free(title);
@@ -300,8 +306,10 @@ static int run_body(run_state *s) {
   }
   tl_ablation_kind how = TL_ABLATE_ZERO;
   TL_TRY(check_ablation_flags(c, &how));
+  if (c->residual) TL_TRY(tl_residual_parse(c->residual, &s->residual));
   tl_analysis_opts ao = {c->model, c->tokenizer, c->vocab, c->lens, c->threads, c->eos_id};
   TL_TRY(tl_analysis_open(&s->env, &ao));
+  TL_TRY(tl_residual_check(&s->env.mc, s->residual));
   TL_TRY(read_input(&s->env, "", c->text, c->input_ids, c->prompts, !c->no_special, &s->ids, &s->B, &s->T));
   if (c->other_text || c->other_input_ids || c->other_prompts) {
     int B2, T2;

@@ -217,6 +217,14 @@ static int check_input(const tl_traj_input *in, const tl_unembed *u, const tl_le
   return 0;
 }
 
+/* hidden [L+1][B][T][d] of ids: the plain forward for the lens's own streams of a
+ * clean run; the hooked one for an ablation or a sub-layer stream, the other input
+ * then running through the same hooked arithmetic without the ablation */
+static int streams(tl_model *m, const tl_traj_input *in, const tl_ablation *a, const int32_t *ids, float *hid) {
+  if (!in->ablation && in->residual == TL_RESID_PRE) return tl_model_forward(m, ids, in->B, in->T, hid, NULL);
+  return tl_residual_forward(m, a, in->residual, ids, in->B, in->T, hid);
+}
+
 static unsigned char *input_mask(const int32_t *ids, int64_t n, int V) {
   unsigned char *m = tl_calloc((size_t)V, 1);
   for (int64_t i = 0; i < n; i++) m[ids[i]] = 1;
@@ -249,11 +257,8 @@ int tl_traj_compute(tl_model *m, const tl_unembed *u, tl_lens_ws *ws, const tl_l
   /* the hidden states of both inputs, as eval holds them */
   const size_t hn = (size_t)(L + 1) * B * in->T * j.d;
   float *hid = tl_aligned_alloc(hn * sizeof(float)), *hid_o = cmp ? tl_aligned_alloc(hn * sizeof(float)) : NULL;
-  int rc = in->ablation ? tl_ablation_forward(m, in->ablation, in->ids, B, in->T, hid)
-                        : tl_model_forward(m, in->ids, B, in->T, hid, NULL);
-  if (rc == 0 && cmp)
-    rc = in->ablation ? tl_ablation_forward(m, NULL, in->other_ids, B, in->T, hid_o)
-                      : tl_model_forward(m, in->other_ids, B, in->T, hid_o, NULL);
+  int rc = streams(m, in, in->ablation, in->ids, hid);
+  if (rc == 0 && cmp) rc = streams(m, in, NULL, in->other_ids, hid_o);
   side self = {hid, in->ids, in->mask_input ? input_mask(in->ids, (int64_t)B * in->T, V) : NULL};
   side other = {hid_o, in->other_ids, cmp && in->mask_input ? input_mask(in->other_ids, (int64_t)B * in->T, V) : NULL};
 

@@ -46,6 +46,14 @@ static const char *usage =
     "mean over every position of the input (mean), or by the same sub-layer's output on\n"
     "--swap_text/--swap_input_ids at the same positions (swap; same length). The trajectory is then\n"
     "the ablated run's; --compare clean adds kl, js and tv against the clean run.\n"
+    "Sub-layer streams (--residual, the reference's residual_component, named as TransformerLens's\n"
+    "hooks): row l is the lens at layer l applied to resid_pre (the stream entering block l: the\n"
+    "default), resid_mid (resid_pre + attn_out, the stream between attention and MLP), resid_post\n"
+    "(the stream leaving block l, = resid_pre of l+1; the last block's before the final norm),\n"
+    "attn_out or mlp_out (the sub-layer's output as it joins the stream; ablated, with --ablate).\n"
+    "A parallel-residual block (GPT-J, NeoX, Phi, Falcon) has no stream between its attention\n"
+    "and MLP, which both read resid_pre (TransformerLens has no resid_mid there), and a post-norm\n"
+    "block (OPT-350m) normalises it where no hook sees it: resid_mid is refused for both.\n"
     "Exit status: 0 done, 1 error, 2 bad usage.";
 
 int tl_cmd_trajectory(int argc, char **argv) {
@@ -86,6 +94,7 @@ int tl_cmd_trajectory(int argc, char **argv) {
       {"ablation", 0, TL_OPT_STR, &c.ablation, "how: zero, mean (over the input's positions) or swap [zero]", 0, 0, false},
       {"swap_text", 0, TL_OPT_STR, &c.swap_text, "--ablation swap: the text whose activations replace the input's", 0, 0, false},
       {"swap_input_ids", 0, TL_OPT_STR, &c.swap_input_ids, "--ablation swap: the same as ids", 0, 0, false},
+      {"residual", 0, TL_OPT_STR, &c.residual, "the stream looked at: resid_pre, resid_mid, resid_post, attn_out or mlp_out [resid_pre]", 0, 0, false},
       {"compare", 0, TL_OPT_STR, &c.compare, "clean: kl, js and tv of the ablated run against the clean one", 0, 0, false},
       {"chunk", 0, TL_OPT_INT, &c.chunk, "positions per chunk [0: 128]", 0, 1 << 20, false},
       {"threads", 0, TL_OPT_INT, &c.threads, "CPU threads (0 = OMP_NUM_THREADS or all cores)", 0, 4096, false},

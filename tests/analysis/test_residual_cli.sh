@@ -1,0 +1,54 @@
+#!/bin/bash
+# tlens trajectory --residual on the gpt2 golden (tuned and logit lens) for every
+# component, clean and with attn:1,mlp:0 zeroed (and --compare clean), checked by
+# check_residual.py against a numpy GPT-2 forward and the reference's formulas; then
+# the one-line errors: an unknown component, resid_mid of a parallel-residual model.
+set -uo pipefail
+: "${TLENS:?}" "${FIXTURES:?}" "${WORK:?}" "${SRC:?}"
+PY=""
+for p in ${PYTHON:-} python3 /usr/bin/python3; do
+  if "$p" -c 'import numpy' 2>/dev/null; then PY=$p; break; fi
+done
+[ -n "$PY" ] || { echo "no python3 with numpy"; exit 1; }
+rm -rf "$WORK"; mkdir -p "$WORK"
+fails=0
+G=$FIXTURES/golden/gpt2
+# the first sequence of the golden forward, as the JSON list tlens reads
+(cd "$SRC/tests/analysis" && "$PY" -c "
+import json, sys
+from check_trajectory import read_safetensors
+json.dump(read_safetensors(sys.argv[1])['input_ids'][0].tolist(), open(sys.argv[2], 'w'))
+" "$G/forward.safetensors" "$WORK/ids.json") || exit 1
+
+COMMON=(--model "$G/model" -l "$G/lens" --logit --input_ids "$WORK/ids.json" --eos_id 0)
+STATS=entropy,forward_kl,cross_entropy,max_probability,rank
+run() {
+  local name=$1; shift
+  "$TLENS" trajectory "${COMMON[@]}" "$@" --output "$WORK/$name" --save_log_probs "$WORK/$name.safetensors" \
+    2>"$WORK/$name.log" || { echo "FAIL $name:"; cat "$WORK/$name.log"; fails=$((fails + 1)); }
+}
+for comp in resid_pre resid_mid resid_post attn_out mlp_out; do
+  run "$comp" --residual "$comp" --stats "$STATS"
+  run "abl_$comp" --residual "$comp" --stats "$STATS" --ablate attn:1,mlp:0
+done
+run cmp_resid_post --residual resid_post --stats kl,js,tv --ablate attn:1,mlp:0 --compare clean
+grep -q "(attn_out)" "$WORK/attn_out/tuned_entropy.svg" || { echo "FAIL: the SVG title does not name attn_out"; fails=$((fails + 1)); }
+[ $fails -eq 0 ] && { (cd "$SRC/tests/analysis" && "$PY" check_residual.py "$G" "$WORK") || fails=$((fails + 1)); }
+
+expect_error() {
+  local name=$1 pat=$2; shift 2
+  local out=$WORK/out_$name
+  "$TLENS" trajectory "$@" --output "$out" >"$WORK/$name.out" 2>"$WORK/$name.err"
+  local rc=$?
+  local lines; lines=$(wc -l < "$WORK/$name.err")
+  if [ $rc -eq 0 ] || [ "$lines" -ne 1 ] || ! grep -q "^tlens trajectory: error: .*$pat" "$WORK/$name.err" || [ -e "$out" ]; then
+    echo "FAIL $name (exit $rc, $lines stderr lines):"; cat "$WORK/$name.err"; fails=$((fails + 1))
+  else
+    echo "ok   $name: $(cat "$WORK/$name.err")"
+  fi
+}
+expect_error unknown "--residual 'resid_out': expected resid_pre, resid_mid, resid_post, attn_out or mlp_out" \
+  "${COMMON[@]}" --residual resid_out
+expect_error parallel "resid_mid: this model's blocks are parallel" --model "$FIXTURES/golden/gpt_neox/model" \
+  --input_ids "$WORK/ids.json" --eos_id 0 --residual resid_mid
+[ $fails -eq 0 ] && echo "trajectory --residual: ok" || { echo "$fails failures"; exit 1; }
