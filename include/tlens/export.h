@@ -76,7 +76,7 @@ void tl_zipw_abort(tl_zipw *w); /* frees w, removes the temporary file */
  * its bytes. Tensors must be contiguous (any storage offset). */
 typedef struct {
   char *name;
-  tl_dtype dtype; /* storage dtype: TL_F32, TL_F16, TL_BF16 or TL_F64 */
+  tl_dtype dtype; /* storage dtype: TL_F32, TL_F16, TL_BF16 or TL_F64 (checkpoints: also integer, bool) */
   int ndim;
   int64_t shape[TL_MAX_DIMS];
   int64_t numel;
@@ -94,6 +94,16 @@ typedef struct {
 int tl_pt_open(tl_pt_file *f, const char *path);
 /* Same from memory; data must outlive f. */
 int tl_pt_open_mem(tl_pt_file *f, const void *data, size_t size, const char *label);
+/* TL_PT_CHECKPOINT: a model's torch.save() state dict (pytorch_model.bin or one of
+ * its shards), read by the same machine. It also accepts the integer and bool
+ * storage classes (Long, Int, Short, Char, Byte, Bool) that a model's buffers use
+ * (attention masks, position ids): such tensors are listed with their dtype, for
+ * the caller to ignore or refuse; tl_pt_to_f32 is only for float dtypes. A file
+ * in the legacy format (torch < 1.6: pickles, not a zip) is refused naming it.
+ * Opened from a file, the pages its CRC checks read are released again. */
+enum { TL_PT_CHECKPOINT = 1 };
+int tl_pt_open_flags(tl_pt_file *f, const char *path, int flags);
+int tl_pt_open_mem_flags(tl_pt_file *f, const void *data, size_t size, const char *label, int flags);
 void tl_pt_close(tl_pt_file *f);
 const tl_pt_tensor *tl_pt_find(const tl_pt_file *f, const char *name);
 /* dst[numel] = the tensor converted to fp32 */

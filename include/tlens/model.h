@@ -4,6 +4,7 @@
  * Architectures are data (a family table) plus small per-family functions.
  *
  * Weights are fp32 in memory whatever the storage dtype (F32/F16/BF16 on disk),
+ * unless the layers are held in bf16 or fp16 (tl_model_hold_precision), and
  * except an untied input embedding: it stays in the weights file (kept open) and
  * the rows of each forward pass's tokens are read and converted when needed.
  * Layouts are normalised on load so the forward pass has one shape for every
@@ -139,8 +140,15 @@ int tl_model_resolve(const char *name, const char *revision, char **dir);
 /* tl_model_resolve then tl_model_load. */
 int tl_model_load_named(tl_model **out, const char *name, const char *revision);
 
-/* Loads config.json + model.safetensors (or model.safetensors.index.json + shards)
- * from dir. Every validation failure is one line naming the file and tensor. */
+/* Loads config.json and the weights from dir: model.safetensors,
+ * model.safetensors.index.json + shards, pytorch_model.bin or
+ * pytorch_model.bin.index.json + shards, the first of these that exists (as
+ * transformers prefers them). pytorch_model.bin files are read by the restricted
+ * unpickler of params.pt (tlens/export.h): a pickle naming any global but the
+ * tensor rebuild functions, the storage classes and OrderedDict is refused, naming
+ * the file and the global. Every validation failure is one line naming the file
+ * and tensor. A folder of several weight files or of 1 GB or more shows its
+ * loading (rank 0; tl_progress: a bar on a terminal, plain lines otherwise). */
 int tl_model_load(tl_model **out, const char *dir);
 /* The same, keeping only slice `index` of `parts` (tl_shard_range) of every layer
  * blob, for FSDP: each layer is converted whole into one scratch blob, its slice
@@ -153,6 +161,23 @@ void tl_model_free(tl_model *m);
  * (--allow_nonfinite); process-wide, default false. */
 void tl_model_allow_nonfinite(bool allow);
 const tl_model_config *tl_model_cfg(const tl_model *m);
+
+/* The dtype the frozen weights are held in, for every later load (process-wide,
+ * like the reference's --precision): TL_F32 (the default), TL_BF16, TL_F16, or
+ * TL_MODEL_HOLD_AUTO for the checkpoint's own dtype (bf16 or fp16 checkpoints held
+ * as they are, anything else in fp32). Compute stays fp32: a layer held in 16 bits
+ * is widened into one fp32 blob just before it runs (the model's layer hook, so
+ * tl_model_layer_blob is NULL and tl_model_set_layer_hook replaces the held
+ * layers), which halves the memory of the layers. The global weights (embeddings,
+ * final norm, unembedding, which the lens reads as fp32) and the slices of a
+ * sliced load keep fp32 storage but take the held dtype's values (rounded to
+ * nearest even), so the model computes the same whichever way it is held. */
+#define TL_MODEL_HOLD_AUTO (-1)
+void tl_model_hold_precision(int dtype);
+/* "auto", "float32", "bfloat16", "float16" -> *dtype as above; else -1, naming --precision. */
+int tl_model_parse_precision(const char *name, int *dtype);
+/* The dtype m's layers are held in (TL_F32 unless a 16-bit one was chosen). */
+tl_dtype tl_model_held_dtype(const tl_model *m);
 /* Reads and validates only config.json (no weights); fills everything but dtype/n_params. */
 int tl_model_read_config(const char *dir, tl_model_config *cfg);
 /* "gpt2, gpt_neox, llama, ...": the model_types the loader knows, in table order */

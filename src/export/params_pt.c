@@ -40,17 +40,33 @@ typedef enum { O_NONE, O_BOOL, O_INT, O_FLOAT, O_STR, O_TUPLE, O_LIST, O_DICT, O
 static const char *kind_name[] = {"None", "bool", "int", "float", "str", "tuple", "list", "dict", "global", "storage", "tensor"};
 
 /* the globals we accept; everything else is rejected by name */
-typedef enum { G_ORDERED_DICT, G_REBUILD_TENSOR_V2, G_REBUILD_PARAMETER, G_FLOAT_STORAGE, G_HALF_STORAGE, G_BF16_STORAGE, G_DOUBLE_STORAGE } gid;
+/* the globals we accept; everything else is rejected by name. The storage classes
+ * come last: from G_FLOAT_STORAGE on, each names the dtype of its storages. The
+ * integer and bool ones hold a model's buffers (attention masks, position ids) and
+ * are accepted only in model checkpoints (TL_PT_CHECKPOINT), never in params.pt. */
+typedef enum {
+  G_ORDERED_DICT, G_REBUILD_TENSOR_V2, G_REBUILD_PARAMETER,
+  G_FLOAT_STORAGE, G_HALF_STORAGE, G_BF16_STORAGE, G_DOUBLE_STORAGE,
+  G_LONG_STORAGE, G_INT_STORAGE, G_SHORT_STORAGE, G_CHAR_STORAGE, G_BYTE_STORAGE, G_BOOL_STORAGE,
+} gid;
+#define G_FIRST_INT_STORAGE G_LONG_STORAGE
 static const struct {
   const char *module, *name;
+  tl_dtype dtype; /* storage classes only */
 } allowed_globals[] = {
-    [G_ORDERED_DICT] = {"collections", "OrderedDict"},
-    [G_REBUILD_TENSOR_V2] = {"torch._utils", "_rebuild_tensor_v2"},
-    [G_REBUILD_PARAMETER] = {"torch._utils", "_rebuild_parameter"},
-    [G_FLOAT_STORAGE] = {"torch", "FloatStorage"},
-    [G_HALF_STORAGE] = {"torch", "HalfStorage"},
-    [G_BF16_STORAGE] = {"torch", "BFloat16Storage"},
-    [G_DOUBLE_STORAGE] = {"torch", "DoubleStorage"},
+    [G_ORDERED_DICT] = {"collections", "OrderedDict", TL_F32},
+    [G_REBUILD_TENSOR_V2] = {"torch._utils", "_rebuild_tensor_v2", TL_F32},
+    [G_REBUILD_PARAMETER] = {"torch._utils", "_rebuild_parameter", TL_F32},
+    [G_FLOAT_STORAGE] = {"torch", "FloatStorage", TL_F32},
+    [G_HALF_STORAGE] = {"torch", "HalfStorage", TL_F16},
+    [G_BF16_STORAGE] = {"torch", "BFloat16Storage", TL_BF16},
+    [G_DOUBLE_STORAGE] = {"torch", "DoubleStorage", TL_F64},
+    [G_LONG_STORAGE] = {"torch", "LongStorage", TL_I64},
+    [G_INT_STORAGE] = {"torch", "IntStorage", TL_I32},
+    [G_SHORT_STORAGE] = {"torch", "ShortStorage", TL_I16},
+    [G_CHAR_STORAGE] = {"torch", "CharStorage", TL_I8},
+    [G_BYTE_STORAGE] = {"torch", "ByteStorage", TL_U8},
+    [G_BOOL_STORAGE] = {"torch", "BoolStorage", TL_BOOL},
 };
 #define N_GLOBALS ((int)(sizeof allowed_globals / sizeof allowed_globals[0]))
 
@@ -97,6 +113,8 @@ typedef struct {
   const tl_zip *zip;
   const char *archive;
   unsigned char *crc_checked; /* per zip entry */
+  int flags;                  /* TL_PT_CHECKPOINT */
+  int mapped;                 /* data.pkl and the storages are a mapping of the file */
 } vm;
 
 static int vm_err(vm *m, const char *fmt, const char *a, const char *b) {
@@ -154,7 +172,8 @@ static int push_str(vm *m, size_t n) {
 static int str_is(const obj *o, const char *s) { return o->kind == O_STR && o->slen == strlen(s) && !memcmp(o->s, s, o->slen); }
 
 static int resolve_global(vm *m, const char *mod, size_t mlen, const char *name, size_t nlen) {
-  for (int g = 0; g < N_GLOBALS; g++)
+  const int n = m->flags & TL_PT_CHECKPOINT ? N_GLOBALS : G_FIRST_INT_STORAGE;
+  for (int g = 0; g < n; g++)
     if (strlen(allowed_globals[g].module) == mlen && !memcmp(allowed_globals[g].module, mod, mlen) &&
         strlen(allowed_globals[g].name) == nlen && !memcmp(allowed_globals[g].name, name, nlen)) {
       int id = new_obj(m, O_GLOBAL);
@@ -193,7 +212,7 @@ static int persistent_load(vm *m, int pid) {
   if (cls->kind != O_GLOBAL || cls->i < G_FLOAT_STORAGE || key->kind != O_STR || loc->kind != O_STR ||
       get_int(m, t->items[4], &numel) || numel < 0)
     return vm_err(m, "persistent id is not ('storage', type, key, location, numel)", NULL, NULL);
-  tl_dtype dt = cls->i == G_FLOAT_STORAGE ? TL_F32 : cls->i == G_HALF_STORAGE ? TL_F16 : cls->i == G_BF16_STORAGE ? TL_BF16 : TL_F64;
+  tl_dtype dt = allowed_globals[cls->i].dtype;
   if (key->slen == 0 || key->slen > 64 || memchr(key->s, 0, key->slen) || memchr(key->s, '/', key->slen))
     return vm_err(m, "bad storage key", NULL, NULL);
   char name[512];
@@ -210,6 +229,10 @@ static int persistent_load(vm *m, int pid) {
   if (!m->crc_checked[idx]) {
     if (tl_zip_check_crc(m->zip, e, m->label)) return -1;
     m->crc_checked[idx] = 1;
+    /* a model checkpoint is mapped from its file: the pages the check read are
+     * dropped again, so that opening a checkpoint of many GB does not make it all
+     * resident before the loader converts it tensor by tensor */
+    if (m->mapped) tl_mmap_release(m->zip->data + e->data_offset, (size_t)e->size);
   }
   GROW(m->st, m->nst, m->cst);
   m->st[m->nst] = (storage){dt, numel, e};
@@ -496,8 +519,14 @@ static void vm_free(vm *m) {
 
 /* ================================ params.pt (read) ================================ */
 
-static int pt_parse(tl_pt_file *f, const void *data, size_t size) {
+static int pt_parse(tl_pt_file *f, const void *data, size_t size, int flags, int mapped) {
   const char *label = f->label;
+  /* torch.save before 1.6 wrote pickles back to back (a magic number, then the
+   * object, then the storages), not a zip: say so rather than "not a zip" */
+  const unsigned char *b = data;
+  if ((flags & TL_PT_CHECKPOINT) && size >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5)
+    return tl_fail("%s: the legacy torch.save format (torch < 1.6, not a zip archive) is not supported; re-save it "
+                   "with torch >= 1.6 (torch.save(torch.load(path), path)) or as safetensors", label);
   if (tl_zip_parse(&f->zip, data, size, label)) return -1;
   /* all entries live in one folder; data.pkl names it */
   const tl_zip_entry *pkl = NULL;
@@ -536,6 +565,8 @@ static int pt_parse(tl_pt_file *f, const void *data, size_t size) {
   m.zip = &f->zip;
   m.archive = archive;
   m.crc_checked = tl_calloc((size_t)f->zip.n + 1, 1);
+  m.flags = flags;
+  m.mapped = mapped && (flags & TL_PT_CHECKPOINT);
   int root, rc = run(&m, &root);
   if (rc == 0) {
     const obj *d = &m.o[root];
@@ -577,17 +608,21 @@ static int pt_parse(tl_pt_file *f, const void *data, size_t size) {
   return rc;
 }
 
-int tl_pt_open_mem(tl_pt_file *f, const void *data, size_t size, const char *label) {
+int tl_pt_open_mem_flags(tl_pt_file *f, const void *data, size_t size, const char *label, int flags) {
   memset(f, 0, sizeof *f);
   f->label = tl_strdup(label);
-  if (pt_parse(f, data, size)) {
+  if (pt_parse(f, data, size, flags, 0)) {
     tl_pt_close(f);
     return -1;
   }
   return 0;
 }
 
-int tl_pt_open(tl_pt_file *f, const char *path) {
+int tl_pt_open_mem(tl_pt_file *f, const void *data, size_t size, const char *label) {
+  return tl_pt_open_mem_flags(f, data, size, label, 0);
+}
+
+int tl_pt_open_flags(tl_pt_file *f, const char *path, int flags) {
   memset(f, 0, sizeof *f);
   f->label = tl_strdup(path);
   if (tl_mmap_open(&f->map, path)) {
@@ -595,12 +630,14 @@ int tl_pt_open(tl_pt_file *f, const char *path) {
     memset(f, 0, sizeof *f);
     return -1;
   }
-  if (pt_parse(f, f->map.data, f->map.size)) {
+  if (pt_parse(f, f->map.data, f->map.size, flags, 1)) {
     tl_pt_close(f);
     return -1;
   }
   return 0;
 }
+
+int tl_pt_open(tl_pt_file *f, const char *path) { return tl_pt_open_flags(f, path, 0); }
 
 _Static_assert(offsetof(tl_pt_tensor, name) == 0, "tl_named_* need the name first");
 

@@ -1,7 +1,9 @@
 /* Loading a Hugging Face model folder: config.json, then the weights from
- * model.safetensors or model.safetensors.index.json + shards, validated tensor
- * by tensor (missing, unexpected, dtype, shape) and converted to fp32 in our
- * layout (see model.h). */
+ * safetensors or pytorch_model.bin files, single or sharded (weights.c),
+ * validated tensor by tensor (missing, unexpected, dtype, shape) and converted
+ * to fp32 in our layout (see model.h), one layer at a time: each layer is then
+ * kept whole, as this rank's slice (FSDP), or held in bf16/fp16
+ * (tl_model_hold_precision), never two copies of the model at once. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include "model/model_internal.h"
+#include "model/weights.h"
 #include "tlens/safetensors.h"
 
 int tl_model_read_config(const char *dir, tl_model_config *cfg) {
@@ -27,132 +30,6 @@ done:
   free(text);
   free(path);
   return rc;
-}
-
-/* ---- the set of checkpoint files ---- */
-
-typedef struct {
-  int nshards;
-  tl_safetensors *shards;
-  char **used; /* per shard, per tensor: consumed by a spec */
-  /* index.json weight_map (NULL for a single file) */
-  cJSON *index;
-  const cJSON *weight_map;
-  char *index_path;
-} weights;
-
-static void weights_close(weights *w) {
-  for (int i = 0; i < w->nshards; i++) {
-    tl_st_close(&w->shards[i]);
-    free(w->used[i]);
-  }
-  free(w->shards);
-  free(w->used);
-  cJSON_Delete(w->index);
-  free(w->index_path);
-  memset(w, 0, sizeof *w);
-}
-
-static int open_shard(weights *w, const char *path) {
-  w->shards = tl_realloc(w->shards, (size_t)(w->nshards + 1) * sizeof *w->shards);
-  w->used = tl_realloc(w->used, (size_t)(w->nshards + 1) * sizeof *w->used);
-  memset(&w->shards[w->nshards], 0, sizeof *w->shards);
-  if (tl_st_open(&w->shards[w->nshards], path)) return -1;
-  w->used[w->nshards] = tl_calloc((size_t)w->shards[w->nshards].n + 1, 1);
-  w->nshards++;
-  return 0;
-}
-
-static int weights_open(weights *w, const char *dir) {
-  memset(w, 0, sizeof *w);
-  char *single = tl_path_join(dir, "model.safetensors");
-  char *index = tl_path_join(dir, "model.safetensors.index.json");
-  int rc = -1;
-  if (tl_file_exists(single)) {
-    rc = open_shard(w, single);
-    goto done;
-  }
-  if (!tl_file_exists(index)) {
-    char *bin = tl_path_join(dir, "pytorch_model.bin"), *binidx = tl_path_join(dir, "pytorch_model.bin.index.json");
-    if (tl_file_exists(bin) || tl_file_exists(binidx))
-      tl_fail("%s: only pytorch_model.bin weights found; convert them to safetensors first (e.g. load with "
-              "transformers and save_pretrained(dir, safe_serialization=True))", dir);
-    else
-      tl_fail("%s: no model.safetensors or model.safetensors.index.json found", dir);
-    free(bin);
-    free(binidx);
-    goto done;
-  }
-  char *text = NULL;
-  size_t len = 0;
-  if (tl_read_file(index, &text, &len)) goto done;
-  w->index = cJSON_ParseWithLength(text, len);
-  free(text);
-  w->index_path = tl_strdup(index);
-  w->weight_map = w->index ? cJSON_GetObjectItemCaseSensitive(w->index, "weight_map") : NULL;
-  if (!w->weight_map || !cJSON_IsObject(w->weight_map)) {
-    tl_fail("%s: not valid JSON with a 'weight_map' object", index);
-    goto done;
-  }
-  /* open each distinct shard once */
-  const cJSON *e;
-  cJSON_ArrayForEach(e, w->weight_map) {
-    if (!cJSON_IsString(e) || !e->valuestring[0] || strchr(e->valuestring, '/') || strstr(e->valuestring, "..")) {
-      tl_fail("%s: weight_map entry '%s' must name a shard file in the same folder", index, e->string);
-      goto done;
-    }
-    char *sp = tl_path_join(dir, e->valuestring);
-    int seen = 0;
-    for (int i = 0; i < w->nshards && !seen; i++) seen = !strcmp(w->shards[i].path, sp);
-    int bad = !seen && open_shard(w, sp);
-    free(sp);
-    if (bad) goto done;
-  }
-  if (w->nshards == 0) {
-    tl_fail("%s: weight_map is empty", index);
-    goto done;
-  }
-  rc = 0;
-done:
-  free(single);
-  free(index);
-  return rc;
-}
-
-/* Finds a tensor by name and the shard holding it, or NULL (nothing recorded). */
-static const tl_st_tensor *weights_lookup(const weights *w, const char *name, int *shard) {
-  int s = 0;
-  if (w->weight_map) {
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(w->weight_map, name);
-    if (!e) return NULL;
-    for (s = 0; s < w->nshards; s++)
-      if (!strcmp(tl_basename(w->shards[s].path), e->valuestring)) break;
-    if (s == w->nshards) s = 0;
-  }
-  *shard = s;
-  return tl_st_find(&w->shards[s], name);
-}
-
-/* Finds a tensor by name and the shard holding it. Errors name the file. */
-static const tl_st_tensor *weights_find(weights *w, const char *name, int *shard) {
-  int s = 0;
-  if (w->weight_map) {
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(w->weight_map, name);
-    if (!e) {
-      tl_fail("%s: tensor '%s' is missing from weight_map", w->index_path, name);
-      return NULL;
-    }
-    for (s = 0; s < w->nshards; s++)
-      if (!strcmp(tl_basename(w->shards[s].path), e->valuestring)) break;
-    if (s == w->nshards) s = 0;
-  }
-  const tl_st_tensor *t = tl_st_find(&w->shards[s], name);
-  if (!t) {
-    tl_fail("%s: tensor '%s' is missing", w->shards[s].path, name);
-    return NULL;
-  }
-  *shard = s;
-  return t;
 }
 
 /* XF_GROUPED_QKV: the file's rows are [group g][G queries, key, value][hd] with
@@ -193,13 +70,13 @@ static void rope_pairs(float *dst, const float *src, const tl_model_config *c, i
  * save_pretrained keeps only one of a tied pair, which one varying (the input
  * embedding may be stored only as lm_head.weight). transformers accepts both, and
  * so does this. When none is found the error names the spec's own name. */
-static const tl_st_tensor *find_spec_tensor(const tl_model *m, weights *w, const tl_tspec *s, int *shard) {
+static const tl_st_tensor *find_spec_tensor(const tl_model *m, const tl_weights *w, const tl_tspec *s, int *file) {
   const char *prefix = m->fam->base_prefix, *lm = tl_family_global_name(m->fam, R_LM_W);
   const size_t k = prefix ? strlen(prefix) : 0;
-  const tl_st_tensor *t = weights_lookup(w, s->name, shard);
-  if (!t && k && !strncmp(s->name, prefix, k)) t = weights_lookup(w, s->name + k, shard);
-  if (!t && s->role == R_EMBED && m->cfg.tied && lm) t = weights_lookup(w, lm, shard);
-  return t ? t : weights_find(w, s->name, shard);
+  const tl_st_tensor *t = tl_weights_lookup(w, s->name, file);
+  if (!t && k && !strncmp(s->name, prefix, k)) t = tl_weights_lookup(w, s->name + k, file);
+  if (!t && s->role == R_EMBED && m->cfg.tied && lm) t = tl_weights_lookup(w, lm, file);
+  return t ? t : tl_weights_find(w, s->name, file);
 }
 
 /* Converts one checkpoint tensor into dst according to the spec's transform. */
@@ -268,59 +145,221 @@ static int convert(const tl_tspec *s, const tl_st_tensor *t, const char *file, f
   return rc;
 }
 
-/* Loads every tensor into the blobs; an untied embedding is left in its file
- * (see tl_model.embed_fd), which is opened for it. With m->slices, the layer
- * tensors are only checked here and converted by load_slices. */
-static int load_weights(tl_model *m, weights *w) {
+/* ---- the precision layers are held in ---- */
+
+static int hold_setting = TL_F32;
+void tl_model_hold_precision(int dtype) { hold_setting = dtype; }
+
+int tl_model_parse_precision(const char *name, int *dtype) {
+  static const struct {
+    const char *name;
+    int dtype;
+  } names[] = {{"auto", TL_MODEL_HOLD_AUTO}, {"float32", TL_F32}, {"bfloat16", TL_BF16}, {"float16", TL_F16}};
+  for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+    if (!strcmp(name, names[i].name)) {
+      *dtype = names[i].dtype;
+      return 0;
+    }
+  return tl_fail("--precision: expected auto, bfloat16, float16 or float32, got '%s'", name ? name : "(none)");
+}
+
+/* What a setting means for a checkpoint stored as `stored`: auto holds the
+ * checkpoint's own dtype (fp32 for anything but bf16 and fp16). */
+static tl_dtype held_dtype_for(int setting, tl_dtype stored) {
+  if (setting == TL_MODEL_HOLD_AUTO) return stored == TL_BF16 || stored == TL_F16 ? stored : TL_F32;
+  return setting == TL_BF16 || setting == TL_F16 ? (tl_dtype)setting : TL_F32;
+}
+
+/* v[0..n) rounded to dt's values (to nearest even) and kept in fp32: what the
+ * weights of a model held in dt are, wherever they stay fp32. */
+static void round_to(float *v, size_t n, tl_dtype dt) {
+  if (dt == TL_F32) return;
+  enum { BLOCK = 1 << 14 };
+#pragma omp parallel for schedule(static) if (n > 4 * BLOCK)
+  for (size_t at = 0; at < n; at += BLOCK) {
+    uint16_t h[BLOCK];
+    size_t k = n - at < BLOCK ? n - at : BLOCK;
+    tl_from_f32(h, dt, v + at, k);
+    tl_to_f32(v + at, h, dt, k);
+  }
+}
+
+/* Layers held in bf16 or fp16: one 16-bit blob per layer, and one fp32 blob that
+ * each layer is widened into just before it runs. The widening is the model's
+ * layer hook (tl_layer_hook), the same door an FSDP runner gathers layers
+ * through; the forward pass does not change. */
+typedef struct {
+  tl_dtype dtype;
+  size_t numel;
+  int n_layers;
+  uint16_t **layers;
+  float *wide;
+} held_layers;
+
+static int held_fetch(void *ctx, tl_model *m, int layer, const float **blob) {
+  const held_layers *h = ctx;
+  enum { BLOCK = 1 << 16 };
+  (void)m;
+#pragma omp parallel for schedule(static) if (h->numel > 4 * BLOCK)
+  for (size_t at = 0; at < h->numel; at += BLOCK)
+    tl_to_f32(h->wide + at, h->layers[layer] + at, h->dtype, h->numel - at < BLOCK ? h->numel - at : BLOCK);
+  *blob = h->wide;
+  return 0;
+}
+
+static void held_free(held_layers *h) {
+  if (!h) return;
+  for (int l = 0; l < h->n_layers; l++) free(h->layers[l]);
+  free(h->layers);
+  free(h->wide);
+  free(h);
+}
+
+/* The held layers of m, or NULL (its hook is something else, or none). */
+static held_layers *held_of(const tl_model *m) { return m->has_hook && m->hook.fetch == held_fetch ? m->hook.ctx : NULL; }
+
+tl_dtype tl_model_held_dtype(const tl_model *m) {
+  const held_layers *h = held_of(m);
+  return h ? h->dtype : TL_F32;
+}
+
+/* ---- reading the weights ---- */
+
+/* What the first pass found for each spec. */
+typedef struct {
   tl_tspec *specs;
-  int ns;
-  TL_TRY(tl_model_specs(m->fam, &m->cfg, &specs, &ns));
-  int rc = -1;
+  int n;
+  const tl_st_tensor **t;
+  int *file;
+  tl_dtype hold;       /* the dtype the weights are held in */
+  tl_progress prog;    /* over the tensors' bytes, in MB */
+  int64_t total, done; /* bytes */
+} load_plan;
+
+static void plan_free(load_plan *p) {
+  free(p->specs);
+  free(p->t);
+  free(p->file);
+}
+
+/* One tensor read: the progress line moves on. */
+static void advance(load_plan *p, const tl_st_tensor *t) {
+  p->done += (int64_t)t->nbytes;
+  tl_progress_update(&p->prog, (p->done + 999999) / 1000000, (double)p->done / 1e6);
+}
+
+/* The first pass: every spec's tensor found and checked (dtype, shape), every
+ * file tensor accounted for, and the global weights converted. With a held
+ * dtype other than fp32 the global weights (embeddings, final norm,
+ * unembedding) keep fp32 storage, for the lens reads them, but take that
+ * dtype's values. An untied embedding is left in its file (see
+ * tl_model.embed_fd), which is opened for it, unless its values must first be
+ * rounded to the held dtype. */
+static int load_globals(tl_model *m, tl_weights *w, load_plan *p) {
+  TL_TRY(tl_model_specs(m->fam, &m->cfg, &p->specs, &p->n));
+  p->t = tl_calloc((size_t)p->n + 1, sizeof *p->t);
+  p->file = tl_calloc((size_t)p->n + 1, sizeof *p->file);
   int64_t nparams = 0;
-  for (int i = 0; i < ns; i++) {
-    const tl_tspec *s = &specs[i];
+  for (int i = 0; i < p->n; i++) {
+    const tl_tspec *s = &p->specs[i];
     int sh;
     const tl_st_tensor *t = find_spec_tensor(m, w, s, &sh);
-    if (!t) goto done;
-    const char *file = w->shards[sh].path;
-    if (t->dtype != TL_F32 && t->dtype != TL_F16 && t->dtype != TL_BF16) {
-      tl_fail("%s: tensor '%s' has dtype %s (expected F32, F16 or BF16)", file, s->name, tl_dtype_name(t->dtype));
-      goto done;
-    }
+    if (!t) return -1;
+    const char *file = w->files[sh].path;
+    if (t->dtype != TL_F32 && t->dtype != TL_F16 && t->dtype != TL_BF16)
+      return tl_fail("%s: tensor '%s' has dtype %s (expected F32, F16 or BF16)", file, s->name, tl_dtype_name(t->dtype));
     if (t->ndim != s->ndim || t->shape[0] != s->shape[0] || (s->ndim == 2 && t->shape[1] != s->shape[1])) {
       char got[96], want[96];
-      tl_fail("%s: tensor '%s' has shape %s (expected %s from config.json)", file, s->name,
-              tl_shape_str(t->ndim, t->shape, got, sizeof got), tl_shape_str(s->ndim, s->shape, want, sizeof want));
-      goto done;
+      return tl_fail("%s: tensor '%s' has shape %s (expected %s from config.json)", file, s->name,
+                     tl_shape_str(t->ndim, t->shape, got, sizeof got), tl_shape_str(s->ndim, s->shape, want, sizeof want));
     }
-    if (i == 0) m->cfg.dtype = t->dtype;
-    w->used[sh][t - w->shards[sh].tensors] = 1;
-    float *blob = s->layer < 0 ? m->global : m->layers[s->layer];
-    if (s->role == R_EMBED && !m->cfg.tied && s->xf == XF_COPY) {
-      if (check_finite_raw(file, t) != 0) goto done;
-      tl_mmap_release(t->data, t->nbytes);
-      m->embed_fd = tl_open_regular(file, NULL);
-      if (m->embed_fd < 0) goto done;
-      m->embed_off = (const char *)t->data - (const char *)w->shards[sh].map.data;
-      m->embed_dtype = t->dtype;
-      m->embed_path = tl_strdup(file);
-    } else if (s->layer < 0 || !m->slices) {
-      if (convert(s, t, file, blob + s->off, &m->cfg) != 0) goto done;
+    if (i == 0) {
+      m->cfg.dtype = t->dtype;
+      p->hold = held_dtype_for(hold_setting, t->dtype);
     }
+    w->files[sh].used[t - w->files[sh].tensors] = 1;
+    p->t[i] = t;
+    p->file[i] = sh;
+    p->total += (int64_t)t->nbytes;
     nparams += tl_numel(t->ndim, t->shape);
   }
-  for (int k = 0; k < w->nshards; k++)
-    for (int i = 0; i < w->shards[k].n; i++) {
-      const char *name = w->shards[k].tensors[i].name;
-      if (w->used[k][i] || tl_model_ignorable(m->fam, &m->cfg, name)) continue;
-      tl_fail("%s: unexpected tensor '%s' (not part of a %s model with %d layers as config.json describes)",
-              w->shards[k].path, name, m->cfg.model_type, m->cfg.n_layers);
-      goto done;
+  for (int k = 0; k < w->nfiles; k++)
+    for (int i = 0; i < w->files[k].n; i++) {
+      const char *name = w->files[k].tensors[i].name;
+      if (w->files[k].used[i] || tl_model_ignorable(m->fam, &m->cfg, name)) continue;
+      return tl_fail("%s: unexpected tensor '%s' (not part of a %s model with %d layers as config.json describes)",
+                     w->files[k].path, name, m->cfg.model_type, m->cfg.n_layers);
     }
   m->cfg.n_params = nparams;
-  rc = 0;
-done:
-  free(specs);
+  /* a big folder shows its loading (rank 0): a bar on a terminal, lines in a log */
+  const bool show = tl_log_rank() == 0 && (w->nfiles > 1 || w->bytes >= ((int64_t)1 << 30));
+  tl_progress_begin(&p->prog, "loading weights", (p->total + 999999) / 1000000, "MB", show, true);
+  for (int i = 0; i < p->n; i++) {
+    const tl_tspec *s = &p->specs[i];
+    const tl_st_tensor *t = p->t[i];
+    const tl_wfile *f = &w->files[p->file[i]];
+    if (s->layer >= 0) continue;
+    if (s->role == R_EMBED && !m->cfg.tied && s->xf == XF_COPY && (p->hold == TL_F32 || p->hold == t->dtype)) {
+      TL_TRY(check_finite_raw(f->path, t));
+      tl_mmap_release(t->data, t->nbytes);
+      m->embed_fd = tl_open_regular(f->path, NULL);
+      if (m->embed_fd < 0) return -1;
+      m->embed_off = (const unsigned char *)t->data - f->base;
+      m->embed_dtype = t->dtype;
+      m->embed_path = tl_strdup(f->path);
+    } else {
+      float *dst = m->global + s->off;
+      TL_TRY(convert(s, t, f->path, dst, &m->cfg));
+      round_to(dst, (size_t)tl_numel(t->ndim, t->shape), p->hold);
+    }
+    advance(p, t);
+  }
+  return 0;
+}
+
+/* The second pass, one layer at a time: converted straight into its blob when
+ * the model keeps fp32 layers whole; otherwise into one fp32 scratch blob, from
+ * which this rank's slice is kept (FSDP; values rounded to the held dtype) or
+ * the layer's 16-bit copy is made. */
+static int load_layers(tl_model *m, tl_weights *w, load_plan *p) {
+  const size_t numel = m->ll.numel;
+  const bool scratch = m->slices || p->hold != TL_F32;
+  held_layers *h = NULL;
+  float *full = NULL;
+  if (scratch) full = tl_aligned_alloc(numel * sizeof(float));
+  if (!m->slices && p->hold != TL_F32) {
+    h = tl_calloc(1, sizeof *h);
+    h->dtype = p->hold;
+    h->numel = numel;
+    h->n_layers = m->cfg.n_layers;
+    h->layers = tl_calloc((size_t)h->n_layers, sizeof *h->layers);
+    h->wide = full; /* the scratch blob is the one the forward widens into */
+  }
+  int rc = 0;
+  for (int l = 0; l < m->cfg.n_layers && rc == 0; l++) {
+    float *dst = scratch ? full : m->layers[l];
+    if (scratch) memset(full, 0, numel * sizeof(float));
+    for (int i = 0; i < p->n && rc == 0; i++) {
+      if (p->specs[i].layer != l) continue;
+      rc = convert(&p->specs[i], p->t[i], w->files[p->file[i]].path, dst + p->specs[i].off, &m->cfg);
+      if (rc == 0) advance(p, p->t[i]);
+    }
+    if (rc) break;
+    if (m->slices) {
+      round_to(full + m->slice_off, m->slice_cnt, p->hold);
+      memcpy(m->slices[l], full + m->slice_off, m->slice_cnt * sizeof(float));
+    } else if (h) {
+      h->layers[l] = tl_malloc((numel ? numel : 1) * sizeof(uint16_t));
+      tl_from_f32(h->layers[l], h->dtype, full, numel);
+    }
+  }
+  if (h) {
+    tl_layer_hook hook = {.fetch = held_fetch, .ctx = h};
+    m->hook = hook;
+    m->has_hook = 1;
+  } else {
+    free(full);
+  }
   return rc;
 }
 
@@ -339,32 +378,6 @@ static void derive_globals(tl_model *m) {
     tl_backend_cpu()->gemm(0, 0, c->vocab, (int)d, c->embed_dim, 1.0f, lm, c->embed_dim,
                            m->global + m->gl.proj_out, (int)d, 0.0f, m->w_unembed, (int)d);
   }
-}
-
-/* Sliced loading: each layer whole into one scratch blob, then its slice kept.
- * Runs after load_weights has checked every tensor. */
-static int load_slices(tl_model *m, weights *w) {
-  tl_tspec *specs;
-  int ns;
-  TL_TRY(tl_model_specs(m->fam, &m->cfg, &specs, &ns));
-  float *full = tl_aligned_alloc(m->ll.numel * sizeof(float));
-  for (int l = 0; l < m->cfg.n_layers; l++) {
-    memset(full, 0, m->ll.numel * sizeof(float));
-    for (int i = 0; i < ns; i++) {
-      if (specs[i].layer != l) continue;
-      int sh;
-      const tl_st_tensor *t = find_spec_tensor(m, w, &specs[i], &sh); /* found and checked before */
-      if (convert(&specs[i], t, w->shards[sh].path, full + specs[i].off, &m->cfg) != 0) {
-        free(full);
-        free(specs);
-        return -1;
-      }
-    }
-    memcpy(m->slices[l], full + m->slice_off, m->slice_cnt * sizeof(float));
-  }
-  free(full);
-  free(specs);
-  return 0;
 }
 
 int tl_model_load_named(tl_model **out, const char *name, const char *revision) {
@@ -388,7 +401,8 @@ int tl_model_load_sliced(tl_model **out, const char *dir, int parts, int index) 
   m->be = tl_backend_cpu();
   char *path = tl_path_join(dir, "config.json"), *text = NULL;
   size_t len = 0;
-  weights w = {0};
+  tl_weights w = {0};
+  load_plan plan = {0};
   int rc = -1;
   if (!tl_is_dir(dir)) {
     tl_fail("%s: not a directory (expected a Hugging Face model folder)", dir);
@@ -401,23 +415,25 @@ int tl_model_load_sliced(tl_model **out, const char *dir, int parts, int index) 
   if (tl_read_file(path, &text, &len)) goto done;
   if (tl_model_parse_config(text, len, path, &m->cfg, &m->fam)) goto done;
   tl_layouts(&m->cfg, &m->ll, &m->gl);
-  if (weights_open(&w, dir)) goto done;
+  if (tl_weights_open(&w, dir)) goto done;
   m->global = tl_aligned_alloc(m->gl.numel * sizeof(float));
   m->layers = tl_calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+  if (load_globals(m, &w, &plan)) goto done;
   if (parts > 1) {
     tl_shard_range(m->ll.numel, parts, index, &m->slice_off, &m->slice_cnt);
     m->slices = tl_calloc((size_t)m->cfg.n_layers, sizeof *m->slices);
     for (int l = 0; l < m->cfg.n_layers; l++) m->slices[l] = tl_aligned_alloc((m->slice_cnt ? m->slice_cnt : 1) * sizeof(float));
-  } else {
+  } else if (plan.hold == TL_F32) {
     for (int l = 0; l < m->cfg.n_layers; l++) m->layers[l] = tl_aligned_alloc(m->ll.numel * sizeof(float));
   }
-  if (load_weights(m, &w)) goto done;
-  if (m->slices && load_slices(m, &w)) goto done;
+  if (load_layers(m, &w, &plan)) goto done;
   derive_globals(m);
   m->rope_inv = tl_malloc((size_t)(m->cfg.rot_dim / 2 + 1) * sizeof(float));
   rc = 0;
 done:
-  weights_close(&w);
+  if (rc) tl_progress_abort(&plan.prog);
+  plan_free(&plan);
+  tl_weights_close(&w);
   free(text);
   free(path);
   if (rc) tl_model_free(m);
@@ -441,6 +457,7 @@ static void free_scratch(tl_model *m) {
 void tl_model_free(tl_model *m) {
   if (!m) return;
   free_scratch(m);
+  held_free(held_of(m));
   if (m->layers)
     for (int l = 0; l < m->cfg.n_layers; l++) free(m->layers[l]);
   free(m->layers);
@@ -514,6 +531,7 @@ void tl_model_set_layer_blob(tl_model *m, int layer, float *blob) {
 }
 
 void tl_model_set_layer_hook(tl_model *m, const tl_layer_hook *hook) {
+  held_free(held_of(m)); /* a new hook supplies the layers from now on */
   m->has_hook = hook != NULL;
   if (hook) m->hook = *hook;
 }

@@ -14,6 +14,7 @@
 #include "tlens/backend.h"
 #include "tlens/core.h"
 #include "tlens/export.h"
+#include "tlens/model.h"
 
 void tl_run_cfg_default(tl_run_cfg *c) {
   memset(c, 0, sizeof *c);
@@ -290,6 +291,22 @@ static int setup_fsdp(tl_run *r) {
 }
 
 
+/* What --precision made of the model: the dtype its weights are held in, and
+ * that compute is fp32 on the CPU whatever they are held in. */
+static void report_precision(const tl_run *r, const tl_run_opts *o) {
+  if (!tl_dist_is_root(&r->dist)) return;
+  const tl_dtype held = tl_model_held_dtype(r->model);
+  const double mb = (double)tl_model_layer_numel(r->model) * r->mc.n_layers * tl_dtype_size(held) / 1e6;
+  const char *p = o->precision ? o->precision : "auto";
+  if (held != TL_F32)
+    tl_info("--precision %s: the frozen layers are held in %s (%.0f MB), each widened to fp32 just before it runs; "
+            "embeddings and unembedding keep fp32 storage with %s values; the CPU computes in fp32", p,
+            tl_dtype_name(held), mb, tl_dtype_name(held));
+  else if (r->mc.dtype != TL_F32 || (strcmp(p, "auto") && strcmp(p, "float32")))
+    tl_info("--precision %s: the frozen model is held in fp32%s and the CPU computes in fp32", p,
+            o->fsdp_slices && r->dist.world > 1 ? " (--fsdp keeps its layer slices in fp32, with the chosen dtype's values)" : "");
+}
+
 /* One run per output folder: an exclusive flock on <output>/.tlens.lock, held for
  * the life of the process (the kernel drops it when the process dies, so kill -9
  * leaves no stale lock). The file names the holder for the next one's message. */
@@ -335,11 +352,11 @@ int tl_run_open(tl_run *r, const tl_run_opts *o) {
   tl_run_choose_threads(o->threads, d);
   tl_model_allow_nonfinite(o->allow_nonfinite);
   if (o->collective_timeout > 0) TL_TRY(tl_dist_set_timeout(d, (double)o->collective_timeout));
-  if (tl_dist_is_root(d)) {
-    if (o->precision && (!strcmp(o->precision, "bfloat16") || !strcmp(o->precision, "float16")))
-      tl_info("--precision %s: the CPU backend holds and computes the frozen model in fp32", o->precision);
-    if (o->cpu_offload) tl_info("--cpu_offload: the CPU backend keeps every layer in host memory already");
-  }
+  if (tl_dist_is_root(d) && o->cpu_offload)
+    tl_info("--cpu_offload: the CPU backend keeps every layer in host memory already");
+  int hold;
+  TL_TRY(tl_model_parse_precision(o->precision ? o->precision : "auto", &hold));
+  tl_model_hold_precision(hold);
   /* a hub id is looked up in the Hugging Face cache; the id stays what the lens records */
   char *dir = NULL;
   TL_TRY(tl_dist_agree(d, tl_model_resolve(o->model, o->revision, &dir)));
@@ -348,6 +365,7 @@ int tl_run_open(tl_run *r, const tl_run_opts *o) {
   r->model_dir = dir;
   TL_TRY(tl_dist_agree(d, rc));
   r->mc = *tl_model_cfg(r->model);
+  report_precision(r, o);
   if (o->fsdp_slices && d->world > 1) TL_TRY(tl_dist_agree(d, setup_fsdp(r)));
   else if (o->fsdp_slices) tl_info("fsdp: a single rank holds the whole model");
   TL_TRY(tl_model_unembed(r->model, &r->u));

@@ -58,8 +58,11 @@ expect_error config_field "badfield/config.json: field 'n_head' must be an integ
 copy unknown; sed -i 's/"model_type": "gpt2"/"model_type": "bert"/' "$WORK/unknown/config.json"
 expect_error unknown_model_type "unknown/config.json: model_type 'bert' is not supported \(supported: gpt2, gpt_neox, llama, mistral, gpt_neo, gptj, opt, bloom, gemma, qwen2, phi3, phi, stablelm, falcon, olmo\)$" "$TLENS" info --model "$WORK/unknown"
 
+# pytorch_model.bin is read as a torch.save zip (tests/model/test_model_bin.sh has the real ones)
 copy bin; mv "$WORK/bin/model.safetensors" "$WORK/bin/pytorch_model.bin"
-expect_error pytorch_bin_only "only pytorch_model.bin.*convert.*safetensors" "$TLENS" info --model "$WORK/bin"
+expect_error pytorch_bin_not_zip "bin/pytorch_model.bin: not a zip archive \(expected the PyTorch zip format" "$TLENS" info --model "$WORK/bin"
+copy nobin; rm "$WORK/nobin/model.safetensors"
+expect_error no_weights "nobin: no model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json found" "$TLENS" info --model "$WORK/nobin"
 
 expect_error no_model_dir "nowhere: not a directory" "$TLENS" info --model "$WORK/nowhere"
 
