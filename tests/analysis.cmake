@@ -36,4 +36,4 @@ foreach(fam gpt2 gpt_neox llama gpt_neo gptj opt bloom gemma qwen2 phi3 phi stab
   add_test(NAME analysis_residual_${fam} COMMAND analysis_residual ${TLENS_FIXTURES}/golden/${fam}/model)
   set_tests_properties(analysis_residual_${fam} PROPERTIES ENVIRONMENT "${TLENS_TEST_ENV}" TIMEOUT 300)
 endforeach()
-tlens_sh_test(trajectory_residual analysis/test_residual_cli.sh)
+tlens_sh_test(trajectory_residual analysis/test_residual_cli.sh $<TARGET_FILE:analysis_residual>)

@@ -3,6 +3,9 @@
 # component, clean and with attn:1,mlp:0 zeroed (and --compare clean), checked by
 # check_residual.py against a numpy GPT-2 forward and the reference's formulas; then
 # the one-line errors: an unknown component, resid_mid of a parallel-residual model.
+# With the analysis_residual program as $1: its stream identities on a post-norm OPT
+# (the opt golden's weights with do_layer_norm_before false and no final norm), whose
+# resid_mid is refused (the command itself refuses a model without a final norm).
 set -uo pipefail
 : "${TLENS:?}" "${FIXTURES:?}" "${WORK:?}" "${SRC:?}"
 PY=""
@@ -47,6 +50,30 @@ expect_error() {
     echo "ok   $name: $(cat "$WORK/$name.err")"
   fi
 }
+if [ -n "${1:-}" ]; then
+  "$PY" - "$FIXTURES/golden/opt/model" "$WORK/opt_post_norm" <<'PYEOF' || exit 1
+import json, os, struct, sys
+src, dst = sys.argv[1:3]
+os.makedirs(dst)
+cfg = json.load(open(f"{src}/config.json"))
+cfg["do_layer_norm_before"] = False
+json.dump(cfg, open(f"{dst}/config.json", "w"))
+raw = open(f"{src}/model.safetensors", "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+head, data = json.loads(raw[8:8 + n]), raw[8 + n:]
+out, blobs, at = {}, [], 0
+for k, v in head.items():
+    if k == "__metadata__" or k.startswith("model.decoder.final_layer_norm"):
+        continue
+    a, b = v["data_offsets"]
+    out[k] = dict(v, data_offsets=[at, at + b - a])
+    blobs.append(data[a:b]); at += b - a
+h = json.dumps(out).encode()
+h += b" " * (-len(h) % 8)
+open(f"{dst}/model.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+PYEOF
+  "$1" "$WORK/opt_post_norm" || fails=$((fails + 1))
+fi
 expect_error unknown "--residual 'resid_out': expected resid_pre, resid_mid, resid_post, attn_out or mlp_out" \
   "${COMMON[@]}" --residual resid_out
 expect_error parallel "resid_mid: this model's blocks are parallel" --model "$FIXTURES/golden/gpt_neox/model" \
