@@ -245,7 +245,9 @@ static void plan_free(load_plan *p) {
 /* One tensor read: the progress line moves on. */
 static void advance(load_plan *p, const tl_st_tensor *t) {
   p->done += (int64_t)t->nbytes;
-  tl_progress_update(&p->prog, (p->done + 999999) / 1000000, (double)p->done / 1e6);
+  /* whole MB, the last step only once everything is read: one 100% line */
+  const int64_t units = p->done == p->total ? p->prog.total : p->done / 1000000;
+  tl_progress_update(&p->prog, units, (double)p->done / 1e6);
 }
 
 /* The first pass: every spec's tensor found and checked (dtype, shape), every
