@@ -9,9 +9,15 @@
  *                           whole list with a single json.dump)
  *   logit_stats.json        with record_logit_stats: the mean probability vector of each
  *                           layer over all tokens
- *   metrics.svg             per-layer KL and CE, logit vs tuned lens, baseline CE marked
+ *   metrics.svg             per-layer KL, CE and entropy of every lens, baseline marked
+ *   layer_transfer.svg      with layer_transfer: the kl matrix of every tuned lens as a
+ *                           heatmap (row i translator, column j stream)
  * In layer_transfer, ["layer_transfer"][m]["layer_<j>"]["layer_<i>"] is translator j
- * applied to stream i; its kl is KL(lens at stream i || translator j at stream i). */
+ * applied to stream i; its kl is KL(lens at stream i || translator j at stream i)
+ * (the reference's eval_loop.py: ["layer_transfer"][m][trans_name][layer_name]).
+ * Several lenses: `lens` lists them one per line, each "DIR" or "NAME=DIR". One
+ * lens is the key "tuned" (the reference's layout); with several, each lens is a
+ * key of its own, NAME or the folder's base name, beside "logit" and "baseline".
 #ifndef TLENS_EVAL_H
 #define TLENS_EVAL_H
 
@@ -21,7 +27,7 @@
 
 typedef struct {
   tl_run_cfg run;          /* model, corpus, output and distribution: the flags eval shares with train */
-  char *lens;              /* -l: the tuned lens folder */
+  char *lens;              /* -l: the tuned lens folders, one per line ("DIR" or "NAME=DIR") */
   bool logit;              /* [true] evaluate the logit lens */
   long seed;               /* [42] order of the samples */
   long tokens;             /* [0 = all] evaluate on this many tokens (error if fewer) */

@@ -34,6 +34,7 @@ typedef struct {
   double width, height;
   tl_plot_box *boxes; /* every text written, in order */
   int nboxes, capboxes;
+  bool ramp_defined; /* the colour ramp's gradient is in the page (one per page) */
 } tl_plot;
 
 /* ---- the document ---- */
@@ -75,6 +76,8 @@ typedef struct {
   double x, y, w, h;              /* the plotting area on the page */
   double x_lo, x_hi, y_lo, y_hi;  /* the data range shown */
   bool x_integer;                 /* ticks on whole numbers only (layers, steps) */
+  bool y_integer;                 /* the same for y (the rows of a heatmap) */
+  bool no_grid;                   /* no grid lines (a heatmap fills the area) */
   const char *x_label, *y_label;  /* with units: "layer", "KL(model || lens) (bits/byte)" */
 } tl_plot_axes;
 
@@ -112,6 +115,9 @@ double tl_plot_legend(tl_plot *p, double x, double y, double w, const tl_plot_se
 /* A horizontal colour bar of tl_plot_ramp from lo to hi with whole-number ticks
  * and a label on its left, e.g. for one line per layer. Returns the height used. */
 double tl_plot_colorbar(tl_plot *p, double x, double y, double w, const char *label, int lo, int hi);
+/* The same bar for values from lo to hi (ticks at nice values), e.g. the key of a
+ * heatmap; label names the unit. Returns the height used. */
+double tl_plot_colorbar_values(tl_plot *p, double x, double y, double w, const char *label, double lo, double hi);
 
 /* ---- charts ---- */
 /* Per-layer metrics of several lenses (or runs): one panel per metric stacked on
@@ -138,6 +144,29 @@ typedef struct {
   const char *note; /* a line under the chart (e.g. what the bars are), or NULL */
 } tl_plot_panels;
 int tl_plot_panels_write(const char *path, const tl_plot_panels *c);
+
+/* Square matrices as heatmaps (tlens eval --layer_transfer), stacked on one page
+ * with one colour bar (tl_plot_ramp from the smallest value, or 0 when none is
+ * negative, to a nice number above the largest) shared by all. Row i of a matrix
+ * is drawn at height i of the y axis (row 0 at the bottom), column j at x = j;
+ * each cell is a <rect class="cell"> whose <title> reads
+ * "<row_name> i, <col_name> j: v" (v with 6 significant digits), for hover and
+ * for readers of the file. A cell that is not finite is grey. */
+typedef struct {
+  const char *name; /* shown in the y label of its panel ("tuned lens: ..."), or NULL */
+  const double *v;  /* [n * n], row-major: v[i * n + j] */
+} tl_plot_matrix;
+typedef struct {
+  const char *title;
+  int n;                              /* rows = columns */
+  const char *row_label, *col_label;  /* axis labels, e.g. "lens of layer i", "hidden state of layer j" */
+  const char *row_name, *col_name;    /* in the cells' titles: "lens layer", "hidden state layer" */
+  const char *value_label;            /* the colour bar's label, with the unit */
+  const tl_plot_matrix *m;
+  int nm;
+  const char *note; /* a line under the chart, or NULL */
+} tl_plot_heatmap;
+int tl_plot_heatmap_write(const char *path, const tl_plot_heatmap *h);
 
 /* Training curves from a run's metrics.jsonl (one JSON object per step: step, lr,
  * grad_norm, loss_nats [L], and loss_bpb [L] when bytes are known): the loss of

@@ -51,6 +51,7 @@ static int store(tl_opt *o, const char *v, const char *where) {
   switch (o->type) {
   case TL_OPT_STR:
   case TL_OPT_STRS:
+  case TL_OPT_LIST:
     free(*(char **)o->dst);
     *(char **)o->dst = tl_strdup(v);
     break;
@@ -109,7 +110,7 @@ static int load_config(tl_opt *opts, int n, const char *path) {
     char buf[64];
     const char *v = NULL;
     tl_buf list = {0};
-    if (o->type == TL_OPT_STRS && cJSON_IsArray(e)) { /* "data.name": ["a.jsonl", "b.jsonl"] */
+    if ((o->type == TL_OPT_STRS || o->type == TL_OPT_LIST) && cJSON_IsArray(e)) { /* "data.name": ["a.jsonl", "b.jsonl"] */
       for (cJSON *x = e->child; x; x = x->next) {
         if (!cJSON_IsString(x)) {
           tl_fail("%s: key '%s': expected a list of strings", path, key);
@@ -179,11 +180,12 @@ void tl_args_print_usage(const tl_opt *opts, int nopts, const char *usage) {
       if (!bar) break;
       s = bar + 1;
     }
-    const char *arg = o->type == TL_OPT_STRS ? " S [S ...]" : o->type == TL_OPT_STR ? " S" : o->type == TL_OPT_INT ? " N" : o->type == TL_OPT_FLOAT ? " X" : "";
+    const char *arg = o->type == TL_OPT_STRS || o->type == TL_OPT_LIST ? " S [S ...]" : o->type == TL_OPT_STR ? " S" : o->type == TL_OPT_INT ? " N" : o->type == TL_OPT_FLOAT ? " X" : "";
     char def[64] = "";
     switch (o->type) {
     case TL_OPT_STR:
     case TL_OPT_STRS:
+    case TL_OPT_LIST:
       if (*(char **)o->dst) snprintf(def, sizeof def, " [%s]", *(char **)o->dst);
       break;
     case TL_OPT_INT: snprintf(def, sizeof def, " [%ld]", *(long *)o->dst); break;
@@ -194,6 +196,9 @@ void tl_args_print_usage(const tl_opt *opts, int nopts, const char *usage) {
   }
   printf("  -h, --help\n      show this help\n");
 }
+
+static int parse_flags(tl_opt *opts, int nopts, int argc, char **argv, bool allow_config, char ***positional,
+                       int *npositional, bool *on_cli);
 
 int tl_args_parse(tl_opt *opts, int nopts, int argc, char **argv, const char *usage, bool allow_config,
                   char ***positional, int *npositional) {
@@ -221,6 +226,15 @@ int tl_args_parse(tl_opt *opts, int nopts, int argc, char **argv, const char *us
       if (path) TL_TRY(load_config(opts, nopts, path));
     }
   }
+  bool *on_cli = tl_calloc((size_t)nopts + 1, sizeof(bool)); /* given on the command line so far */
+  int rc = parse_flags(opts, nopts, argc, argv, allow_config, positional, npositional, on_cli);
+  free(on_cli);
+  return rc;
+}
+
+/* The command line after the config: each flag into its option. */
+static int parse_flags(tl_opt *opts, int nopts, int argc, char **argv, bool allow_config, char ***positional,
+                       int *npositional, bool *on_cli) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (allow_config && !strcmp(a, "--config")) {
@@ -274,15 +288,20 @@ int tl_args_parse(tl_opt *opts, int nopts, int argc, char **argv, const char *us
       }
       value = argv[++i];
     }
-    if (o->type == TL_OPT_STRS && !eq_value) {
-      /* the values that follow, up to the next option: joined by newlines */
+    bool is_list = o->type == TL_OPT_LIST;
+    if ((o->type == TL_OPT_STRS || is_list) && (!eq_value || is_list)) {
+      /* the values that follow, up to the next option: joined by newlines; a
+       * repeated list flag adds them to what its earlier occurrences gave */
       tl_buf list = {0};
+      bool again = is_list && on_cli[o - opts];
+      if (again) tl_buf_printf(&list, "%s\n", *(char **)o->dst);
       tl_buf_printf(&list, "%s", value);
-      while (i + 1 < argc && argv[i + 1][0] != '-') tl_buf_printf(&list, "\n%s", argv[++i]);
+      while (!eq_value && i + 1 < argc && argv[i + 1][0] != '-') tl_buf_printf(&list, "\n%s", argv[++i]);
       tl_buf_append(&list, "", 1);
       int rc = store(o, (const char *)list.data, "");
       tl_buf_free(&list);
       TL_TRY(rc);
+      on_cli[o - opts] = true;
       continue;
     }
     TL_TRY(store(o, value, ""));
@@ -292,7 +311,7 @@ int tl_args_parse(tl_opt *opts, int nopts, int argc, char **argv, const char *us
 
 void tl_args_free(tl_opt *opts, int nopts) {
   for (int i = 0; i < nopts; i++)
-    if (opts[i].type == TL_OPT_STR || opts[i].type == TL_OPT_STRS) {
+    if (opts[i].type == TL_OPT_STR || opts[i].type == TL_OPT_STRS || opts[i].type == TL_OPT_LIST) {
       free(*(char **)opts[i].dst);
       *(char **)opts[i].dst = NULL;
     }

@@ -13,8 +13,11 @@
 #include <stdbool.h>
 
 /* TL_OPT_STRS: one or more values ("--data.name a.jsonl b.jsonl", every argument up to
- * the next one starting with '-'; a JSON list in --config), stored joined by '\n'. */
-typedef enum { TL_OPT_STR, TL_OPT_INT, TL_OPT_FLOAT, TL_OPT_BOOL, TL_OPT_STRS } tl_opt_type;
+ * the next one starting with '-'; a JSON list in --config), stored joined by '\n'.
+ * TL_OPT_LIST: the same, and the flag may be repeated ("-l a -l b"): each
+ * occurrence on the command line adds to the list (the first replaces the
+ * config's), where STRS keeps the last. */
+typedef enum { TL_OPT_STR, TL_OPT_INT, TL_OPT_FLOAT, TL_OPT_BOOL, TL_OPT_STRS, TL_OPT_LIST } tl_opt_type;
 
 typedef struct {
   const char *names; /* "model.name|model" : long names, '|'-separated; first is canonical */

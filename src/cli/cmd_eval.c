@@ -7,12 +7,14 @@
 #include "tlens/eval.h"
 
 static const char *usage =
-    "usage: tlens eval --model.name DIR --data.name FILE --output DIR [-l LENS_DIR] [options]\n\n"
-    "Evaluates the logit lens and (with -l) a tuned lens at every layer: cross-entropy to the\n"
+    "usage: tlens eval --model.name DIR --data.name FILE --output DIR [-l LENS_DIR]... [options]\n\n"
+    "Evaluates the logit lens and (with -l) tuned lenses at every layer: cross-entropy to the\n"
     "shifted input ids, entropy, and KL(model || lens), in bits per byte. Writes\n"
     "aggregate_metrics.json, batches.jsonl, metrics.svg (and logit_stats.json with\n"
-    "--record_logit_stats) to the output folder, and prints a per-layer table. Runs on\n"
-    "1..N MPI ranks like train.\n"
+    "--record_logit_stats, layer_transfer.svg with --layer_transfer) to the output folder,\n"
+    "and prints a per-layer table. One -l lens is the files' key \"tuned\"; with several\n"
+    "(-l A -l B, or -l NAME=DIR to name one) each lens is a key of its own, its name or\n"
+    "its folder's base name. Runs on 1..N MPI ranks like train.\n"
     "Exit status: 0 done, 1 error, 2 bad usage.";
 
 static int eval_body(void *cfg, tl_run *run, int *status) { return tl_eval_run(cfg, run); }
@@ -25,7 +27,9 @@ int tl_cmd_eval(int argc, char **argv) {
   int nopts = tl_cli_run_options(opts, 64, &c.run, &log_level);
   const tl_opt own[] = {
       {"output|o", 'o', TL_OPT_STR, &c.run.output, "output folder", 0, 0, false},
-      {"lens_name|lens", 'l', TL_OPT_STR, &c.lens, "tuned lens folder (config.json + params.pt)", 0, 0, false},
+      {"lens_name|lens", 'l', TL_OPT_LIST, &c.lens,
+       "tuned lens folder (config.json + params.pt), or NAME=DIR; repeat -l (or list folders) to evaluate several", 0, 0,
+       false},
       {"logit", 0, TL_OPT_BOOL, &c.logit, "evaluate the logit lens (--nologit: only the tuned lens)", 0, 0, false},
       {"seed", 0, TL_OPT_INT, &c.seed, "sample order seed", 0, 9.2e18, false},
       {"tokens", 0, TL_OPT_INT, &c.tokens, "evaluate on this many tokens [0: all]", 0, 1e15, false},

@@ -33,17 +33,82 @@ void tl_eval_cfg_free(tl_eval_cfg *c) {
 enum { M_CE = 0, M_ENT = 1, M_KL = 2, NMET = 3 };
 static const char *met_names[NMET] = {"ce", "entropy", "kl"};
 
+/* The -l arguments: "DIR" or "NAME=DIR" (NAME without '/', and DIR not itself an
+ * existing path holding '='), one per line of the option's value. With one lens
+ * its name is "tuned", the reference's key; with several, NAME or the folder's
+ * base name, which must differ from each other and from the file's other keys. */
+typedef struct {
+  int n;
+  char **name, **dir;
+} lens_specs;
+
+static void lens_specs_free(lens_specs *ls) {
+  for (int k = 0; k < ls->n; k++) {
+    free(ls->name[k]);
+    free(ls->dir[k]);
+  }
+  free(ls->name);
+  free(ls->dir);
+  memset(ls, 0, sizeof *ls);
+}
+
+static char *dup_n(const char *s, size_t n) {
+  char *r = tl_malloc(n + 1);
+  memcpy(r, s, n);
+  r[n] = 0;
+  return r;
+}
+
+static int lens_specs_parse(const char *list, lens_specs *ls) {
+  memset(ls, 0, sizeof *ls);
+  if (!list) return 0;
+  int cap = 1;
+  for (const char *q = list; *q; q++) cap += *q == '\n';
+  ls->name = tl_calloc((size_t)cap, sizeof(char *));
+  ls->dir = tl_calloc((size_t)cap, sizeof(char *));
+  for (const char *q = list; *q;) {
+    const char *end = strchr(q, '\n');
+    size_t len = end ? (size_t)(end - q) : strlen(q);
+    char *spec = dup_n(q, len);
+    q += len + (end != NULL);
+    const char *eq = strchr(spec, '=');
+    bool named = eq && eq > spec && !memchr(spec, '/', (size_t)(eq - spec)) && access(spec, F_OK) != 0;
+    int k = ls->n++;
+    ls->dir[k] = tl_strdup(named ? eq + 1 : spec);
+    ls->name[k] = named ? dup_n(spec, (size_t)(eq - spec)) : tl_strdup(tl_basename(spec));
+    free(spec);
+    if (!*ls->dir[k]) return tl_fail("--lens_name '%s': expected DIR or NAME=DIR", ls->name[k]);
+  }
+  if (ls->n == 1) {
+    free(ls->name[0]);
+    ls->name[0] = tl_strdup("tuned");
+    return 0;
+  }
+  for (int k = 0; k < ls->n; k++) {
+    const char *nm = ls->name[k];
+    if (!*nm || !strcmp(nm, "logit") || !strcmp(nm, "baseline") || !strcmp(nm, "units"))
+      return tl_fail("--lens_name %s: the name '%s' is taken by the output's other keys: name it with -l NAME=%s", ls->dir[k],
+                     nm, ls->dir[k]);
+    for (int m = 0; m < k; m++)
+      if (!strcmp(ls->name[m], nm))
+        return tl_fail("--lens_name: %s and %s are both named '%s': name them with -l NAME=DIR", ls->dir[m], ls->dir[k],
+                       nm);
+  }
+  return 0;
+}
+
 typedef struct {
   const tl_eval_cfg *c;
   tl_run *run;    /* ranks, model, unembedding, tokenizer, dataset (tlens/run.h) */
   tl_lens_ws *ws; /* run->u prepared once for the fp32 lens GEMMs */
   double nats_to_bpb; /* run's, or 1 (metrics in nats per token) when unknown */
   bool in_bpb;        /* the metrics are in bits per byte (the ratio is known) */
-  tl_lens lens; /* the tuned lens, when given */
-  int has_tuned;
-  int ntypes;          /* lens types evaluated: logit and/or tuned */
-  const char *types[2];
-  const tl_lens *lens_of[2];
+  lens_specs specs; /* the -l lenses: names (the files' keys) and folders */
+  tl_lens *lenses;  /* [specs.n], loaded */
+  int nloaded;
+  int ntypes;          /* lenses evaluated: the logit lens and/or the -l ones */
+  const char **types;  /* [ntypes] their keys in the files: "logit", "tuned" or the -l names */
+  const tl_lens **lens_of; /* [ntypes]; NULL: the logit lens */
   int L, B, T, V;
   int64_t nbatches;
   /* per batch: [type][metric][layer], baseline ce/entropy, transfer [type][2][j][i] */
@@ -154,6 +219,38 @@ static int write_json(const char *dir, const char *name, cJSON *j) {
   return rc;
 }
 
+/* layer_transfer.svg: the KL matrix of every tuned lens (the logit lens's is 0
+ * throughout, so it is drawn only when it is the only lens), row i the
+ * translator of layer i, column j the hidden state of layer j: the file's
+ * ["layer_transfer"]["kl"]["layer_<i>"]["layer_<j>"]. */
+static int write_transfer_chart(const tl_eval *e, const double *agg) {
+  int L = e->L, nm = 0;
+  tl_plot_matrix *m = tl_calloc((size_t)e->ntypes, sizeof *m);
+  double *v = tl_malloc((size_t)e->ntypes * L * L * sizeof(double));
+  for (int t = 0; t < e->ntypes; t++) {
+    if (!e->lens_of[t] && e->ntypes > 1) continue;
+    double *mv = v + (size_t)nm * L * L;
+    for (int i = 0; i < L; i++)
+      for (int j = 0; j < L; j++) mv[(size_t)i * L + j] = agg[idx_transfer(e, t, 1, i, j)] * e->nats_to_bpb;
+    m[nm++] = (tl_plot_matrix){.name = e->ntypes > 2 ? e->types[t] : NULL, .v = mv};
+  }
+  const char *unit = e->in_bpb ? "bits/byte" : "nats/token";
+  char *path = tl_path_join(e->c->run.output, "layer_transfer.svg");
+  char *title = tl_sprintf("layer transfer: %s on %s", tl_basename(e->c->run.model), tl_basename(e->c->run.data));
+  char *key = tl_sprintf("KL(own lens || lens of layer i) (%s)", unit);
+  char *note = tl_sprintf("cell (i, j): KL from layer j's own lens to lens i on layer j's hidden state; %lld batches",
+                          (long long)e->nbatches);
+  tl_plot_heatmap h = {.title = title, .n = L, .row_label = "lens of layer i", .col_label = "hidden state of layer j",
+                       .row_name = "lens layer", .col_name = "hidden state layer", .value_label = key, .m = m, .nm = nm,
+                       .note = note};
+  int rc = tl_plot_heatmap_write(path, &h);
+  char *texts[] = {path, title, key, note};
+  for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++) free(texts[k]);
+  free(v);
+  free(m);
+  return rc;
+}
+
 static int write_outputs(tl_eval *e) {
   const tl_eval_cfg *c = e->c;
   double scale = e->nats_to_bpb;
@@ -198,7 +295,7 @@ static int write_outputs(tl_eval *e) {
     double *err = tl_malloc((size_t)e->ntypes * 3 * L * sizeof(double));
     tl_plot_curve *curves = tl_calloc((size_t)e->ntypes, sizeof *curves);
     for (int t = 0, tuned = 0; t < e->ntypes; t++) {
-      int logit = !strcmp(e->types[t], "logit");
+      int logit = e->lens_of[t] == NULL;
       curves[t] = (tl_plot_curve){.name = logit ? "logit lens" : !strcmp(e->types[t], "tuned") ? "tuned lens" : e->types[t],
                                   .color = logit ? TL_PLOT_LOGIT_COLOR : tl_plot_color(tuned++), .n = L};
       for (int m = 0; m < 3; m++) {
@@ -235,6 +332,7 @@ static int write_outputs(tl_eval *e) {
     free(mean);
     free(err);
   }
+  if (rc == 0 && c->layer_transfer) rc = write_transfer_chart(e, agg);
   /* a summary table on stdout */
   if (rc == 0) {
     printf("%-8s", "layer");
@@ -257,7 +355,10 @@ static int write_outputs(tl_eval *e) {
 int tl_eval_cfg_check(const tl_eval_cfg *c) {
   TL_TRY(tl_run_cfg_check(&c->run));
   if (!c->logit && !c->lens) return tl_fail("nothing to evaluate: --nologit without --lens_name");
-  return 0;
+  lens_specs ls;
+  int rc = lens_specs_parse(c->lens, &ls);
+  lens_specs_free(&ls);
+  return rc;
 }
 
 static int eval_body(tl_eval *e) {
@@ -269,25 +370,31 @@ static int eval_body(tl_eval *e) {
   TL_TRY(tl_lens_prepare(&e->run->u, TL_LENS_GEMM_FP32, &e->ws));
   e->L = e->run->mc.n_layers;
   e->V = e->run->mc.vocab;
+  TL_TRY(lens_specs_parse(c->lens, &e->specs));
+  e->lenses = tl_calloc((size_t)e->specs.n + 1, sizeof *e->lenses);
+  e->types = tl_calloc((size_t)e->specs.n + 1, sizeof *e->types);
+  e->lens_of = tl_calloc((size_t)e->specs.n + 1, sizeof *e->lens_of);
   if (c->logit) {
     e->types[e->ntypes] = "logit";
     e->lens_of[e->ntypes++] = NULL;
   }
-  if (c->lens) {
+  for (int k = 0; k < e->specs.n; k++) {
     tl_lens_expect ex = {e->run->mc.d_model, e->run->mc.n_layers, e->run->unembed_hash};
     tl_lens_config lc;
     float *params = NULL;
-    int rc = tl_lens_dir_load(c->lens, &ex, &lc, &params, NULL);
+    int rc = tl_lens_dir_load(e->specs.dir[k], &ex, &lc, &params, NULL);
     if (rc == 0) {
-      rc = tl_lens_init(&e->lens, e->L, e->run->mc.d_model);
-      if (rc == 0) memcpy(e->lens.params, params, (size_t)e->lens.n_params * sizeof(float));
+      rc = tl_lens_init(&e->lenses[k], e->L, e->run->mc.d_model);
+      if (rc == 0) {
+        e->nloaded++;
+        memcpy(e->lenses[k].params, params, (size_t)e->lenses[k].n_params * sizeof(float));
+      }
       free(params);
       tl_lens_config_free(&lc);
     }
     TL_TRY(tl_dist_agree(d, rc));
-    e->has_tuned = 1;
-    e->types[e->ntypes] = "tuned";
-    e->lens_of[e->ntypes++] = &e->lens;
+    e->types[e->ntypes] = e->specs.name[k];
+    e->lens_of[e->ntypes++] = &e->lenses[k];
   }
   e->T = (int)e->run->T;
   e->B = (int)c->run.per_gpu_batch_size;
@@ -322,10 +429,16 @@ static int eval_body(tl_eval *e) {
   int32_t *ids = tl_malloc((size_t)e->B * e->T * sizeof(int32_t));
   float *hidden = tl_aligned_alloc((size_t)(e->L + 1) * e->B * e->T * e->run->mc.d_model * sizeof(float));
   float *scratch = c->layer_transfer ? tl_aligned_alloc((size_t)e->B * e->T * e->V * sizeof(float)) : NULL;
-  if (tl_dist_is_root(d))
-    tl_info("evaluating %s%s on %lld batches of %lld x %d tokens", c->logit ? "the logit lens" : "",
-            c->lens ? (c->logit ? " and the tuned lens" : "the tuned lens") : "", (long long)e->nbatches,
+  if (tl_dist_is_root(d)) {
+    tl_buf what = {0};
+    for (int t = 0; t < e->ntypes; t++)
+      tl_buf_printf(&what, "%s%s", t == 0 ? "" : t + 1 < e->ntypes ? ", " : " and ",
+                    !e->lens_of[t] ? "the logit lens" : e->specs.n == 1 ? "the tuned lens" : e->types[t]);
+    tl_buf_append(&what, "", 1);
+    tl_info("evaluating %s on %lld batches of %lld x %d tokens", (const char *)what.data, (long long)e->nbatches,
             (long long)G, e->T);
+    tl_buf_free(&what);
+  }
   tl_progress prog;
   tl_progress_begin(&prog, "eval batch", e->nbatches, "tok", tl_dist_is_root(d), c->run.progress);
   int rc = 0;
@@ -373,7 +486,11 @@ int tl_eval_run(const tl_eval_cfg *c, tl_run *run) {
   int rc = eval_body(&e);
   free(e.batch_vals);
   free(e.prob_sum);
-  if (e.has_tuned) tl_lens_free(&e.lens);
+  for (int k = 0; k < e.nloaded; k++) tl_lens_free(&e.lenses[k]);
+  free(e.lenses);
+  free(e.types);
+  free(e.lens_of);
+  lens_specs_free(&e.specs);
   tl_lens_ws_free(e.ws); /* before the model goes: it points into its W_U */
   return rc;
 }

@@ -112,9 +112,11 @@ void tl_plot_axes_draw(tl_plot *p, const tl_plot_axes *a) {
   char t[32];
   /* y: grid lines and labels at a nice step, fewer when the area is short */
   double ystep = nice_step(a->y_hi - a->y_lo, a->h >= 150 ? 5 : 3);
+  if (a->y_integer && ystep < 1) ystep = 1;
   for (double v = ceil(a->y_lo / ystep - 1e-9) * ystep; v <= a->y_hi + ystep * 1e-9; v += ystep) {
     double y = tl_plot_py(a, v);
-    tl_buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n", a->x, y, a->x + a->w, y);
+    if (!a->no_grid)
+      tl_buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n", a->x, y, a->x + a->w, y);
     tick_text(v, ystep, t, sizeof t);
     tl_plot_text(p, a->x - 6, y + 4, TICK_SIZE, TL_PLOT_END, "tick", NULL, false, t);
   }
@@ -247,22 +249,26 @@ double tl_plot_legend(tl_plot *p, double x, double y, double w, const tl_plot_se
   return rows * row;
 }
 
-double tl_plot_colorbar(tl_plot *p, double x, double y, double w, const char *label, int lo, int hi) {
+/* The bar itself: the ramp over [x_lo, x_hi] of an axis with its ticks under it,
+ * the label on its left. */
+static double colorbar(tl_plot *p, double x, double y, double w, const char *label, double lo, double hi,
+                       bool integer) {
   tl_buf *b = &p->svg;
   double lw = tl_plot_text_width(label, LABEL_SIZE) + 10, bx = x + lw, bw = w - lw;
   tl_plot_text(p, x, y + 10, LABEL_SIZE, TL_PLOT_START, "legend", NULL, false, label);
-  /* one gradient id per page is enough: a page has one colour bar */
-  tl_buf_printf(b, "<defs><linearGradient id=\"ramp\" x1=\"0\" x2=\"1\" y1=\"0\" y2=\"0\">");
-  for (int k = 0; k <= 10; k++) {
-    char c[8];
-    tl_plot_ramp(k / 10.0, c);
-    tl_buf_printf(b, "<stop offset=\"%.1f\" stop-color=\"%s\"/>", k / 10.0, c);
+  if (!p->ramp_defined) { /* one gradient per page, however many bars use it */
+    tl_buf_printf(b, "<defs><linearGradient id=\"ramp\" x1=\"0\" x2=\"1\" y1=\"0\" y2=\"0\">");
+    for (int k = 0; k <= 10; k++) {
+      char c[8];
+      tl_plot_ramp(k / 10.0, c);
+      tl_buf_printf(b, "<stop offset=\"%.1f\" stop-color=\"%s\"/>", k / 10.0, c);
+    }
+    tl_buf_printf(b, "</linearGradient></defs>\n");
+    p->ramp_defined = true;
   }
-  tl_buf_printf(b, "</linearGradient></defs>\n");
   tl_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"12\" fill=\"url(#ramp)\" stroke=\"#444\"/>\n", bx,
                 y, bw);
-  /* ticks at the layers' centres: layer k fills [k - 0.5, k + 0.5] of the bar */
-  tl_plot_axes ax = {.x = bx, .y = y, .w = bw, .h = 12, .x_lo = lo - 0.5, .x_hi = hi + 0.5, .x_integer = true};
+  tl_plot_axes ax = {.x = bx, .y = y, .w = bw, .h = 12, .x_lo = lo, .x_hi = hi, .x_integer = integer};
   double v[MAX_TICKS], step;
   int nt = x_ticks(&ax, v, &step);
   char t[32];
@@ -273,4 +279,13 @@ double tl_plot_colorbar(tl_plot *p, double x, double y, double w, const char *la
     tl_plot_text(p, px, y + 28, TICK_SIZE, TL_PLOT_MIDDLE, "tick", NULL, false, t);
   }
   return 32;
+}
+
+double tl_plot_colorbar(tl_plot *p, double x, double y, double w, const char *label, int lo, int hi) {
+  /* ticks at the layers' centres: layer k fills [k - 0.5, k + 0.5] of the bar */
+  return colorbar(p, x, y, w, label, lo - 0.5, hi + 0.5, true);
+}
+
+double tl_plot_colorbar_values(tl_plot *p, double x, double y, double w, const char *label, double lo, double hi) {
+  return colorbar(p, x, y, w, label, lo, hi, false);
 }

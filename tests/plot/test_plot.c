@@ -2,7 +2,9 @@
  * colours, tick thinning on a 48-layer axis, legend wrapping, and the eval chart's
  * older entry point (tl_svg_layers) writing a page without overlapping texts, and
  * the training chart from logs written here (a resumed run's repeated steps, a
- * torn last line, 5000 steps of 48 layers).
+ * torn last line, 5000 steps of 48 layers), and the layer-transfer heatmap of two
+ * lenses of 48 layers (heatmap48.svg, with its matrix in the layout of
+ * aggregate_metrics.json beside it for check_heatmap.py).
  * The pages themselves are checked again from outside by check_svg.py. */
 #include <math.h>
 #include <stdio.h>
@@ -205,6 +207,55 @@ static void test_svg_layers(const char *dir) {
   free(path);
 }
 
+/* Two 48 x 48 matrices as tlens eval --layer_transfer holds them: 0 on the
+ * diagonal (a lens against itself, with a rounding error below zero), growing
+ * with the distance between the layers, one lens worse than the other. */
+static int count(const char *text, const char *what);
+static void test_heatmap(const char *dir) {
+  enum { L = 48, NM = 2 };
+  static double v[NM][L * L];
+  const char *names[NM] = {"trained", "other"};
+  tl_buf json = {0};
+  tl_buf_printf(&json, "{");
+  for (int k = 0; k < NM; k++) {
+    tl_buf_printf(&json, "\"%s\": {\"layer_transfer\": {\"kl\": {", names[k]);
+    for (int i = 0; i < L; i++) {
+      tl_buf_printf(&json, "%s\"layer_%d\": {", i ? ", " : "", i);
+      for (int j = 0; j < L; j++) {
+        v[k][i * L + j] = i == j ? -1e-9 : (k + 1) * 0.05 * fabs((double)(i - j)) / (1 + 0.01 * j);
+        tl_buf_printf(&json, "%s\"layer_%d\": %.17g", j ? ", " : "", j, v[k][i * L + j]);
+      }
+      tl_buf_printf(&json, "}");
+    }
+    tl_buf_printf(&json, "}}}, ");
+  }
+  tl_buf_printf(&json, "\"units\": \"bits_per_byte\"}\n");
+  char *jpath = tl_path_join(dir, "heatmap48.json");
+  CHECK(tl_write_file_atomic(jpath, json.data, json.len) == 0);
+  tl_plot_matrix m[NM] = {{names[0], v[0]}, {names[1], v[1]}};
+  tl_plot_heatmap h = {.title = "layer transfer: synthetic, 48 layers", .n = L, .row_label = "lens of layer i",
+                       .col_label = "hidden state of layer j", .row_name = "lens layer",
+                       .col_name = "hidden state layer", .value_label = "KL(own lens || lens of layer i) (bits/byte)",
+                       .m = m, .nm = NM, .note = "synthetic matrices"};
+  char *path = tl_path_join(dir, "heatmap48.svg");
+  CHECK(tl_plot_heatmap_write(path, &h) == 0);
+  char *text = NULL;
+  size_t n = 0;
+  CHECK(tl_read_file(path, &text, &n) == 0);
+  if (text) {
+    CHECKF(count(text, "<rect class=\"cell\"") == NM * L * L, "%d cells", count(text, "<rect class=\"cell\""));
+    CHECK(strstr(text, "<title>other, lens layer 47, hidden state layer 0: 4.7</title>") != NULL);
+    CHECK(strstr(text, "<title>trained, lens layer 3, hidden state layer 3: -1e-09</title>") != NULL);
+    CHECK(count(text, "<linearGradient") == 1);
+  }
+  free(text);
+  h.nm = 0;
+  CHECK(tl_plot_heatmap_write(path, &h) == -1);
+  tl_buf_free(&json);
+  free(jpath);
+  free(path);
+}
+
 /* metrics.jsonl as training writes it: steps 1..n of L layers, loss_bpb when bpb */
 static void write_log(const char *path, int from, int to, int L, bool bpb, const char *tail) {
   FILE *f = fopen(path, from == 1 ? "w" : "a");
@@ -285,5 +336,6 @@ int main(void) {
   test_legend();
   test_svg_layers(work);
   test_train_chart(work);
+  test_heatmap(work);
   return tl_test_finish("test_plot");
 }

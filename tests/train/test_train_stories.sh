@@ -47,4 +47,8 @@ print("tuned kl per layer:", [round(agg["tuned"]["kl"][f"layer_{i}"], 4) for i i
 print("logit kl per layer:", [round(agg["logit"]["kl"][f"layer_{i}"], 4) for i in range(L)])
 PY
 grep -q "<svg" "$WORK/eval/metrics.svg" && grep -q "tuned lens" "$WORK/eval/metrics.svg" || fail "chart"
+# the layer-transfer heatmap: its cells are the file's matrix, a page a reader can use
+python3 "$SRC/tests/plot/check_heatmap.py" "$WORK/eval/aggregate_metrics.json" "$WORK/eval/layer_transfer.svg" \
+  && python3 "$SRC/tests/plot/check_svg.py" --has "KL(own lens || lens of layer i) (bits/byte)" \
+       "$WORK/eval/layer_transfer.svg" || fail "layer_transfer.svg"
 echo ok
