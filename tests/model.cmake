@@ -31,3 +31,11 @@ target_link_libraries(model_precision PRIVATE tlens_lib)
 target_include_directories(model_precision PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR})
 tlens_sh_test(model_bin model/test_model_bin.sh)
 set_tests_properties(model_bin PROPERTIES SKIP_RETURN_CODE 77)
+# loading benchmark (make bench): 4 safetensors shards and a pytorch_model.bin of one
+# synthetic model, load time and peak RSS per GB of weights (tests/bench/bench_load.sh)
+add_executable(bench_load EXCLUDE_FROM_ALL ${CMAKE_SOURCE_DIR}/tests/bench/bench_load.c)
+target_link_libraries(bench_load PRIVATE tlens_lib)
+add_custom_target(run_bench_load COMMAND ${CMAKE_COMMAND} -E env "TLENS=$<TARGET_FILE:tlens>" "BENCH_LOAD=$<TARGET_FILE:bench_load>"
+                  "WORK=${CMAKE_CURRENT_BINARY_DIR}/work/bench_load" bash ${CMAKE_SOURCE_DIR}/tests/bench/bench_load.sh
+                  DEPENDS bench_load tlens USES_TERMINAL)
+add_dependencies(bench run_bench_load)
