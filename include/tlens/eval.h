@@ -17,7 +17,7 @@
  * (the reference's eval_loop.py: ["layer_transfer"][m][trans_name][layer_name]).
  * Several lenses: `lens` lists them one per line, each "DIR" or "NAME=DIR". One
  * lens is the key "tuned" (the reference's layout); with several, each lens is a
- * key of its own, NAME or the folder's base name, beside "logit" and "baseline".
+ * key of its own, NAME or the folder's base name, beside "logit" and "baseline".  */
 #ifndef TLENS_EVAL_H
 #define TLENS_EVAL_H
 
