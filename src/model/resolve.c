@@ -3,9 +3,10 @@
  *   <cache>/models--ORG--NAME/refs/<revision>   a file holding a commit hash
  *   <cache>/models--ORG--NAME/snapshots/<commit>/   the files (links into blobs/)
  * <cache> is HF_HUB_CACHE (or its older name HUGGINGFACE_HUB_CACHE), else
- * HF_HOME/hub, else XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
- * A revision names a branch or tag (a refs/ file), a commit, or a unique prefix of
- * a commit that has a snapshot. Nothing is downloaded. */
+ * HF_HOME/hub, else XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub
+ * (the rules, shared with lens ids, are in src/core/hub.c). A revision names a
+ * branch or tag (a refs/ file), a commit, or a unique prefix of a commit that has a
+ * snapshot. Nothing is downloaded. */
 #include <stdlib.h>
 #include <string.h>
 
