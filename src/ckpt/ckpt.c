@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,7 +257,44 @@ struct tl_ckpt_writer {
   uint64_t step;
   hid_t file, dxpl, lcpl;
   bool failed;
+  /* progress (rank 0): shown only once a write has taken `after` seconds */
+  tl_progress prog;
+  bool prog_on;
+  double t0, after;
+  int64_t bytes, expect; /* written so far; expected: the previous checkpoint's size, else 0 */
 };
+
+static int64_t previous_size(const char *dir);
+
+/* How long a write may take before it shows progress: TLENS_CKPT_PROGRESS_AFTER
+ * seconds (tests set 0), else 5. */
+static double progress_after(void) {
+  const char *v = getenv("TLENS_CKPT_PROGRESS_AFTER");
+  char *end = NULL;
+  double s = v ? strtod(v, &end) : 5;
+  return v && (end == v || *end || !(s >= 0)) ? 5 : s;
+}
+
+/* Rank 0, after each item: `bytes` more are written. The first report comes when
+ * the write has taken `after` seconds; a bar on a terminal, plain lines otherwise
+ * (tl_progress). Sizes in kB. */
+static void progress_add(tl_ckpt_writer *w, uint64_t bytes) {
+  if (w->d->rank != 0) return;
+  w->bytes += (int64_t)bytes;
+  if (!w->prog_on) {
+    if (tl_now() - w->t0 < w->after) return;
+    char what[64];
+    snprintf(what, sizeof what, "writing checkpoint %s", tl_basename(w->final));
+    tl_progress_begin(&w->prog, what, 0, "kB", true, true);
+    w->prog.t0 = w->prog.last = w->t0; /* the rate and ETA count from the start of the write */
+    w->prog_on = true;
+  }
+  int64_t kb = w->bytes / 1000, total = w->expect / 1000;
+  /* the previous file's size while it is ahead, else unknown (no percentage) until
+   * the commit, whose line is the 100% */
+  w->prog.total = total > kb ? total : 0;
+  tl_progress_update(&w->prog, kb, (double)kb);
+}
 
 /* Every rank ends each writer call with the same verdict (an HDF5 or input error
  * on one rank must not leave the others waiting in the next collective). */
@@ -277,8 +316,11 @@ int tl_ckpt_begin(tl_ckpt_writer **out, tl_dist *d, const char *dir, uint64_t st
   w->final = tl_ckpt_path(dir, step);
   w->tmp = tl_sprintf("%s.tmp", w->final);
   w->file = w->dxpl = w->lcpl = H5I_INVALID_HID;
+  w->t0 = tl_now();
+  w->after = progress_after();
   int rc = 0;
   if (d->rank == 0) {
+    w->expect = previous_size(dir);
     rc = tl_mkdirs(dir);
     if (rc) tl_fail_context("ckpt: cannot create checkpoint dir %s", dir);
   }
@@ -368,6 +410,7 @@ static int add_replicated(tl_ckpt_writer *w, const char *name, tl_ckpt_type t, i
   TL_TRY(writer_agree(w, tl_dist_bcast(w->d, &crc, sizeof crc, 0)));
   bool mine = w->d->rank == 0;
   rc = write_dataset(w, name, file_type(t), mem_type(t), ndim, shape, 0, mine ? numel : 0, data, crc);
+  if (!rc) progress_add(w, numel * type_size(t));
   return writer_agree(w, rc);
 }
 
@@ -399,6 +442,7 @@ int tl_ckpt_add_str(tl_ckpt_writer *w, const char *name, const char *s) {
   const char *buf = w->d->rank == 0 ? (len ? s : "") : NULL;
   rc = write_dataset(w, name, t, t, 0, NULL, 0, w->d->rank == 0 ? 1 : 0, buf, crc);
   H5Tclose(t);
+  if (!rc) progress_add(w, len);
   return writer_agree(w, rc);
 }
 
@@ -444,6 +488,7 @@ int tl_ckpt_add_f32_sharded(tl_ckpt_writer *w, const char *name, int ndim, const
   free(all);
   TL_TRY(writer_agree(w, rc));
   rc = write_dataset(w, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ndim, shape, offset, count, local, crc);
+  if (!rc) progress_add(w, numel * sizeof(float)); /* the whole array: every rank wrote its part */
   return writer_agree(w, rc);
 }
 
@@ -458,6 +503,7 @@ static void writer_free(tl_ckpt_writer *w) {
 
 void tl_ckpt_abort(tl_ckpt_writer *w) {
   if (!w) return;
+  if (w->prog_on) tl_progress_abort(&w->prog);
   if (w->file >= 0) H5Fclose(w->file);
   w->file = H5I_INVALID_HID;
   MPI_Barrier(w->d->comm);
@@ -513,6 +559,18 @@ static int list_ckpts(const char *dir, ckpt_file **out, int *n) {
 static void free_list(ckpt_file *f, int n) {
   for (int i = 0; i < n; i++) free(f[i].path);
   free(f);
+}
+
+/* The size of the newest checkpoint in dir: what this one will about be (the
+ * same run writes the same items), for the percentage and the ETA. */
+static int64_t previous_size(const char *dir) {
+  ckpt_file *f = NULL;
+  int n = 0;
+  int64_t size = 0;
+  struct stat st;
+  if (list_ckpts(dir, &f, &n) == 0 && n > 0 && stat(f[0].path, &st) == 0) size = (int64_t)st.st_size;
+  free_list(f, n);
+  return size;
 }
 
 /* Keeps `keep` valid checkpoints up to and including the new one; deletes the
@@ -586,6 +644,11 @@ int tl_ckpt_commit(tl_ckpt_writer *w, int keep, char **path) {
   if (tl_dist_agree(d, rc) != 0) {
     tl_ckpt_abort(w);
     return -1;
+  }
+  if (w->prog_on) { /* the last line: the whole file, committed */
+    int64_t kb = w->bytes >= 1000 ? w->bytes / 1000 : 1;
+    w->prog.total = kb;
+    tl_progress_update(&w->prog, kb, (double)kb);
   }
   if (path) *path = tl_strdup(w->final);
   writer_free(w);

@@ -1,4 +1,5 @@
-/* Progress of long work (see tl_progress in tlens/core.h). */
+/* Progress of long work (see tl_progress in tlens/core.h). A total of 0 or less
+ * means not known yet: the report says how much so far, without a percentage. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,6 +30,17 @@ void tl_progress_update(tl_progress *p, int64_t done, double rate_units) {
   if (!p->enabled) return;
   double now = tl_now(), el = now - p->t0;
   double rate = el > 0 ? rate_units / el : 0;
+  if (p->total <= 0) { /* the total is not known yet: how much so far, no percentage or ETA */
+    char took[32];
+    tl_fmt_duration(el, took, sizeof took);
+    if (p->tty) {
+      fprintf(stderr, "\r%s %lld %s | %.0f %s/s | %s   ", p->what, (long long)done, p->unit, rate, p->unit, took);
+    } else if (now - p->last >= 30 || p->last == p->t0) {
+      tl_info("%s %lld %s so far | %.0f %s/s | %s", p->what, (long long)done, p->unit, rate, p->unit, took);
+      p->last = now;
+    }
+    return;
+  }
   char eta[32];
   tl_fmt_duration(done > 0 && p->total > done ? el / (double)done * (double)(p->total - done) : 0, eta, sizeof eta);
   int pct = p->total > 0 ? (int)(100 * done / p->total) : 0;

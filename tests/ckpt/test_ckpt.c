@@ -364,6 +364,73 @@ static void test_declared_sizes(const char *work) {
   free(dir);
 }
 
+/* A checkpoint of 8 items of 256 kB */
+static int write_big(const char *dir, uint64_t step) {
+  enum { N = 65536 };
+  float *v = tl_malloc(N * sizeof(float));
+  for (int i = 0; i < N; i++) v[i] = (float)i;
+  tl_ckpt_writer *w;
+  int rc = tl_ckpt_begin(&w, &D, dir, step);
+  uint64_t shape[1] = {N};
+  for (int k = 0; k < 8 && rc == 0; k++) {
+    char name[32];
+    snprintf(name, sizeof name, "big/%d", k);
+    rc = tl_ckpt_add_f32(w, name, 1, shape, v);
+  }
+  free(v);
+  return rc == 0 ? tl_ckpt_commit(w, 0, NULL) : (tl_ckpt_abort(w), -1);
+}
+
+/* Progress of a write that takes long, forced here by a threshold of 0 s: on a
+ * file (not a terminal) plain lines naming the checkpoint, the last at 100%
+ * after the commit; the second write of a folder takes the first's size as its
+ * total (percentages at 10% steps); with the default threshold a quick write says
+ * nothing. */
+static void test_progress(const char *work) {
+  char *dir = tl_path_join(work, "progress"), *log = tl_path_join(work, "progress.log");
+  rm_dir_files(dir);
+  fflush(stderr);
+  int saved = dup(2);
+  FILE *f = fopen(log, "w+");
+  CHECK(f != NULL && saved >= 0);
+  if (!f || saved < 0) return;
+  dup2(fileno(f), 2);
+  tl_log_set_level(TL_LOG_INFO);
+  setenv("TLENS_CKPT_PROGRESS_AFTER", "0", 1);
+  CHECK(write_big(dir, 1) == 0);
+  CHECK(write_big(dir, 2) == 0);
+  unsetenv("TLENS_CKPT_PROGRESS_AFTER");
+  CHECK(write_big(dir, 3) == 0);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  tl_log_set_level(TL_LOG_ERROR);
+  fclose(f);
+  char *text = NULL;
+  size_t n = 0;
+  CHECK(tl_read_file(log, &text, &n) == 0);
+  if (text) {
+    CHECKF(strstr(text, "writing checkpoint step_00000001.h5 ") != NULL, "%s", text);
+    CHECKF(strstr(text, "writing checkpoint step_00000002.h5 ") != NULL, "%s", text);
+    CHECKF(strstr(text, "step_00000003") == NULL, "a quick write reported progress: %s", text);
+    /* each write ends on one line at 100% with its rate, after the commit */
+    int done = 0;
+    for (const char *q = text; (q = strstr(q, "(100%) | ")); q++) done++;
+    CHECKF(done == 2, "%d lines at 100%%: %s", done, text);
+    /* the first write knows no total: its first line says how much so far */
+    CHECKF(strstr(text, "writing checkpoint step_00000001.h5 262 kB so far | ") != NULL, "%s", text);
+    /* the second takes the first's size (a little more than its 2097 kB of data) */
+    const char *second = strstr(text, "writing checkpoint step_00000002.h5 ");
+    long a = -1, b = -1;
+    int pct = -1;
+    if (second) sscanf(second, "writing checkpoint step_00000002.h5 %ld/%ld (%d%%)", &a, &b, &pct);
+    CHECKF(a == 262 && b >= 2097 && b < 2200 && pct == (int)(100 * a / b), "second write's first line: %ld/%ld (%d%%)", a, b, pct);
+  }
+  free(text);
+  free(dir);
+  free(log);
+}
+
 int main(int argc, char **argv) {
   if (tl_dist_init(&D, &argc, &argv) != 0) return fprintf(stderr, "%s\n", tl_errmsg()), 1;
   if (argc == 3 && strcmp(argv[1], "--sample") == 0) {
@@ -381,6 +448,7 @@ int main(int argc, char **argv) {
   test_writer_errors(argv[1]);
   test_compat(argv[1]);
   test_declared_sizes(argv[1]);
+  test_progress(argv[1]);
   tl_dist_finalize(&D);
   return tl_test_finish("test_ckpt");
 }
