@@ -37,3 +37,16 @@ foreach(fam gpt2 gpt_neox llama gpt_neo gptj opt bloom gemma qwen2 phi3 phi stab
   set_tests_properties(analysis_residual_${fam} PROPERTIES ENVIRONMENT "${TLENS_TEST_ENV}" TIMEOUT 300)
 endforeach()
 tlens_sh_test(trajectory_residual analysis/test_residual_cli.sh $<TARGET_FILE:analysis_residual>)
+# `make bench`: a 2048-token trajectory with every statistic on a synthetic pythia-70m-shaped
+# model, time and peak RSS beside the reference's full-tensor approach in PyTorch (skipped,
+# saying so, without a python3 that has torch).
+add_custom_target(run_bench_trajectory
+                  COMMAND ${CMAKE_COMMAND} -E env "TLENS=$<TARGET_FILE:tlens>" "PYTHON=${PYTHON}"
+                          bash ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_trajectory.sh
+                  USES_TERMINAL VERBATIM)
+add_dependencies(run_bench_trajectory tlens)
+add_dependencies(bench run_bench_trajectory)
+# the demo lens (the demo's training settings, cut short) beats the logit lens on top-1
+# agreement with the model's output at every layer of the last half, on a held-out story
+tlens_sh_test(trajectory_demo analysis/test_trajectory_demo.sh)
+set_tests_properties(trajectory_demo PROPERTIES TIMEOUT 900) # trains a short lens first

@@ -235,7 +235,10 @@ static int write_outputs(run_state *s) {
       free(path), free(name), free(title);
     }
   if (rc == 0) {
-    char *title = c->title ? tl_strdup(c->title) : tl_sprintf("Prediction trajectory: %s", tl_basename(c->model));
+    char *title = c->title ? tl_strdup(c->title)
+                  : s->residual != TL_RESID_PRE
+                      ? tl_sprintf("Prediction trajectory: %s (%s)", tl_basename(c->model), tl_residual_key(s->residual))
+                      : tl_sprintf("Prediction trajectory: %s", tl_basename(c->model));
     path = tl_path_join(c->output, "trajectory.html");
     rc = tl_traj_write_html(path, s->sets, s->nsets, title);
     free(path), free(title);
