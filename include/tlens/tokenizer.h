@@ -19,6 +19,20 @@ void tl_tokenizer_free(tl_tokenizer *t);
  * *ids is malloc'd (caller frees). Thread-safe for concurrent calls on one tokenizer. */
 int tl_tokenizer_encode(const tl_tokenizer *t, const char *text, size_t len, int add_special,
                         int32_t **ids, size_t *n);
+/* The same ids with each token's span of the text: bytes [start, end) of the
+ * UTF-8 input it came from (HF tokenizers' `offsets`, in bytes: a token holding
+ * part of a character, such as a byte-fallback <0xNN>, spans the whole
+ * character; the post-processor's special tokens span [0, 0)), and, when tokens
+ * is not NULL, each token's string (HF's `tokens`: the vocabulary's spelling; for
+ * an added token the text it split off, whitespace taken by lstrip/rstrip
+ * included). For showing tokens: slower than tl_tokenizer_encode. *ids, *spans
+ * and *tokens are malloc'd (tokens: free with tl_tokenizer_tokens_free). */
+typedef struct {
+  size_t start, end;
+} tl_token_span;
+int tl_tokenizer_encode_offsets(const tl_tokenizer *t, const char *text, size_t len, int add_special, int32_t **ids,
+                                tl_token_span **spans, char ***tokens, size_t *n);
+void tl_tokenizer_tokens_free(char **tokens, size_t n);
 /* Decodes ids (skipping nothing) into a malloc'd NUL-terminated UTF-8 string. */
 int tl_tokenizer_decode(const tl_tokenizer *t, const int32_t *ids, size_t n, char **text);
 

@@ -330,7 +330,7 @@ static inline int class_at(const unsigned char *s, size_t n, size_t i, int *len)
 }
 
 /* End of the match that starts at i (always > i). */
-static size_t gpt2_match(const unsigned char *s, size_t n, size_t i) {
+size_t tok_gpt2_match(const unsigned char *s, size_t n, size_t i) {
   if (s[i] == '\'' && i + 1 < n) {
     unsigned char a = s[i + 1], b = i + 2 < n ? s[i + 2] : 0;
     if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
@@ -367,7 +367,7 @@ static void pretokenize_and_bpe(const tl_tokenizer *t, tok_cache *c, const unsig
   }
   if (!t->pre_use_regex) { bpe_word(t, c, s, n, out); return; }
   for (size_t i = 0; i < n;) {
-    size_t e = gpt2_match(s, n, i);
+    size_t e = tok_gpt2_match(s, n, i);
     bpe_word(t, c, s + i, e - i, out);
     i = e;
   }
@@ -418,19 +418,13 @@ static int trie_match(const tok_trie *tr, const unsigned char *s, size_t n, size
   return best;
 }
 
-typedef void (*piece_fn)(const tl_tokenizer *t, tok_cache *c, const unsigned char *s, size_t n, idvec *out);
-
-/* Splits s on the tokens of trie tr: matched tokens go to out as ids, the text
- * between them to fn. */
-static void split_added(const tl_tokenizer *t, tok_cache *c, const tok_trie *tr, const unsigned char *s, size_t n,
-                        idvec *out, piece_fn fn) {
-  if (tr->ntokens == 0) { fn(t, c, s, n, out); return; }
-  size_t done = 0; /* s[done..) not yet emitted */
+int tok_next_added(const tl_tokenizer *t, const tok_trie *tr, const unsigned char *s, size_t n, size_t *at,
+                   size_t done, size_t *start, size_t *stop) {
   /* with few distinct first bytes, skip 8 bytes at a time that hold none of them */
   uint64_t bcast[4];
   int nb = tr->nfirst <= 4 ? tr->nfirst : 0;
   for (int k = 0; k < nb; k++) bcast[k] = tr->first_bytes[k] * 0x0101010101010101ull;
-  for (size_t i = 0; i < n;) {
+  for (size_t i = *at; i < n;) {
     if (nb && i + 8 <= n) {
       uint64_t w, hit = 0;
       memcpy(&w, s + i, 8);
@@ -446,20 +440,38 @@ static void split_added(const tl_tokenizer *t, tok_cache *c, const tok_trie *tr,
     int k = trie_match(tr, s, n, i, &end);
     if (k < 0) { i++; continue; }
     const tok_added *a = &t->added[k];
-    size_t start = i, stop = end;
-    if (a->single_word && (word_char_before(s, start) || word_char_after(s, n, stop))) { i = end; continue; }
+    size_t b = i, e = end;
+    if (a->single_word && (word_char_before(s, b) || word_char_after(s, n, e))) { i = end; continue; }
     if (a->lstrip) { /* take the whitespace before the token, but not text already emitted */
       size_t ws;
-      space_run_before(s, start, &ws);
-      start = ws > done ? ws : done;
+      space_run_before(s, b, &ws);
+      b = ws > done ? ws : done;
     }
     if (a->rstrip) {
       int len;
-      while (stop < n && (class_at(s, n, stop, &len) == TL_UC_SPACE)) stop += (size_t)len;
+      while (e < n && (class_at(s, n, e, &len) == TL_UC_SPACE)) e += (size_t)len;
     }
+    *start = b;
+    *stop = *at = e;
+    return k;
+  }
+  *at = n;
+  return -1;
+}
+
+typedef void (*piece_fn)(const tl_tokenizer *t, tok_cache *c, const unsigned char *s, size_t n, idvec *out);
+
+/* Splits s on the tokens of trie tr: matched tokens go to out as ids, the text
+ * between them to fn. */
+static void split_added(const tl_tokenizer *t, tok_cache *c, const tok_trie *tr, const unsigned char *s, size_t n,
+                        idvec *out, piece_fn fn) {
+  if (tr->ntokens == 0) { fn(t, c, s, n, out); return; }
+  size_t done = 0, at = 0, start, stop; /* s[done..) not yet emitted */
+  int k;
+  while ((k = tok_next_added(t, tr, s, n, &at, done, &start, &stop)) >= 0) {
     if (start > done) fn(t, c, s + done, start - done, out);
-    ids_push(out, a->id);
-    done = i = stop;
+    ids_push(out, t->added[k].id);
+    done = stop;
   }
   if (done < n) fn(t, c, s + done, n - done, out);
 }
@@ -471,10 +483,14 @@ static void normalized_piece(const tl_tokenizer *t, tok_cache *c, const unsigned
   split_added(t, c, &t->trie_norm, ns, nn, out, pretokenize_and_bpe);
 }
 
-int tl_tokenizer_encode(const tl_tokenizer *t, const char *text, size_t len, int add_special, int32_t **ids,
-                        size_t *n) {
+void tok_encode_init(void) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   pthread_once(&once, init_ascii_class);
+}
+
+int tl_tokenizer_encode(const tl_tokenizer *t, const char *text, size_t len, int add_special, int32_t **ids,
+                        size_t *n) {
+  tok_encode_init();
   *ids = NULL;
   *n = 0;
   if (!tl_utf8_valid((const unsigned char *)text, len))

@@ -8,6 +8,7 @@
  *   tok_bytelevel.c  the GPT-2 byte alphabet (ByteLevel tokens <-> bytes)
  *   tok_normalize.c  the normalizer steps                     -> unicode.c
  *   tok_encode.c     encoding and its per-thread caches       -> strmap, normalize, unicode.c
+ *   tok_offsets.c    encoding with each token's span of text   -> encode, normalize, unicode.c
  *   tok_decode.c     decoding                                 -> bytelevel, unicode.c
  *   tok_load.c       tokenizer.json / tokenizer_config.json,  -> strmap, bytelevel, normalize,
  *                    and tl_tokenizer_free                       encode (tok_caches_free) */
@@ -89,6 +90,7 @@ struct tl_tokenizer {
   int pre_bytelevel, pre_add_prefix_space, pre_use_regex;
   int32_t *post_prefix; int npost_prefix;  /* ids the post-processor puts before / after */
   int32_t *post_suffix; int npost_suffix;
+  int post_trim_offsets, post_prefix_space; /* ByteLevel/Roberta post-processor: trim spaces off offsets */
   tok_step *dec; int ndec; int has_decoder;
   /* tokens */
   tok_added *added; int nadded;
@@ -133,6 +135,10 @@ static inline const tok_merge *tok_merge_get(const struct tl_tokenizer *t, int32
 int tok_bytelevel_decode(const char *s, size_t n, tl_buf *out);
 
 /* ---- tok_normalize.c ---- */
+/* The normalizer applied to s[0..n) into out, with where each output byte comes
+ * from: the bytes [from[2k], from[2k+1]) of s (the whole character, or the whole
+ * text a step replaced). *from is malloc'd, 2 * out->len entries. */
+void tok_normalize_aligned(const tl_tokenizer *t, const unsigned char *s, size_t n, tl_buf *out, size_t **from);
 /* Applies the normalizer steps to s[0..n); returns s itself or one of the two
  * scratch buffers (reused by the next call), with the length in *out_n. */
 const unsigned char *tok_normalize(const tl_tokenizer *t, tl_buf scratch[2], const unsigned char *s, size_t n,
@@ -143,5 +149,15 @@ char *tok_normalize_copy(const tl_tokenizer *t, const char *s, size_t n, size_t 
 /* ---- tok_encode.c ---- */
 /* Frees the per-thread caches of every thread that encoded with t. */
 void tok_caches_free(struct tl_tokenizer *t);
+/* The class tables the matchers below read; once per process, before them. */
+void tok_encode_init(void);
+/* End of the GPT-2 split pattern's match that starts at s[i] (always > i). */
+size_t tok_gpt2_match(const unsigned char *s, size_t n, size_t i);
+/* The next added token of trie tr in s[*at..n), as HF splits on it (leftmost,
+ * then longest; single_word, lstrip back to `done` at most, rstrip): its index in
+ * t->added, with [*start, *stop) the span it takes; *at moves past it. -1 (and
+ * *at = n) when there is none. */
+int tok_next_added(const struct tl_tokenizer *t, const tok_trie *tr, const unsigned char *s, size_t n, size_t *at,
+                   size_t done, size_t *start, size_t *stop);
 
 #endif

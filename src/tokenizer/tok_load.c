@@ -171,7 +171,11 @@ static int parse_post(ctx *c, tl_tokenizer *t, const cJSON *j, int depth) {
   if (!cJSON_IsObject(j) || depth > 8) return tl_fail("%s: post_processor: expected an object", c->path);
   const char *type;
   TL_TRY(get_string(c, j, "type", "post_processor", 1, &type));
-  if (!strcmp(type, "ByteLevel")) return 0; /* only adjusts offsets */
+  if (!strcmp(type, "ByteLevel") || !strcmp(type, "RobertaProcessing")) { /* offsets: spaces trimmed off */
+    TL_TRY(get_bool(c, j, "trim_offsets", "post_processor", 1, &t->post_trim_offsets));
+    TL_TRY(get_bool(c, j, "add_prefix_space", "post_processor", 1, &t->post_prefix_space));
+    if (!strcmp(type, "ByteLevel")) return 0;
+  }
   if (!strcmp(type, "Sequence")) {
     const cJSON *list = get_field(j, "processors"), *e;
     if (!cJSON_IsArray(list)) return tl_fail("%s: post_processor.processors: expected an array", c->path);
