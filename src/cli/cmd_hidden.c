@@ -153,9 +153,9 @@ int tl_cmd_hidden(int argc, char **argv) {
   tl_st_writer *w = NULL;
   int given = (input != NULL) + (input_ids != NULL) + (text != NULL);
   if (!model || !output || given != 1 || ((tokenizer || no_special) && !text)) {
-    tl_fail(given != 1 ? "give exactly one of --input, --input_ids or --text (see --help)"
-            : !model || !output ? "--model and --output are required (see --help)"
-                                : "--tokenizer and --no_special go with --text");
+    tl_fail(!model || !output ? "--model, --output and one of --input, --input_ids, --text are required (see --help)"
+            : given != 1          ? "give exactly one of --input, --input_ids or --text (see --help)"
+                                  : "--tokenizer and --no_special go with --text");
     status = tl_cli_report("hidden", TL_EXIT_USAGE);
     goto done;
   }
