@@ -171,12 +171,13 @@ int main(int argc, char **argv) {
 
   free(mean), free(hooked);
   free_run(&clean), free_run(&zero);
-  tl_model_free(m);
+  const char *shape = c->post_norm ? ", post-norm" : c->parallel_residual ? ", parallel" : "";
+  tl_model_free(m); /* c points into m */
   if (fails) {
     fprintf(stderr, "%s: %d failures\n", argv[1], fails);
     return 1;
   }
   printf("%s: sub-layer streams ok (%s%s)\n", argv[1], mid_ok ? "with resid_mid" : "resid_mid refused",
-         c->post_norm ? ", post-norm" : c->parallel_residual ? ", parallel" : "");
+         shape);
   return 0;
 }
