@@ -174,7 +174,7 @@ def torch_side(model, hidden, other_hidden, inputs_path, threads):
         t2 = time.monotonic()
     print(f"    (PyTorch: reading {t0 - t_start:.2f} s, log-prob tensors {t1 - t0:.2f} s, statistics and "
           f"top-{K} {t2 - t1:.2f} s; mean entropy of the output row {stats['entropy'][-1].mean():.4f} nats; "
-          f"{top.indices.shape[0] * top.indices.shape[1]} + {dtop.indices.shape[1]} cells labelled)")
+          f"{top.indices.shape[0] * top.indices.shape[1]} cells labelled by probability and by change)")
 
 
 if __name__ == "__main__":
