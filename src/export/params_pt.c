@@ -16,7 +16,11 @@
  * torch.save emits for such a dict, and the only "callables" it accepts are the
  * handful of names above, which it interprets itself. Nothing is imported or
  * executed, every read is bounds-checked, and any other opcode or global is an
- * error naming the opcode and its offset in data.pkl. */
+ * error naming the opcode and its offset in data.pkl.
+ *
+ * A model's pytorch_model.bin (or a shard of one) is the same kind of file and
+ * goes through the same machine (TL_PT_CHECKPOINT), which then also accepts the
+ * integer and bool storage classes of a model's buffers. */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>

@@ -299,7 +299,7 @@ static void report_precision(const tl_run *r, const tl_run_opts *o) {
   const double mb = (double)tl_model_layer_numel(r->model) * r->mc.n_layers * tl_dtype_size(held) / 1e6;
   const char *p = o->precision ? o->precision : "auto";
   if (held != TL_F32)
-    tl_info("--precision %s: the frozen layers are held in %s (%.0f MB), each widened to fp32 just before it runs; "
+    tl_info("--precision %s: the frozen layers are held in %s (%.1f MB), each widened to fp32 just before it runs; "
             "embeddings and unembedding keep fp32 storage with %s values; the CPU computes in fp32", p,
             tl_dtype_name(held), mb, tl_dtype_name(held));
   else if (r->mc.dtype != TL_F32 || (strcmp(p, "auto") && strcmp(p, "float32")))
