@@ -27,3 +27,6 @@ if(TLENS_SANITIZE)
   # or suppress; address and undefined-behaviour checks stay on.
   set_tests_properties(ckpt_unit ckpt_par_write_np2 ckpt_par_read_np1 ckpt_par_read_np4 ckpt_h5dump PROPERTIES ENVIRONMENT_MODIFICATION "ASAN_OPTIONS=set:detect_leaks=0")
 endif()
+
+# a checkpoint whose groups form a cycle (fuzz_ckpt's find) is refused in one line
+tlens_sh_test(ckpt_cycle ckpt/test_ckpt_cycle.sh)

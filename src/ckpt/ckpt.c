@@ -841,8 +841,21 @@ typedef struct {
   int rc, count;
 } verify_ctx;
 
+/* Our writer nests items at most 3 deep ("lens/0/weight"). A damaged file can hold a
+ * group that links to itself under ever new addresses, and H5Ovisit would then walk
+ * deeper for ever: any object below this depth ends the walk as an error. */
+#define VERIFY_MAX_DEPTH 8
+
 static herr_t verify_visit(hid_t obj, const char *name, const H5O_info_t *oi, void *p) {
   verify_ctx *v = p;
+  int depth = 1;
+  for (const char *c = name; *c; c++) depth += *c == '/';
+  if (depth > VERIFY_MAX_DEPTH) {
+    v->rc = tl_fail("%s: an object is nested %d levels deep (a tlens checkpoint nests at most %d; "
+                    "damaged group links?)",
+                    v->r->path, depth, VERIFY_MAX_DEPTH);
+    return 1;
+  }
   if (oi->type != H5O_TYPE_DATASET) return 0;
   v->count++;
   if (verify_dataset(v->r, name) != 0) {
