@@ -35,6 +35,7 @@ int tl_generate(tl_model *m, const tl_unembed *u, tl_lens_ws *ws, const tl_lens 
 /* ---- the command (tlens generate) ---- */
 typedef struct {
   char *model, *tokenizer, *lens;
+  char *revision; /* of a hub id model (NULL: main) */
   bool logit;
   char *layer; /* an index, or "output" */
   char *text, *input_ids, *prompts;

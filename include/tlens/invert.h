@@ -46,6 +46,7 @@ int tl_invert(const tl_unembed *u, const float *logits, const float *weight, int
 /* ---- the command (tlens invert) ---- */
 typedef struct {
   char *model, *logits, *logits_name, *weight, *output;
+  char *revision; /* of a hub id model (NULL: main) */
   bool sgd;
   long max_iter, threads;
   double tol, step_size, prior_weight;

@@ -161,7 +161,8 @@ void tl_traj_free(tl_traj *t);
 
 /* ---- the command (tlens trajectory) ---- */
 typedef struct {
-  char *model, *tokenizer, *vocab;  /* model folder; tokenizer.json; or a JSON list of token strings */
+  char *model, *tokenizer, *vocab;  /* model folder or hub id; tokenizer.json; or a JSON list of token strings */
+  char *revision;                   /* of a hub id (NULL: main) */
   char *lens;                       /* tuned lens folder */
   bool logit;                       /* also (or only) the logit lens */
   char *text, *input_ids, *prompts; /* the input (one of) */

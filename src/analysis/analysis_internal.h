@@ -46,7 +46,8 @@ char *tl_traj_token_label(const tl_traj_vocab *voc, int32_t id, bool sp_space);
 
 /* ---- the model, its token strings and lens, and inputs (inputs.c) ---- */
 typedef struct {
-  const char *model, *tokenizer, *vocab, *lens; /* lens NULL: none */
+  const char *model, *revision;                 /* a folder, or a hub id at revision (NULL: main) */
+  const char *tokenizer, *vocab, *lens;         /* lens NULL: none */
   long threads;
   long eos_id; /* -1: the tokenizer's, else config.json's */
 } tl_analysis_opts;

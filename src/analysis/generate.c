@@ -125,7 +125,7 @@ void tl_generate_cfg_default(tl_generate_cfg *c) {
 }
 
 void tl_generate_cfg_free(tl_generate_cfg *c) {
-  char **s[] = {&c->model, &c->tokenizer, &c->lens, &c->layer, &c->text, &c->input_ids, &c->prompts, &c->output};
+  char **s[] = {&c->model, &c->revision, &c->tokenizer, &c->lens, &c->layer, &c->text, &c->input_ids, &c->prompts, &c->output};
   for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
     free(*s[i]);
     *s[i] = NULL;
@@ -183,7 +183,7 @@ static int generate_body(const tl_generate_cfg *c, tl_analysis_env *e, int32_t *
   if (c->max_new_tokens < 0) return tl_fail("--max_new_tokens %ld: must be at least 0", c->max_new_tokens);
   if (!c->greedy && !(c->temp > 0)) return tl_fail("--temp %g: must be positive (or give --greedy)", c->temp);
   if (c->lens && c->logit) return tl_fail("give -l LENS or --logit, not both");
-  tl_analysis_opts ao = {c->model, c->tokenizer, NULL, c->lens, c->threads, c->eos_id};
+  tl_analysis_opts ao = {c->model, c->revision, c->tokenizer, NULL, c->lens, c->threads, c->eos_id};
   TL_TRY(tl_analysis_open(e, &ao));
   int layer = 0;
   TL_TRY(parse_layer(c->layer, e->mc.n_layers, &layer));

@@ -27,17 +27,10 @@ static int config_eos(const char *model_dir) {
   return eos;
 }
 
-int tl_analysis_open(tl_analysis_env *e, const tl_analysis_opts *o) {
-  memset(e, 0, sizeof *e);
-  e->eos = -1;
-  if (!o->model || !*o->model) return tl_fail("--model.name: a model folder is required");
-  tl_backend_cpu_set_threads((int)o->threads);
-  TL_TRY(tl_model_load(&e->m, o->model));
-  e->mc = *tl_model_cfg(e->m);
-  TL_TRY(tl_model_unembed(e->m, &e->u));
-  TL_TRY(tl_unembed_hash(e->u.W_U, e->u.vocab, e->u.d_model, e->hash));
-  /* token strings: a list given, else the tokenizer (given or beside the model) */
-  char *tpath = o->tokenizer ? tl_strdup(o->tokenizer) : tl_path_join(o->model, "tokenizer.json");
+/* The tokenizer (given, or beside the model in dir), the token strings (a list
+ * given, else the tokenizer's) and the EOS id. */
+static int open_vocab(tl_analysis_env *e, const tl_analysis_opts *o, const char *dir) {
+  char *tpath = o->tokenizer ? tl_strdup(o->tokenizer) : tl_path_join(dir, "tokenizer.json");
   int rc = 0;
   if (o->tokenizer || tl_file_exists(tpath)) rc = tl_tokenizer_load(&e->tok, tpath);
   free(tpath);
@@ -51,8 +44,28 @@ int tl_analysis_open(tl_analysis_env *e, const tl_analysis_opts *o) {
   }
   if (o->eos_id >= 0) e->eos = (int)o->eos_id;
   else if (e->tok && tl_tokenizer_eos_id(e->tok) >= 0) e->eos = tl_tokenizer_eos_id(e->tok);
-  else e->eos = config_eos(o->model);
+  else e->eos = config_eos(dir);
   if (e->eos >= e->u.vocab) return tl_fail("--eos_id %d is outside the vocabulary [0, %d)", e->eos, e->u.vocab);
+  return 0;
+}
+
+int tl_analysis_open(tl_analysis_env *e, const tl_analysis_opts *o) {
+  memset(e, 0, sizeof *e);
+  e->eos = -1;
+  if (!o->model || !*o->model) return tl_fail("--model.name: a model folder or hub id is required");
+  tl_backend_cpu_set_threads((int)o->threads);
+  char *dir = NULL; /* the folder: the hub id's snapshot, or o->model itself */
+  TL_TRY(tl_model_resolve(o->model, o->revision, &dir));
+  if (tl_model_load(&e->m, dir) != 0) {
+    free(dir);
+    return -1;
+  }
+  e->mc = *tl_model_cfg(e->m);
+  int rc = tl_model_unembed(e->m, &e->u);
+  if (rc == 0) rc = tl_unembed_hash(e->u.W_U, e->u.vocab, e->u.d_model, e->hash);
+  if (rc == 0) rc = open_vocab(e, o, dir);
+  free(dir);
+  TL_TRY(rc);
   if (o->lens) {
     tl_lens_expect ex = {e->mc.d_model, e->mc.n_layers, e->hash};
     tl_lens_config lc;

@@ -372,7 +372,7 @@ void tl_invert_cfg_default(tl_invert_cfg *c) {
 }
 
 void tl_invert_cfg_free(tl_invert_cfg *c) {
-  char **s[] = {&c->model, &c->logits, &c->logits_name, &c->weight, &c->output};
+  char **s[] = {&c->model, &c->revision, &c->logits, &c->logits_name, &c->weight, &c->output};
   for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
     free(*s[i]);
     *s[i] = NULL;
@@ -409,7 +409,7 @@ int tl_invert_run(const tl_invert_cfg *c) {
   if (!c->model) return tl_fail("--model.name: a model folder is required");
   if (!c->logits) return tl_fail("--logits: a safetensors file of target logits is required");
   tl_analysis_env e;
-  tl_analysis_opts ao = {.model = c->model, .threads = c->threads, .eos_id = -1};
+  tl_analysis_opts ao = {.model = c->model, .revision = c->revision, .threads = c->threads, .eos_id = -1};
   int rc = tl_analysis_open(&e, &ao);
   float *logits = NULL, *weight = NULL, *pre = NULL;
   int n = 0, nw = 0, ndim = 0;

@@ -16,7 +16,7 @@ void tl_traj_cfg_default(tl_traj_cfg *c) {
 }
 
 void tl_traj_cfg_free(tl_traj_cfg *c) {
-  char **s[] = {&c->model,   &c->tokenizer,  &c->vocab,        &c->lens,          &c->text,
+  char **s[] = {&c->model, &c->revision, &c->tokenizer,  &c->vocab,        &c->lens,          &c->text,
                 &c->input_ids, &c->prompts,  &c->other_text,   &c->other_input_ids, &c->other_prompts,
                 &c->targets, &c->anti_targets, &c->stats,      &c->slice,         &c->clip,
                 &c->output,  &c->save_log_probs, &c->title, &c->ablate, &c->ablation, &c->swap_text,
@@ -310,7 +310,7 @@ static int run_body(run_state *s) {
   tl_ablation_kind how = TL_ABLATE_ZERO;
   TL_TRY(check_ablation_flags(c, &how));
   if (c->residual) TL_TRY(tl_residual_parse(c->residual, &s->residual));
-  tl_analysis_opts ao = {c->model, c->tokenizer, c->vocab, c->lens, c->threads, c->eos_id};
+  tl_analysis_opts ao = {c->model, c->revision, c->tokenizer, c->vocab, c->lens, c->threads, c->eos_id};
   TL_TRY(tl_analysis_open(&s->env, &ao));
   TL_TRY(tl_residual_check(&s->env.mc, s->residual));
   TL_TRY(read_input(&s->env, "", c->text, c->input_ids, c->prompts, !c->no_special, &s->ids, &s->B, &s->T));

@@ -7,7 +7,7 @@
 #include "tlens/generate.h"
 
 static const char *usage =
-    "usage: tlens generate --model.name DIR (-l LENS | --logit) --layer K (--text S | --input_ids FILE | --prompts FILE)\n"
+    "usage: tlens generate --model.name DIR|ID (-l LENS | --logit) --layer K (--text S | --input_ids FILE | --prompts FILE)\n"
     "                      [--max_new_tokens 100] [--temp 1.0] [--greedy] [--seed S] [--output FILE]\n\n"
     "Generates text where every next token comes from the lens at layer K (its translator on\n"
     "stream K, then the model's final norm and unembedding) at the last position: sampled at\n"
@@ -26,7 +26,8 @@ int tl_cmd_generate(int argc, char **argv) {
   tl_generate_cfg c;
   tl_generate_cfg_default(&c);
   tl_opt opts[] = {
-      {"model.name|model", 0, TL_OPT_STR, &c.model, "model folder", 0, 0, false},
+      {"model.name|model", 0, TL_OPT_STR, &c.model, "model folder, or a hub id in the Hugging Face cache", 0, 0, false},
+      {"model.revision|revision", 0, TL_OPT_STR, &c.revision, "with a hub id: branch, tag or commit [main]", 0, 0, false},
       {"tokenizer", 0, TL_OPT_STR, &c.tokenizer, "tokenizer.json [<model>/tokenizer.json]", 0, 0, false},
       {"lens_name|lens", 'l', TL_OPT_STR, &c.lens, "tuned lens folder (config.json + params.pt)", 0, 0, false},
       {"logit", 0, TL_OPT_BOOL, &c.logit, "decode through the logit lens instead", 0, 0, false},

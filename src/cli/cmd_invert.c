@@ -7,7 +7,7 @@
 #include "tlens/invert.h"
 
 static const char *usage =
-    "usage: tlens invert --model.name DIR --logits FILE.safetensors [--output FILE.safetensors] [options]\n\n"
+    "usage: tlens invert --model.name DIR|ID --logits FILE.safetensors [--output FILE.safetensors] [options]\n\n"
     "Finds hidden states h minimising KL(p || softmax(W_U norm(h) + b_U)) for target logits z\n"
     "(p = softmax(z), times --weight when given; a tensor [..., V]: --logits_name, else\n"
     "'target_logits', else the file's only tensor), plus --prior_weight times the mean of\n"
@@ -22,7 +22,8 @@ int tl_cmd_invert(int argc, char **argv) {
   tl_invert_cfg c;
   tl_invert_cfg_default(&c);
   tl_opt opts[] = {
-      {"model.name|model", 0, TL_OPT_STR, &c.model, "model folder", 0, 0, false},
+      {"model.name|model", 0, TL_OPT_STR, &c.model, "model folder, or a hub id in the Hugging Face cache", 0, 0, false},
+      {"model.revision|revision", 0, TL_OPT_STR, &c.revision, "with a hub id: branch, tag or commit [main]", 0, 0, false},
       {"logits", 0, TL_OPT_STR, &c.logits, "safetensors file of target logits [..., V]", 0, 0, false},
       {"logits_name", 0, TL_OPT_STR, &c.logits_name, "the tensor's name in it [target_logits]", 0, 0, false},
       {"weight", 0, TL_OPT_STR, &c.weight, "safetensors file of per-token weights [..., V] (tensor 'weight')", 0, 0, false},

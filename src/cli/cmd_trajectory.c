@@ -7,7 +7,7 @@
 #include "tlens/trajectory.h"
 
 static const char *usage =
-    "usage: tlens trajectory --model.name DIR [-l LENS] [--logit] (--text S | --input_ids FILE | --prompts FILE)\n"
+    "usage: tlens trajectory --model.name DIR|ID [-l LENS] [--logit] (--text S | --input_ids FILE | --prompts FILE)\n"
     "                        [--output DIR] [options]\n\n"
     "Runs the model on the input and looks through the lens at every layer: rows 0..L-1 are the\n"
     "lens at the model's streams, the last row ('output') the model itself. With -l the tuned\n"
@@ -60,7 +60,8 @@ int tl_cmd_trajectory(int argc, char **argv) {
   tl_traj_cfg c;
   tl_traj_cfg_default(&c);
   tl_opt opts[] = {
-      {"model.name|model", 0, TL_OPT_STR, &c.model, "model folder", 0, 0, false},
+      {"model.name|model", 0, TL_OPT_STR, &c.model, "model folder, or a hub id in the Hugging Face cache", 0, 0, false},
+      {"model.revision|revision", 0, TL_OPT_STR, &c.revision, "with a hub id: branch, tag or commit [main]", 0, 0, false},
       {"tokenizer", 0, TL_OPT_STR, &c.tokenizer, "tokenizer.json [<model>/tokenizer.json]", 0, 0, false},
       {"vocab", 0, TL_OPT_STR, &c.vocab, "JSON list of token strings (index = id) for the labels, instead of the tokenizer's", 0, 0, false},
       {"lens_name|lens", 'l', TL_OPT_STR, &c.lens, "tuned lens folder (config.json + params.pt)", 0, 0, false},

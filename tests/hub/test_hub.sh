@@ -117,6 +117,17 @@ for id in tl-test/stories260k stories260k; do
   same_run ref "id_$n"
   same ref.safetensors "id_$n.safetensors"
 done
+# the analysis commands take the model by id as well (at a revision), bitwise the folder's run
+traj id_model tl-test/stories260k "$LENS"
+same_run ref id_model
+same ref.safetensors id_model.safetensors
+"$TLENS" generate --model "$MODEL" -l "$LENS" --layer 3 --input_ids ids.json --greedy --max_new_tokens 6 \
+  > gen_dir.txt 2>/dev/null || fail "generate by folder"
+"$TLENS" generate --model tl-test/stories260k --revision $C1 -l "$LENS" --layer 3 --input_ids ids.json --greedy \
+  --max_new_tokens 6 > gen_id.txt 2>/dev/null || fail "generate by id"
+same gen_dir.txt gen_id.txt
+fails 1 "revision 'nope' is not in the Hugging Face cache" -- "$TLENS" trajectory --model tl-test/stories260k \
+  --revision nope -l "$LENS" --input_ids ids.json
 # a local folder comes first when it holds both files (this one: the 3-layer llama lens) ...
 mkdir -p tl-test/stories260k && cp "$LLAMA_LENS"/* tl-test/stories260k/
 fails 1 "lens has 3 layers but the model has 5" -- "$TLENS" trajectory --model "$MODEL" -l tl-test/stories260k \
