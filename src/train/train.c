@@ -298,20 +298,6 @@ static void report_step(tl_trainer *r, double loss, double gnorm, double lr, dou
   }
 }
 
-/* "lens/<name>/" under --hub_layout: the model argument when it names a hub repo
- * (org/name), else the folder's own name. */
-static char *hub_name(const char *model) {
-  size_t n = strlen(model);
-  while (n > 1 && model[n - 1] == '/') n--;
-  char *m = tl_malloc(n + 1);
-  memcpy(m, model, n);
-  m[n] = 0;
-  if (m[0] != '/' && m[0] != '.' && !tl_is_dir(m)) return m;
-  char *b = tl_strdup(tl_basename(m));
-  free(m);
-  return b;
-}
-
 static int export_lens(tl_trainer *r) {
   const tl_train_cfg *c = r->c;
   tl_lens_config lc = {0};
@@ -329,7 +315,7 @@ static int export_lens(tl_trainer *r) {
   TL_TRY(tl_lens_dir_save(c->run.output, &lc, r->lens.params, dt));
   tl_info("lens written to %s (config.json + params.pt)", c->run.output);
   if (c->hub_layout) {
-    char *name = hub_name(c->run.model);
+    char *name = tl_lens_hub_name(c->run.model); /* the rule tlens export uses */
     char *sub = tl_sprintf("lens/%s", name);
     char *dir = tl_path_join(c->hub_layout, sub);
     int rc = tl_mkdirs(dir);
