@@ -127,7 +127,7 @@ int tl_cmd_hidden(int argc, char **argv) {
   char *model = NULL, *input = NULL, *output = NULL, *input_ids = NULL, *text = NULL, *tokenizer = NULL;
   long threads = 0;
   bool allow_nonfinite = false, no_special = false;
-  char *revision = NULL;
+  char *revision = NULL, *precision = NULL;
   tl_opt opts[] = {
       {"model", 'm', TL_OPT_STR, &model, "Hugging Face model folder (config.json + safetensors), or a hub id in the HF cache", 0, 0, 0},
       {"revision|model.revision", 0, TL_OPT_STR, &revision, "with a hub id: branch, tag or commit [main]", 0, 0, 0},
@@ -139,6 +139,8 @@ int tl_cmd_hidden(int argc, char **argv) {
       {"output", 'o', TL_OPT_STR, &output, "safetensors file to write", 0, 0, 0},
       {"threads", 0, TL_OPT_INT, &threads, "CPU threads (0 = OMP_NUM_THREADS or all cores)", 0, 4096, 0},
       {"allow_nonfinite", 0, TL_OPT_BOOL, &allow_nonfinite, "load weights holding NaN or Inf", 0, 0, 0},
+      {"precision", 0, TL_OPT_STR, &precision,
+       "dtype the layers are held in: auto (the checkpoint's), float32, bfloat16, float16; compute is fp32 [auto]", 0, 0, 0},
   };
   int nopts = (int)(sizeof opts / sizeof opts[0]);
   int status = tl_cli_parse("hidden", opts, nopts, argc, argv, USAGE, false, NULL, NULL);
@@ -159,6 +161,12 @@ int tl_cmd_hidden(int argc, char **argv) {
     status = tl_cli_report("hidden", TL_EXIT_USAGE);
     goto done;
   }
+  int held = TL_MODEL_HOLD_AUTO;
+  if (precision && tl_model_parse_precision(precision, &held)) {
+    status = tl_cli_report("hidden", TL_EXIT_USAGE);
+    goto done;
+  }
+  tl_model_hold_precision(held);
   tl_backend_cpu_set_threads((int)threads);
   tl_model_allow_nonfinite(allow_nonfinite);
   int B = 0, T = 0;

@@ -34,26 +34,32 @@ static const char *act_str(tl_act a) {
 int tl_cmd_info(int argc, char **argv) {
   char *model = NULL;
   bool devices = false, allow_nonfinite = false;
-  char *revision = NULL;
+  char *revision = NULL, *precision = NULL;
   tl_opt opts[] = {{"model", 'm', TL_OPT_STR, &model, "Hugging Face model folder, or a hub id in the HF cache", 0, 0, 0},
                    {"revision|model.revision", 0, TL_OPT_STR, &revision, "with a hub id: branch, tag or commit [main]", 0, 0, 0},
                    {"devices", 0, TL_OPT_BOOL, &devices, "list the compute devices instead", 0, 0, 0},
-                   {"allow_nonfinite", 0, TL_OPT_BOOL, &allow_nonfinite, "load weights holding NaN or Inf", 0, 0, 0}};
-  int status = tl_cli_parse("info", opts, 4, argc, argv, USAGE, false, NULL, NULL);
+                   {"allow_nonfinite", 0, TL_OPT_BOOL, &allow_nonfinite, "load weights holding NaN or Inf", 0, 0, 0},
+                   {"precision", 0, TL_OPT_STR, &precision,
+                    "dtype the layers are held in: auto (the checkpoint's), float32, bfloat16, float16 [auto]", 0, 0, 0}};
+  const int nopts = (int)(sizeof opts / sizeof opts[0]);
+  int status = tl_cli_parse("info", opts, nopts, argc, argv, USAGE, false, NULL, NULL);
   if (status >= 0) return status;
   if (devices && !model) {
     print_devices();
     return TL_EXIT_OK;
   }
   tl_model *m = NULL;
+  int held = TL_MODEL_HOLD_AUTO;
   if (!model || devices) {
     tl_fail(devices ? "--devices takes no --model" : "--model is required (see --help)");
     status = tl_cli_report("info", TL_EXIT_USAGE);
-  } else if (tl_model_allow_nonfinite(allow_nonfinite), tl_model_load_named(&m, model, revision)) {
+  } else if (precision && tl_model_parse_precision(precision, &held)) {
+    status = tl_cli_report("info", TL_EXIT_USAGE);
+  } else if (tl_model_hold_precision(held), tl_model_allow_nonfinite(allow_nonfinite), tl_model_load_named(&m, model, revision)) {
     status = tl_cli_error("info");
   }
   if (!m) {
-    tl_args_free(opts, 4);
+    tl_args_free(opts, nopts);
     return status;
   }
   const tl_model_config *c = tl_model_cfg(m);
@@ -78,8 +84,9 @@ int tl_cmd_info(int argc, char **argv) {
   printf("dtype:          %s\n", tl_dtype_name(c->dtype));
   printf("parameters:     %lld\n", (long long)c->n_params);
   printf("memory:         %.1f MiB on disk, %.1f MiB as fp32\n", disk_mb, fp32_mb);
+  printf("held_as:        %s (compute in fp32)\n", tl_dtype_name(tl_model_held_dtype(m)));
   printf("config_sha256:  %s\n", c->config_hash);
   tl_model_free(m);
-  tl_args_free(opts, 4);
+  tl_args_free(opts, nopts);
   return 0;
 }

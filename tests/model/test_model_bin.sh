@@ -74,4 +74,17 @@ set -e
 "$TLENS" synth --arch llama --layers 2 --hidden 64 --heads 4 --kv_heads 2 --vocab 512 --seed 3 --output "$WORK/untied" >/dev/null
 "$PY" "$SRC/tests/model/make_bin_folders.py" "$WORK/untied" "$WORK/untied_r" rounded
 "$TESTBIN/model_precision" "$WORK/untied" "$WORK/untied_r/st_bf16" "$WORK/untied_r/st_f16" "$FWD"
+# the same through the command line: the fp32 fixture held in bf16/fp16 computes what
+# the folder of torch-rounded weights computes; info says what it holds; bad values refused
+for tag in bf16 f16; do
+  p=$([ $tag = bf16 ] && echo bfloat16 || echo float16)
+  "$TLENS" hidden --model "$MODEL" --precision $p --input "$FWD" --output "$WORK/held_$tag.safetensors" 2>/dev/null \
+    || fail "hidden --precision $p"
+  same "$WORK/st_$tag.safetensors" "$WORK/held_$tag.safetensors" "hidden --precision $p"
+  "$TLENS" info --model "$MODEL" --precision $p 2>/dev/null | grep -q "^held_as: *${tag^^}" || fail "info --precision $p"
+done
+"$TLENS" info --model "$MODEL" 2>/dev/null | grep -q "^held_as: *F32" || fail "info holds an fp32 checkpoint in fp32 by default"
+rc=0; "$TLENS" hidden --model "$MODEL" --precision int4 --input "$FWD" --output "$WORK/bad.safetensors" 2>"$WORK/bad.err" || rc=$?
+[ $rc = 2 ] && grep -q -- "--precision" "$WORK/bad.err" && [ ! -e "$WORK/bad.safetensors" ] \
+  || fail "--precision int4: exit $rc, $(cat "$WORK/bad.err")"
 echo "all ok"
