@@ -4,25 +4,10 @@
 # input itself against the clean run gives kl = js = tv = 0 exactly in every cell; a
 # zeroed layer leaves the streams below it as they were (kl 0) and changes the output.
 set -uo pipefail
-: "${TLENS:?}" "${FIXTURES:?}" "${WORK:?}"
-rm -rf "$WORK"; mkdir -p "$WORK"
-fails=0
+source "$SRC/tests/analysis/common.sh"
 S=$FIXTURES/models/stories260k
 X="Once upon a time"
 echo '[1, 337, 403]' > "$WORK/three.json"
-
-expect_error() {
-  local name=$1 pat=$2; shift 2
-  local out=$WORK/out_$name
-  "$TLENS" trajectory "$@" --output "$out" >"$WORK/$name.out" 2>"$WORK/$name.err"
-  local rc=$?
-  local lines; lines=$(wc -l < "$WORK/$name.err")
-  if [ $rc -eq 0 ] || [ "$lines" -ne 1 ] || ! grep -q "^tlens trajectory: error: .*$pat" "$WORK/$name.err" || [ -e "$out" ]; then
-    echo "FAIL $name (exit $rc, $lines stderr lines):"; cat "$WORK/$name.err"; fails=$((fails + 1))
-  else
-    echo "ok   $name: $(cat "$WORK/$name.err")"
-  fi
-}
 
 expect_error layer_range "layer 9 is out of range \[0, 5)" --model "$S" --text "$X" --ablate attn:9
 expect_error kind "unknown sub-layer 'ffn'" --model "$S" --text "$X" --ablate attn:1,ffn:2

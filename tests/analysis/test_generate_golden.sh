@@ -4,12 +4,8 @@
 # for the llama golden model and stories260k; then sampling is reproducible from its
 # seed, EOS sticks, and the model's own output layer equals plain greedy decoding.
 set -euo pipefail
-: "${TLENS:?}" "${FIXTURES:?}" "${WORK:?}"
-PY=""
-for p in ${PYTHON:-} python3 /usr/bin/python3; do
-  if "$p" -c 'import json' 2>/dev/null; then PY=$p; break; fi
-done
-rm -rf "$WORK"; mkdir -p "$WORK"
+source "$SRC/tests/analysis/common.sh"
+find_python json
 G=$FIXTURES/golden/trajectory
 for model in llama stories260k; do
   if [ $model = llama ]; then M=$FIXTURES/golden/llama/model; LENS=$FIXTURES/golden/llama/lens

@@ -7,13 +7,9 @@
 # torch.optim.LBFGS run on the same objective (the same algorithm step by step,
 # until fp32 noise makes the paths part).
 set -euo pipefail
-: "${TLENS:?}" "${FIXTURES:?}" "${WORK:?}" "${SRC:?}"
-PY=""
-for p in ${PYTHON:-} python3 /usr/bin/python3; do
-  if "$p" -c 'import numpy' 2>/dev/null; then PY=$p; break; fi
-done
+source "$SRC/tests/analysis/common.sh"
+find_python numpy
 [ -n "$PY" ] || { echo "no python3 with numpy"; exit 1; }
-rm -rf "$WORK"; mkdir -p "$WORK"
 G=$FIXTURES/golden/trajectory
 for model in llama stories260k; do
   if [ $model = llama ]; then M=$FIXTURES/golden/llama/model; else M=$FIXTURES/models/stories260k; fi

@@ -7,14 +7,9 @@
 # (the opt golden's weights with do_layer_norm_before false and no final norm), whose
 # resid_mid is refused (the command itself refuses a model without a final norm).
 set -uo pipefail
-: "${TLENS:?}" "${FIXTURES:?}" "${WORK:?}" "${SRC:?}"
-PY=""
-for p in ${PYTHON:-} python3 /usr/bin/python3; do
-  if "$p" -c 'import numpy' 2>/dev/null; then PY=$p; break; fi
-done
+source "$SRC/tests/analysis/common.sh"
+find_python numpy
 [ -n "$PY" ] || { echo "no python3 with numpy"; exit 1; }
-rm -rf "$WORK"; mkdir -p "$WORK"
-fails=0
 G=$FIXTURES/golden/gpt2
 # the first sequence of the golden forward, as the JSON list tlens reads
 (cd "$SRC/tests/analysis" && "$PY" -c "
@@ -38,18 +33,6 @@ run cmp_resid_post --residual resid_post --stats kl,js,tv --ablate attn:1,mlp:0 
 grep -q "(attn_out)" "$WORK/attn_out/tuned_entropy.svg" || { echo "FAIL: the SVG title does not name attn_out"; fails=$((fails + 1)); }
 [ $fails -eq 0 ] && { (cd "$SRC/tests/analysis" && "$PY" check_residual.py "$G" "$WORK") || fails=$((fails + 1)); }
 
-expect_error() {
-  local name=$1 pat=$2; shift 2
-  local out=$WORK/out_$name
-  "$TLENS" trajectory "$@" --output "$out" >"$WORK/$name.out" 2>"$WORK/$name.err"
-  local rc=$?
-  local lines; lines=$(wc -l < "$WORK/$name.err")
-  if [ $rc -eq 0 ] || [ "$lines" -ne 1 ] || ! grep -q "^tlens trajectory: error: .*$pat" "$WORK/$name.err" || [ -e "$out" ]; then
-    echo "FAIL $name (exit $rc, $lines stderr lines):"; cat "$WORK/$name.err"; fails=$((fails + 1))
-  else
-    echo "ok   $name: $(cat "$WORK/$name.err")"
-  fi
-}
 if [ -n "${1:-}" ]; then
   "$PY" - "$FIXTURES/golden/opt/model" "$WORK/opt_post_norm" <<'PYEOF' || exit 1
 import json, os, struct, sys

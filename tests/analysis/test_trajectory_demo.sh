@@ -9,12 +9,8 @@
 # logit lens's does. A lens that learned anything must win there: the logit lens reads
 # intermediate streams with the final layer's unembedding.
 set -euo pipefail
-: "${TLENS:?}" "${FIXTURES:?}" "${WORK:?}" "${SRC:?}"
-PY=""
-for p in ${PYTHON:-} python3 /usr/bin/python3; do
-  if "$p" -c 'import json' 2>/dev/null; then PY=$p; break; fi
-done
-rm -rf "$WORK"; mkdir -p "$WORK"
+source "$SRC/tests/analysis/common.sh"
+find_python json
 S=$FIXTURES/models/stories260k
 LENS=${TLENS_DEMO_LENS:-}
 if [ -z "$LENS" ]; then

@@ -4,9 +4,7 @@
 # model of the same shape only warns (as the reference), the table without
 # --output, --help.
 set -uo pipefail
-: "${TLENS:?}" "${FIXTURES:?}" "${WORK:?}"
-rm -rf "$WORK"; mkdir -p "$WORK"
-fails=0
+source "$SRC/tests/analysis/common.sh"
 S=$FIXTURES/models/stories260k
 SL=$FIXTURES/golden/trajectory/stories260k/lens
 LL=$FIXTURES/golden/llama/model
@@ -18,20 +16,6 @@ cp "$SL/params.pt" "$WORK/lens_d32/"
 echo '[1, 337, 403, 132]' > "$WORK/four.json"
 echo '[1, 337, 403]' > "$WORK/three.json"
 printf '"Once upon a time"\n"Hi"\n' > "$WORK/uneven.jsonl"
-
-# expect_error NAME PATTERN ARGS...: exit != 0, exactly one stderr line matching PATTERN, no output
-expect_error() {
-  local name=$1 pat=$2; shift 2
-  local out=$WORK/out_$name
-  "$TLENS" trajectory "$@" --output "$out" >"$WORK/$name.out" 2>"$WORK/$name.err"
-  local rc=$?
-  local lines; lines=$(wc -l < "$WORK/$name.err")
-  if [ $rc -eq 0 ] || [ "$lines" -ne 1 ] || ! grep -q "^tlens trajectory: error: .*$pat" "$WORK/$name.err" || [ -e "$out" ]; then
-    echo "FAIL $name (exit $rc, $lines stderr lines):"; cat "$WORK/$name.err"; fails=$((fails + 1))
-  else
-    echo "ok   $name: $(cat "$WORK/$name.err")"
-  fi
-}
 
 expect_error unknown_stat "unknown statistic 'entropi'" --model "$S" --text "Once upon a time" --stats entropy,entropi
 expect_error stat_twice "listed twice" --model "$S" --text "Once upon a time" --stats entropy,entropy

@@ -6,13 +6,9 @@
 # Then a numpy re-implementation of the reference formulas checks the same
 # numbers from the log-probabilities tlens saves (--save_log_probs).
 set -euo pipefail
-: "${TLENS:?}" "${FIXTURES:?}" "${WORK:?}" "${SRC:?}"
-PY=""
-for p in ${PYTHON:-} python3 /usr/bin/python3; do
-  if "$p" -c 'import numpy' 2>/dev/null; then PY=$p; break; fi
-done
+source "$SRC/tests/analysis/common.sh"
+find_python numpy
 [ -n "$PY" ] || { echo "no python3 with numpy"; exit 1; }
-rm -rf "$WORK"; mkdir -p "$WORK"
 G=$FIXTURES/golden/trajectory
 
 for model in llama stories260k; do

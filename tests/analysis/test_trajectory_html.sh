@@ -5,10 +5,9 @@
 # empty, the Content-Security-Policy forbids requests and none was refused) and
 # logged nothing to the console. Skipped (77) without chromium.
 set -euo pipefail
-: "${TLENS:?}" "${FIXTURES:?}" "${WORK:?}"
+source "$SRC/tests/analysis/common.sh"
 CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
 [ -n "$CHROMIUM" ] || { echo "no chromium: skipped"; exit 77; }
-rm -rf "$WORK"; mkdir -p "$WORK"
 S=$FIXTURES/models/stories260k
 G=$FIXTURES/golden/trajectory/stories260k
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); json.dump(d["input_ids"], open(sys.argv[2],"w")); json.dump(d["other_input_ids"], open(sys.argv[3],"w"))' \
