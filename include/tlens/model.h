@@ -135,7 +135,8 @@ typedef struct {
  * whose snapshots/<commit>/ is the folder. revision (NULL = "main"): a branch, a
  * tag, a commit or a unique prefix of a cached commit. *dir: malloc'd. Not
  * cached: -1 after one line naming the folder searched and the
- * `huggingface-cli download` command that would fetch it. */
+ * `huggingface-cli download` command that would fetch it; a snapshot file that
+ * links to a blob missing from the cache (a download cut short): -1 naming it. */
 int tl_model_resolve(const char *name, const char *revision, char **dir);
 /* tl_model_resolve then tl_model_load. */
 int tl_model_load_named(tl_model **out, const char *name, const char *revision);
@@ -178,6 +179,9 @@ void tl_model_hold_precision(int dtype);
 int tl_model_parse_precision(const char *name, int *dtype);
 /* The dtype m's layers are held in (TL_F32 unless a 16-bit one was chosen). */
 tl_dtype tl_model_held_dtype(const tl_model *m);
+/* Whether loading a big folder may draw a bar on a terminal [true]; in a log it prints
+ * plain lines either way. */
+void tl_model_progress_bar(bool bar);
 /* Reads and validates only config.json (no weights); fills everything but dtype/n_params. */
 int tl_model_read_config(const char *dir, tl_model_config *cfg);
 /* "gpt2, gpt_neox, llama, ...": the model_types the loader knows, in table order */

@@ -48,6 +48,7 @@ typedef struct {
   uint64_t dataset_shuffle_seed;
   long collective_timeout; /* --nccl_timeout seconds; 0 = none */
   bool cpu_offload;
+  bool progress_bar;       /* a terminal may get bars (--progress); plain lines in a log either way */
 } tl_run_opts;
 
 typedef struct {

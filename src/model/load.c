@@ -150,6 +150,10 @@ static int convert(const tl_tspec *s, const tl_st_tensor *t, const char *file, f
 static int hold_setting = TL_F32;
 void tl_model_hold_precision(int dtype) { hold_setting = dtype; }
 
+/* --progress false turns the loading bar off too (plain lines stay, in logs) */
+static bool bar_setting = true;
+void tl_model_progress_bar(bool bar) { bar_setting = bar; }
+
 int tl_model_parse_precision(const char *name, int *dtype) {
   static const struct {
     const char *name;
@@ -295,7 +299,7 @@ static int load_globals(tl_model *m, tl_weights *w, load_plan *p) {
   m->cfg.n_params = nparams;
   /* a big folder shows its loading (rank 0): a bar on a terminal, lines in a log */
   const bool show = tl_log_rank() == 0 && (w->nfiles > 1 || w->bytes >= ((int64_t)1 << 30));
-  tl_progress_begin(&p->prog, "loading weights", (p->total + 999999) / 1000000, "MB", show, true);
+  tl_progress_begin(&p->prog, "loading weights", (p->total + 999999) / 1000000, "MB", show, bar_setting);
   for (int i = 0; i < p->n; i++) {
     const tl_tspec *s = &p->specs[i];
     const tl_st_tensor *t = p->t[i];

@@ -54,7 +54,8 @@ tl_run_opts tl_run_opts_of(const tl_run_cfg *c) {
                        .cache_dir = c->cache_dir, .threads = c->threads, .fsdp_slices = c->fsdp,
                        .allow_nonfinite = c->allow_nonfinite, .precision = c->precision,
                        .dataset_shuffle = c->dataset_shuffle, .dataset_shuffle_seed = (uint64_t)c->dataset_shuffle_seed,
-                       .collective_timeout = c->nccl_timeout, .cpu_offload = c->cpu_offload};
+                       .collective_timeout = c->nccl_timeout, .cpu_offload = c->cpu_offload,
+                       .progress_bar = c->progress};
 }
 
 int tl_run_init(tl_run *r, int *argc, char ***argv) {
@@ -357,6 +358,7 @@ int tl_run_open(tl_run *r, const tl_run_opts *o) {
   int hold;
   TL_TRY(tl_model_parse_precision(o->precision ? o->precision : "auto", &hold));
   tl_model_hold_precision(hold);
+  tl_model_progress_bar(o->progress_bar);
   /* a hub id is looked up in the Hugging Face cache; the id stays what the lens records */
   char *dir = NULL;
   TL_TRY(tl_dist_agree(d, tl_model_resolve(o->model, o->revision, &dir)));
