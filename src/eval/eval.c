@@ -2,6 +2,7 @@
 #include "tlens/eval.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,6 +334,15 @@ static int write_outputs(tl_eval *e) {
     free(err);
   }
   if (rc == 0 && c->layer_transfer) rc = write_transfer_chart(e, agg);
+  /* a rerun into the same folder without the option leaves no picture or statistics
+   * of the earlier run beside the new numbers */
+  const char *stale[2] = {c->layer_transfer ? NULL : "layer_transfer.svg", e->prob_sum ? NULL : "logit_stats.json"};
+  for (int k = 0; k < 2 && rc == 0; k++) {
+    if (!stale[k]) continue;
+    char *path = tl_path_join(c->run.output, stale[k]);
+    if (unlink(path) != 0 && errno != ENOENT) rc = tl_fail("%s: cannot remove the earlier run's file: %s", path, strerror(errno));
+    free(path);
+  }
   /* a summary table on stdout */
   if (rc == 0) {
     printf("%-8s", "layer");

@@ -51,4 +51,10 @@ grep -q "<svg" "$WORK/eval/metrics.svg" && grep -q "tuned lens" "$WORK/eval/metr
 python3 "$SRC/tests/plot/check_heatmap.py" "$WORK/eval/aggregate_metrics.json" "$WORK/eval/layer_transfer.svg" \
   && python3 "$SRC/tests/plot/check_svg.py" --has "KL(own lens || lens of layer i) (bits/byte)" \
        "$WORK/eval/layer_transfer.svg" || fail "layer_transfer.svg"
+# a rerun into the folder without those options leaves none of their files behind
+"$TLENS" eval --model.name "$MODEL" --data.name "$VALID" -l "$WORK/lens" --max_seq_len 256 --tokens 4096 \
+  --cache_dir "$WORK/cache" --progress=false --output "$WORK/eval" >/dev/null 2>"$WORK/eval2.log" \
+  || { cat "$WORK/eval2.log"; fail "eval rerun"; }
+[ -s "$WORK/eval/aggregate_metrics.json" ] || fail "rerun: no aggregate_metrics.json"
+for f in layer_transfer.svg logit_stats.json; do [ ! -e "$WORK/eval/$f" ] || fail "rerun left the earlier $f"; done
 echo ok
